@@ -1,0 +1,93 @@
+"""The qualification of a lead: what every qualification engine (rules or Claude) must fill."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Intent(StrEnum):
+    """What the lead wants to do."""
+
+    BUYER = "buyer"
+    SELLER = "seller"
+    BOTH = "both"
+    RENTER = "renter"
+    UNKNOWN = "unknown"
+
+
+class Temperature(StrEnum):
+    """How soon and how likely the lead is to transact; derived from timeline and financing."""
+
+    HOT = "hot"
+    WARM = "warm"
+    COLD = "cold"
+
+
+class Timeline(StrEnum):
+    """When the lead plans to move."""
+
+    WITHIN_1_MONTH = "within_1_month"
+    MONTHS_1_3 = "1_3_months"
+    MONTHS_3_6 = "3_6_months"
+    MONTHS_6_12 = "6_12_months"
+    OVER_12_MONTHS = "over_12_months"
+    UNKNOWN = "unknown"
+
+
+class FinancingStatus(StrEnum):
+    """How the purchase would be paid for."""
+
+    PRE_APPROVED = "pre_approved"
+    CASH = "cash"
+    TALKING_TO_LENDER = "talking_to_lender"
+    NEEDS_FINANCING = "needs_financing"
+    UNKNOWN = "unknown"
+
+
+class FinancialReadiness(BaseModel):
+    """Money side of the lead (the M of LPMAMA)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: FinancingStatus = FinancingStatus.UNKNOWN
+    pre_approved: bool = False
+    budget_min: int | None = Field(default=None, ge=0)
+    budget_max: int | None = Field(default=None, ge=0)
+    confidence: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class PropertyPreferences(BaseModel):
+    """What the lead is looking for (or selling)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bedrooms: int | None = Field(default=None, ge=0, le=20, description="Minimum bedrooms wanted.")
+    bathrooms: float | None = Field(default=None, ge=0, le=20)
+    property_type: str | None = None
+    areas: list[str] = Field(default_factory=list, description="Cities or neighborhoods named.")
+    neighborhood: str | None = Field(default=None, description="The first area named, for the spec's shape.")
+    price_range: str | None = Field(default=None, description="Human form of the budget, e.g. 600k-800k.")
+
+
+class Qualification(BaseModel):
+    """A complete, explainable qualification of one lead."""
+
+    model_config = ConfigDict(frozen=True)
+
+    intent: Intent
+    is_investor: bool = False
+    temperature: Temperature
+    temperature_reasons: list[str] = Field(default_factory=list)
+    timeline: Timeline = Timeline.UNKNOWN
+    timeline_months: int | None = Field(default=None, ge=0, description="Months until the move, when stated.")
+    financial_readiness: FinancialReadiness = Field(default_factory=FinancialReadiness)
+    property_preferences: PropertyPreferences = Field(default_factory=PropertyPreferences)
+    motivation: str | None = None
+    has_agent: bool | None = None
+    must_sell_first: bool | None = None
+    next_action: str
+    language: str = Field(default="en", description="ISO 639-1 code of the lead's message.")
+    confidence: float = Field(ge=0.0, le=1.0)
+    engine: str = Field(description="Which engine decided, e.g. rules-v1.")

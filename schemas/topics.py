@@ -1,0 +1,64 @@
+"""The one place that names every Kafka topic, its partition count and what travels on it.
+
+Every name can be prefixed (``KAFKA_TOPIC_PREFIX``) so that tests, or several environments on
+one cluster, never read each other's messages. Events are keyed by the lead, buyer or seller
+id, so one entity's events stay in order on one partition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic's unprefixed name, partition count and purpose."""
+
+    name: str
+    partitions: int
+    description: str
+
+
+LEAD_QUALIFICATION_REQUESTED = TopicSpec(
+    "lead.qualification_requested", 6, "Gateway -> qualifier: a lead to qualify (LeadQualificationRequested)."
+)
+LEAD_QUALIFIED = TopicSpec(
+    "lead.qualified", 6, "Qualifier -> matcher, crm_sync: a completed qualification (LeadQualified)."
+)
+BUYER_MATCH_REQUESTED = TopicSpec(
+    "buyer.match_requested", 6, "Gateway -> matcher: a buyer's search to run (BuyerMatchRequested)."
+)
+BUYER_MATCHED = TopicSpec("buyer.matched", 6, "Matcher -> crm_sync: a stored match session (BuyerMatched).")
+SELLER_ANALYSIS_REQUESTED = TopicSpec(
+    "seller.analysis_requested", 6, "Gateway -> seller_analyzer: a home to price (SellerAnalysisRequested)."
+)
+SELLER_ANALYZED = TopicSpec(
+    "seller.analyzed", 6, "Seller analyzer -> crm_sync: a stored CMA (SellerAnalyzed)."
+)
+DEAD_LETTER = TopicSpec(
+    "dead_letter", 3, "Messages a consumer could not process, with the reason and origin in headers."
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    LEAD_QUALIFICATION_REQUESTED,
+    LEAD_QUALIFIED,
+    BUYER_MATCH_REQUESTED,
+    BUYER_MATCHED,
+    SELLER_ANALYSIS_REQUESTED,
+    SELLER_ANALYZED,
+    DEAD_LETTER,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """Resolves topic names under one prefix; built once in each composition root."""
+
+    prefix: str = ""
+
+    def __call__(self, spec: TopicSpec) -> str:
+        return f"{self.prefix}{spec.name}"
+
+    def all(self) -> dict[str, int]:
+        """Every topic's full name mapped to its partition count."""
+        return {self(spec): spec.partitions for spec in ALL_TOPICS}
