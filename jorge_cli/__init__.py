@@ -1,0 +1,1 @@
+"""The `jorge` command: run the platform, one service, migrations, topics and status."""

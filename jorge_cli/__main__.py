@@ -1,0 +1,3 @@
+from jorge_cli.main import main
+
+main()

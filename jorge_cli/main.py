@@ -1,0 +1,171 @@
+"""Entry point of the `jorge` command."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import sys
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from jorge_cli.state import project_home, read_running_state, settings_for_command
+from jorge_runtime.logs import configure_logging, redact
+from jorge_runtime.settings import ConfigError, Settings
+from schemas.topics import ALL_TOPICS, TopicNames
+
+WORKER_NAMES = ("qualifier", "matcher", "seller_analyzer", "crm_sync")
+
+app = typer.Typer(
+    help="Jorge Platform: run the whole platform, one service, migrations, topics, status.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def up() -> None:
+    """Run everything: the embedded stack for any of KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL,
+    REDIS_URL not set, migrations, topics, a demo organisation and key, the gateway and every
+    worker. Ctrl-C stops it all."""
+    from jorge_cli.supervisor import run_up
+
+    raise typer.Exit(run_up(project_home()))
+
+
+@app.command()
+def gateway(
+    host: Annotated[str | None, typer.Option(help="Bind address (default API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default API_PORT).")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Run the HTTP gateway alone, as its container would."""
+    import uvicorn
+
+    settings = _settings()
+    settings.require("kafka_bootstrap_servers", "database_url", "redis_url")
+    configure_logging("gateway", settings.log_level)
+    uvicorn.run("services.gateway.app:create_app_from_environment", factory=True,
+                host=host or settings.api_host, port=port or settings.api_port, workers=workers,
+                log_config=None, access_log=False, proxy_headers=True)
+
+
+@app.command()
+def worker(name: Annotated[str, typer.Argument(help=f"One of: {', '.join(WORKER_NAMES)}.")]) -> None:
+    """Run one worker alone, as its container would; it serves /health and /metrics on HEALTH_PORT."""
+    import uvicorn
+
+    if name not in WORKER_NAMES:
+        _fail(f"unknown worker {name!r}; choose one of: {', '.join(WORKER_NAMES)}")
+    settings = _settings()
+    configure_logging(name, settings.log_level)
+    module = importlib.import_module(f"services.{name}.app")
+    try:
+        asgi = module.create_app(settings)
+    except ConfigError as exc:
+        _fail(str(exc))
+    uvicorn.run(asgi, host=settings.health_host, port=settings.health_port, log_config=None,
+                access_log=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending PostgreSQL migrations (safe to run from several places at once)."""
+    from jorge_runtime.db import migrate as apply
+
+    settings = _settings()
+    _require(settings, "database_url")
+    assert settings.database_url
+    applied = asyncio.run(apply(settings.database_url))
+    typer.echo("\n".join(f"applied {name}" for name in applied) or "database is up to date")
+
+
+@app.command()
+def topics() -> None:
+    """Create every topic with its partition count (existing topics are left as they are)."""
+    from jorge_runtime.kafka_admin import ensure_topics
+
+    settings = _settings()
+    _require(settings, "kafka_bootstrap_servers")
+    assert settings.kafka_bootstrap_servers
+    names = TopicNames(settings.kafka_topic_prefix)
+    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, names.all(),
+                                        replication_factor=settings.kafka_replication_factor))
+    for spec in ALL_TOPICS:
+        mark = "created" if names(spec) in created else "exists "
+        typer.echo(f"{mark}  {names(spec):<40} partitions={spec.partitions}  {spec.description}")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Show every component of the running `jorge up` stack, its URL and health, and the demo key."""
+    state = read_running_state()
+    if state is None:
+        if as_json:
+            typer.echo(json.dumps({"running": False}))
+        else:
+            typer.echo("No Jorge stack is running here; start one with ./jorge up")
+        raise typer.Exit(1)
+    report = _status_report(state)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(f"Jorge stack running (pid {report['pid']}, since {report['started_at']})")
+    for name, component in report["components"].items():
+        typer.echo(f"  {name:<16} {component['health']:<9} {component['url']}")
+    typer.echo(f"  demo API key     {report['demo']['api_key']}  (organisation {report['demo']['organization_id']})")
+
+
+def _status_report(state: dict[str, Any]) -> dict[str, Any]:
+    components: dict[str, Any] = {}
+    with httpx.Client(timeout=2.0) as client:
+        gateway_detail: dict[str, Any] = {}
+        for name, info in state["components"].items():
+            try:
+                response = client.get(info["health_url"])
+                health = "ok" if response.status_code == 200 else "degraded"
+                if name == "gateway":
+                    gateway_detail = response.json().get("components", {})
+            except httpx.HTTPError:
+                health = "down"
+            components[name] = {"url": info["url"], "health": health, "pid": info["pid"], "log": info["log"]}
+    env = state["environment"]
+    for name, url_key, check in (("kafka", "KAFKA_BOOTSTRAP_SERVERS", "kafka"),
+                                 ("postgresql", "DATABASE_URL", "postgresql"),
+                                 ("redis", "REDIS_URL", "redis")):
+        detail = gateway_detail.get(check, {})
+        components[name] = {"url": redact(str(env[url_key])), "health": detail.get("status", "unknown"),
+                            "latency_ms": detail.get("latency_ms")}
+    return {"running": True, "pid": state["pid"], "started_at": state["started_at"],
+            "components": components, "demo": state["demo"]}
+
+
+def _settings() -> Settings:
+    try:
+        return settings_for_command()
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _require(settings: Settings, *names: str) -> None:
+    try:
+        settings.require(*names)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str) -> Any:
+    typer.echo(f"jorge: configuration error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"jorge: configuration error: {exc}", err=True)
+        sys.exit(2)

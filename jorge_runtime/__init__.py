@@ -1,0 +1,1 @@
+"""Shared runtime of every Jorge service: settings, logging, broker, database, redis, health."""

@@ -1,0 +1,77 @@
+"""Inbox and outbox for consumers: a redelivered event changes nothing and publishes nothing twice.
+
+A consumer records the event id and the messages it must publish in the same transaction as
+its own writes. Messages are marked once Kafka acknowledges them; if the process dies between
+the commit and the acknowledgement, the redelivery publishes the stored messages again with
+the same event ids (downstream consumers deduplicate on them) instead of recomputing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+from jorge_runtime.broker import OutgoingMessage
+
+Publish = Callable[[OutgoingMessage], Awaitable[None]]
+
+
+class EventLedger:
+    """One consumer's record of handled events and of the messages it owes."""
+
+    def __init__(self, pool: asyncpg.Pool, consumer: str, publish: Publish) -> None:
+        self._pool = pool
+        self.consumer = consumer
+        self._publish = publish
+
+    async def outstanding(self, event_id: uuid.UUID) -> list[OutgoingMessage] | None:
+        """None if the event was never handled; else the messages still to publish (often none)."""
+        rows = await self._pool.fetch(
+            """SELECT o.message_id, o.topic, o.message_key, o.headers, o.body
+                 FROM processed_events p
+                 LEFT JOIN outbox o ON o.consumer = p.consumer AND o.source_event_id = p.event_id
+                                   AND o.published_at IS NULL
+                WHERE p.consumer = $1 AND p.event_id = $2
+                ORDER BY o.created_at""",
+            self.consumer, event_id,
+        )
+        if not rows:
+            return None
+        return [
+            OutgoingMessage(message_id=str(r["message_id"]), topic=r["topic"], key=r["message_key"],
+                            body=bytes(r["body"]), headers=r["headers"])
+            for r in rows if r["message_id"] is not None
+        ]
+
+    async def record(self, conn: asyncpg.Connection, event_id: uuid.UUID,
+                     messages: list[OutgoingMessage]) -> bool:
+        """Inside the caller's transaction: claim the event and stage its messages.
+
+        Returns False when another delivery of the same event claimed it first; the caller
+        then rolls back its own writes.
+        """
+        claimed = await conn.fetchval(
+            """INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
+               ON CONFLICT DO NOTHING RETURNING true""",
+            self.consumer, event_id,
+        )
+        if not claimed:
+            return False
+        await conn.executemany(
+            """INSERT INTO outbox (message_id, consumer, source_event_id, topic, message_key, headers, body)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            [(uuid.UUID(m.message_id), self.consumer, event_id, m.topic, m.key, m.headers, m.body)
+             for m in messages],
+        )
+        return True
+
+    async def publish(self, messages: list[OutgoingMessage]) -> None:
+        """Publish staged messages in order and mark each as sent once acknowledged."""
+        for message in messages:
+            await self._publish(message)
+            await self._pool.execute(
+                "UPDATE outbox SET published_at = now() WHERE message_id = $1",
+                uuid.UUID(message.message_id),
+            )

@@ -1,0 +1,101 @@
+"""Organisations and their API keys: creation (shown once), hashing at rest, lookup, revocation."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+KEY_PREFIX = "jk_live_"
+_ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated organisation and the key it used."""
+
+    organization_id: str
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A new API key: ``secret`` is the only copy and is never stored."""
+
+    key_id: str
+    organization_id: str
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What can be listed about a key without revealing it."""
+
+    key_id: str
+    name: str
+    key_prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def hash_key(secret: str) -> bytes:
+    """SHA-256 of the key: keys carry 256 random bits, so a slow, salted hash adds nothing."""
+    return hashlib.sha256(secret.encode()).digest()
+
+
+class TenancyStore:
+    """PostgreSQL adapter for organisations and API keys."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create_organization(self, organization_id: str, name: str) -> bool:
+        """Create the organisation; False if it already exists."""
+        if not _ORG_ID.match(organization_id):
+            raise ValueError("organisation ids are 2-63 lower-case letters, digits or dashes")
+        created = await self._pool.fetchval(
+            """INSERT INTO organizations (organization_id, name) VALUES ($1, $2)
+               ON CONFLICT DO NOTHING RETURNING true""",
+            organization_id, name,
+        )
+        return bool(created)
+
+    async def issue_key(self, organization_id: str, name: str) -> IssuedKey:
+        """Create a key for the organisation and return its secret, which is shown only once."""
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        key_id = "key_" + secrets.token_hex(8)
+        await self._pool.execute(
+            """INSERT INTO api_keys (key_id, organization_id, name, key_prefix, key_hash)
+               VALUES ($1, $2, $3, $4, $5)""",
+            key_id, organization_id, name, secret[: len(KEY_PREFIX) + 4], hash_key(secret),
+        )
+        return IssuedKey(key_id=key_id, organization_id=organization_id, secret=secret)
+
+    async def authenticate(self, secret: str) -> Caller | None:
+        """The caller a live key belongs to, or None for unknown and revoked keys."""
+        row = await self._pool.fetchrow(
+            "SELECT key_id, organization_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            hash_key(secret),
+        )
+        return Caller(organization_id=row["organization_id"], key_id=row["key_id"]) if row else None
+
+    async def list_keys(self, organization_id: str) -> list[KeyInfo]:
+        """Every key of the organisation, newest first, without secrets."""
+        rows = await self._pool.fetch(
+            """SELECT key_id, name, key_prefix, created_at, revoked_at FROM api_keys
+               WHERE organization_id = $1 ORDER BY created_at DESC""",
+            organization_id,
+        )
+        return [KeyInfo(**dict(r)) for r in rows]
+
+    async def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key at once; False if it does not exist or was already revoked."""
+        revoked = await self._pool.fetchval(
+            "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL RETURNING true",
+            key_id,
+        )
+        return bool(revoked)

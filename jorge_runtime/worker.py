@@ -1,0 +1,111 @@
+"""What every worker shares: resources, consumer options, the error policy and its HTTP side."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream, AsgiResponse
+from faststream.kafka import KafkaBroker
+from prometheus_client import make_asgi_app
+
+from jorge_runtime.broker import KafkaPublisher, create_broker
+from jorge_runtime.db import create_pool
+from jorge_runtime.deadletter import dead_letter_middleware
+from jorge_runtime.health import check_dependencies
+from jorge_runtime.redis import create_redis
+from jorge_runtime.settings import Settings
+from schemas.topics import DEAD_LETTER, TopicNames
+
+
+class WorkerResources:
+    """The pool and Redis client a worker opens at start and closes at stop."""
+
+    def __init__(self, settings: Settings) -> None:
+        settings.require("database_url", "redis_url")
+        self._settings = settings
+        self._pool: asyncpg.Pool | None = None
+        self._redis: aioredis.Redis | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("worker resources are not open")
+        return self._pool
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise RuntimeError("worker resources are not open")
+        return self._redis
+
+    async def open(self) -> None:
+        assert self._settings.database_url and self._settings.redis_url
+        self._pool = await create_pool(
+            self._settings.database_url,
+            min_size=self._settings.database_pool_min_size,
+            max_size=self._settings.database_pool_size,
+        )
+        self._redis = create_redis(self._settings.redis_url)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+def consumer_options(settings: Settings, service: str) -> dict[str, Any]:
+    """Subscriber options for at-least-once consumption in the service's own group.
+
+    NACK_ON_ERROR: the offset is committed only after the handler returns; an error seeks
+    back. New groups start from the earliest offset so nothing published before they joined
+    is missed.
+    """
+    return {
+        "group_id": f"{settings.kafka_consumer_group_prefix}{service}",
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "auto_offset_reset": "earliest",
+    }
+
+
+def install_dead_letter_policy(broker: KafkaBroker, settings: Settings, service: str) -> None:
+    """Route invalid and repeatedly failing messages of this service to the dead-letter topic."""
+    publisher = KafkaPublisher(broker, settings.kafka_publish_timeout_seconds)
+    broker.add_middleware(dead_letter_middleware(
+        consumer=service,
+        dead_letter_topic=TopicNames(settings.kafka_topic_prefix)(DEAD_LETTER),
+        publish=publisher.publish,
+        max_attempts=settings.consumer_max_attempts,
+        backoff_seconds=settings.consumer_retry_backoff_seconds,
+    ))
+
+
+def worker_app(service: str, broker: KafkaBroker, resources: WorkerResources) -> AsgiFastStream:
+    """The worker as an ASGI app: the broker runs in its lifespan; /health and /metrics served."""
+
+    async def health(scope: Any, receive: Any, send: Any) -> None:
+        report = await check_dependencies(service, broker=broker, pool=resources.pool,
+                                          redis=resources.redis)
+        status = 200 if report.status == "ok" else 503
+        body = json.dumps(report.model_dump(mode="json")).encode()
+        await AsgiResponse(body, status, {"content-type": "application/json"})(scope, receive, send)
+
+    return AsgiFastStream(
+        broker,
+        asgi_routes=[("/health", health), ("/metrics", make_asgi_app())],
+        logger=logging.getLogger(f"jorge.{service}"),
+        on_startup=[resources.open],
+        after_shutdown=[resources.close],
+    )
+
+
+def bare_worker_app(service: str, settings: Settings) -> AsgiFastStream:
+    """A running, healthy worker with broker, pool and error policy but no subscribers yet."""
+    broker = create_broker(settings, client_id=f"jorge-{service}")
+    install_dead_letter_policy(broker, settings, service)
+    return worker_app(service, broker, WorkerResources(settings))

@@ -1,0 +1,79 @@
+"""Composition root of the gateway: settings in, a FastAPI app out; connects only at start."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from jorge_runtime.broker import KafkaPublisher, create_broker
+from jorge_runtime.db import create_pool
+from jorge_runtime.redis import create_redis
+from jorge_runtime.settings import Settings
+from jorge_runtime.tenancy import TenancyStore
+from schemas.topics import TopicNames
+from services.gateway.dependencies import Gateway
+from services.gateway.errors import install_error_handlers
+from services.gateway.repository import LeadRepository
+from services.gateway.routes import router
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the gateway; pools and the Kafka producer open in the lifespan."""
+    settings.require("kafka_bootstrap_servers", "database_url", "redis_url")
+    assert settings.database_url and settings.redis_url
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        assert settings.database_url and settings.redis_url
+        broker = create_broker(settings, client_id="jorge-gateway", producer_only=True)
+        pool = await create_pool(settings.database_url, min_size=settings.database_pool_min_size,
+                                 max_size=settings.database_pool_size)
+        redis = create_redis(settings.redis_url)
+        try:
+            await broker.connect()
+            app.state.gateway = Gateway(
+                settings=settings, pool=pool, redis=redis, broker=broker,
+                publisher=KafkaPublisher(broker, settings.kafka_publish_timeout_seconds),
+                topics=TopicNames(settings.kafka_topic_prefix),
+                tenancy=TenancyStore(pool),
+                leads=LeadRepository(stale_after_seconds=settings.qualification_stale_after_seconds,
+                                     expires_after_days=settings.qualification_expires_after_days),
+            )
+            yield
+        finally:
+            await broker.stop()
+            await pool.close()
+            await redis.aclose()
+
+    app = FastAPI(
+        title="Jorge Platform API",
+        version="1.0.0",
+        description="Qualify leads, match buyers, price sellers' homes. Authenticate with "
+                    "`Authorization: Bearer <API key>`; errors are `{error, message}`.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        incoming = request.headers.get("x-request-id", "")
+        request.state.request_id = incoming if 0 < len(incoming) <= 128 else f"req-{uuid.uuid4().hex}"
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
+        return response
+
+    app.include_router(router)
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """uvicorn factory: settings from the environment (used with several worker processes)."""
+    from jorge_runtime.logs import configure_logging
+    from jorge_runtime.settings import load_settings
+
+    settings = load_settings()
+    configure_logging("gateway", settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,83 @@
+"""The gateway's one error model: every failure becomes {error, message[, details], request_id}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from schemas.errors import ErrorResponse
+from schemas.leads import InvalidPhoneError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the API answers on purpose, with its status and machine-readable code."""
+
+    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = headers
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+
+
+def _response(request: Request, status: int, error: str, message: str, *,
+              details: list[dict[str, Any]] | None = None,
+              headers: dict[str, str] | None = None) -> JSONResponse:
+    body = ErrorResponse(error=error, message=message, details=details,
+                         request_id=getattr(request.state, "request_id", None))
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    for err in errors:
+        if isinstance(err.get("ctx", {}).get("error"), InvalidPhoneError):
+            return _response(request, 400, "invalid_phone",
+                             f"phone is invalid: {err['ctx']['error']}. Send it with its country code, "
+                             "e.g. +1 909 555 0143.")
+        if err["type"] == "json_invalid":
+            return _response(request, 400, "invalid_json", "The request body is not valid JSON.")
+    details = [{"field": _field(tuple(e["loc"])), "problem": e["msg"]} for e in errors]
+    summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:3])
+    return _response(request, 400, "validation_error", f"The request is invalid: {summary}", details=details)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return _response(request, exc.status, exc.error, exc.message, headers=exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return _response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return _response(request, 500, "internal_error",
+                     "Something went wrong on our side; retry later and quote the request_id.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every exception the gateway can raise onto the error model."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,95 @@
+"""HTTP routes of the gateway: authenticate, validate, store the request, publish, answer."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+
+from jorge_runtime.broker import PublishFailed, event_message
+from jorge_runtime.health import HealthReport, check_dependencies
+from jorge_runtime.tenancy import Caller
+from schemas.errors import ErrorResponse
+from schemas.leads import (
+    LEAD_ID_PATTERN,
+    LeadQualificationRequested,
+    LeadQualificationRequestedPayload,
+    LeadToQualify,
+    QualificationView,
+    QualifyLeadAccepted,
+    QualifyLeadRequest,
+    new_qualification_id,
+)
+from schemas.topics import LEAD_QUALIFICATION_REQUESTED
+from services.gateway.dependencies import Gateway, authenticated_caller, gateway
+from services.gateway.errors import ApiError
+from services.gateway.repository import LeadAlreadyInQualification
+
+router = APIRouter()
+
+_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 429, 500, 503)}
+
+
+@router.post("/v1/leads/qualify", status_code=201, response_model=QualifyLeadAccepted,
+             responses=_ERRORS, tags=["leads"])
+async def qualify_lead(body: QualifyLeadRequest, request: Request,
+                       caller: Caller = Depends(authenticated_caller),
+                       gw: Gateway = Depends(gateway)) -> QualifyLeadAccepted:
+    """Start qualifying a lead. 201 means the request is stored and Kafka acknowledged it;
+    read the result at `status_url`."""
+    qualification_id = new_qualification_id()
+    event = LeadQualificationRequested(
+        organization_id=caller.organization_id,
+        correlation_id=request.state.request_id,
+        payload=LeadQualificationRequestedPayload(
+            qualification_id=qualification_id,
+            lead=LeadToQualify.model_validate(body.model_dump()),
+        ),
+    )
+    message = event_message(event, topic=gw.topics(LEAD_QUALIFICATION_REQUESTED), key=body.lead_id)
+    try:
+        # The transaction commits only once Kafka acknowledged: a failure leaves nothing behind.
+        async with gw.pool.acquire() as conn, conn.transaction():
+            opened = await gw.leads.open_qualification(
+                conn, caller.organization_id, body, qualification_id, request.state.request_id)
+            await gw.publisher.publish(message)
+    except LeadAlreadyInQualification:
+        raise ApiError(409, "lead_already_in_qualification",
+                       f"Lead {body.lead_id} already has a qualification in progress; "
+                       f"read it at /v1/leads/{body.lead_id}/qualification.") from None
+    except PublishFailed as exc:
+        raise ApiError(503, "event_bus_unavailable",
+                       f"The lead was not accepted: {exc}. Nothing was stored; retry shortly.",
+                       {"Retry-After": "5"}) from None
+    return QualifyLeadAccepted(
+        qualification_id=qualification_id,
+        lead_id=body.lead_id,
+        status_url=f"/v1/leads/{body.lead_id}/qualification",
+        created_at=opened.created_at,
+        expires_at=opened.expires_at,
+    )
+
+
+@router.get("/v1/leads/{lead_id}/qualification", response_model=QualificationView,
+            responses=_ERRORS, tags=["leads"])
+async def get_qualification(lead_id: str = Path(pattern=LEAD_ID_PATTERN),
+                            caller: Caller = Depends(authenticated_caller),
+                            gw: Gateway = Depends(gateway)) -> QualificationView:
+    """The lead's latest qualification: in progress, or completed with its result."""
+    record = await gw.leads.latest_qualification(gw.pool, caller.organization_id, lead_id)
+    if record is None:
+        raise ApiError(404, "qualification_not_found", f"No qualification found for lead {lead_id}.")
+    return QualificationView.model_validate(record)
+
+
+@router.get("/health", tags=["health"])
+async def health() -> dict[str, str]:
+    """Liveness: the process answers. Dependencies are in /health/detailed."""
+    return {"status": "ok", "service": "gateway"}
+
+
+@router.get("/health/detailed", response_model=HealthReport, tags=["health"],
+            responses={503: {"model": HealthReport}})
+async def health_detailed(gw: Gateway = Depends(gateway)) -> JSONResponse:
+    """Kafka, PostgreSQL and Redis, each checked with its latency; 503 when any is down."""
+    report = await check_dependencies("gateway", broker=gw.broker, pool=gw.pool, redis=gw.redis)
+    return JSONResponse(report.model_dump(mode="json"), status_code=200 if report.status == "ok" else 503)

@@ -1,0 +1,75 @@
+"""Qualifier handler: decode, qualify, store, publish LeadQualified, exactly once per event."""
+
+from __future__ import annotations
+
+import logging
+
+from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, event_message
+from jorge_runtime.idempotency import EventLedger
+from jorge_runtime.worker import WorkerResources
+from schemas.envelope import utc_now
+from schemas.leads import LeadQualificationRequested, LeadQualified, LeadQualifiedPayload
+from schemas.topics import LEAD_QUALIFIED, TopicNames
+from services.qualifier.engine import QualificationEngine
+from services.qualifier.repository import QualificationRepository
+
+log = logging.getLogger(__name__)
+
+SERVICE = "qualifier"
+
+
+class QualifyLeadHandler:
+    """Handles LeadQualificationRequested; a redelivery republishes only what is still owed."""
+
+    def __init__(self, *, engine: QualificationEngine, resources: WorkerResources,
+                 repository: QualificationRepository, publisher: KafkaPublisher,
+                 topics: TopicNames) -> None:
+        self._engine = engine
+        self._resources = resources
+        self._repository = repository
+        self._publisher = publisher
+        self._topics = topics
+
+    async def handle(self, event: LeadQualificationRequested) -> None:
+        """Qualify the lead once; store the result and LeadQualified in one transaction."""
+        pool = self._resources.pool
+        ledger = EventLedger(pool, SERVICE, self._publisher.publish)
+        outstanding = await ledger.outstanding(event.event_id)
+        if outstanding is None:
+            outstanding = await self._qualify_and_store(event, ledger)
+        await ledger.publish(outstanding)
+
+    async def _qualify_and_store(
+        self, event: LeadQualificationRequested, ledger: EventLedger
+    ) -> list[OutgoingMessage]:
+        lead = event.payload.lead
+        qualification = await self._engine.qualify(lead)
+        completed_at = utc_now()
+        qualified = LeadQualified(
+            organization_id=event.organization_id,
+            correlation_id=event.correlation_id,
+            causation_id=event.event_id,
+            payload=LeadQualifiedPayload(
+                qualification_id=event.payload.qualification_id,
+                lead=lead,
+                qualification=qualification,
+                completed_at=completed_at,
+            ),
+        )
+        messages = [event_message(qualified, topic=self._topics(LEAD_QUALIFIED), key=lead.lead_id)]
+        async with self._resources.pool.acquire() as conn, conn.transaction():
+            if not await ledger.record(conn, event.event_id, messages):
+                return []  # a concurrent delivery of the same event won; it publishes
+            await self._repository.save_completed(
+                conn,
+                organization_id=event.organization_id,
+                qualification_id=event.payload.qualification_id,
+                lead=lead,
+                qualification=qualification,
+                correlation_id=event.correlation_id,
+                completed_at=completed_at,
+            )
+        log.info("lead qualified", extra={
+            "qualification_id": event.payload.qualification_id, "engine": qualification.engine,
+            "intent": qualification.intent.value, "temperature": qualification.temperature.value})
+        return messages

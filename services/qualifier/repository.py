@@ -1,0 +1,49 @@
+"""PostgreSQL adapter of the qualifier: stores completed qualifications."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from schemas.leads import LeadToQualify
+from schemas.qualification import Qualification
+
+
+class QualificationRepository:
+    """Writes a qualification's result; safe to call for a record the gateway never committed."""
+
+    def __init__(self, expires_after_days: int) -> None:
+        self._expires_after_days = expires_after_days
+
+    async def save_completed(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        organization_id: str,
+        qualification_id: str,
+        lead: LeadToQualify,
+        qualification: Qualification,
+        correlation_id: str,
+        completed_at: datetime,
+    ) -> None:
+        """Mark the qualification completed with its result, creating the rows if missing."""
+        await conn.execute(
+            """INSERT INTO leads (organization_id, lead_id, name, phone, email, message,
+                                  property_address, source)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+               ON CONFLICT (organization_id, lead_id) DO NOTHING""",
+            organization_id, lead.lead_id, lead.name, lead.phone, lead.email, lead.message,
+            lead.property_address, lead.source,
+        )
+        await conn.execute(
+            """INSERT INTO qualifications (qualification_id, organization_id, lead_id, status, engine,
+                                           result, correlation_id, completed_at, expires_at)
+               VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, now() + make_interval(days => $8))
+               ON CONFLICT (qualification_id) DO UPDATE
+                  SET status = 'completed', engine = EXCLUDED.engine, result = EXCLUDED.result,
+                      completed_at = EXCLUDED.completed_at, failure_reason = NULL""",
+            qualification_id, organization_id, lead.lead_id, qualification.engine,
+            qualification.model_dump(mode="json"), correlation_id, completed_at,
+            self._expires_after_days,
+        )

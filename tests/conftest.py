@@ -1,0 +1,108 @@
+"""Fixtures: one real stack per session (embedded unless URLs are given), isolated per test.
+
+Set KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and/or REDIS_URL to run against external services;
+whatever is not set is started from the embedded wheels. Each session gets its own database;
+each test gets its own topic prefix, consumer groups and organisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from jorge_cli.stack import EmbeddedStack, StackUrls
+from jorge_runtime.db import create_pool, migrate
+from jorge_runtime.kafka_admin import ensure_topics
+from jorge_runtime.settings import Settings
+from jorge_runtime.tenancy import TenancyStore
+from schemas.topics import TopicNames
+from tests.support.services import create_database, drop_database, with_database
+
+SERVICE_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUrls]:
+    """The three services: given by URL, or started from the embedded wheels."""
+    given = {name: os.environ.get(name) or None for name in SERVICE_VARIABLES}
+    embedded = EmbeddedStack(tmp_path_factory.mktemp("stack"))
+    started = embedded.start(kafka=given["KAFKA_BOOTSTRAP_SERVERS"] is None,
+                             postgres=given["DATABASE_URL"] is None, redis=given["REDIS_URL"] is None)
+    admin_url = given["DATABASE_URL"] or started.database_url
+    assert admin_url
+    database = f"jorge_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(create_database(admin_url, database))
+    database_url = with_database(admin_url, database)
+    asyncio.run(migrate(database_url))
+    try:
+        yield StackUrls(
+            kafka_bootstrap_servers=given["KAFKA_BOOTSTRAP_SERVERS"] or started.kafka_bootstrap_servers,
+            database_url=database_url,
+            redis_url=given["REDIS_URL"] or started.redis_url,
+        )
+    finally:
+        asyncio.run(drop_database(admin_url, database))
+        embedded.stop()
+
+
+@pytest.fixture
+def kafka_is_embedded() -> bool:
+    return not os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+
+
+@pytest.fixture
+def settings(stack: StackUrls, kafka_is_embedded: bool) -> Settings:
+    """Settings of one test: its own topics and consumer groups on the shared stack."""
+    test_id = uuid.uuid4().hex[:8]
+    return Settings(
+        environment="test",
+        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        database_url=stack.database_url,
+        redis_url=stack.redis_url,
+        kafka_topic_prefix=f"t{test_id}.",
+        kafka_consumer_group_prefix=f"t{test_id}.",
+        kafka_enable_idempotence=not kafka_is_embedded,
+        consumer_retry_backoff_seconds=0.05,
+    )
+
+
+@pytest.fixture
+async def topics(settings: Settings) -> TopicNames:
+    """The test's topics, created with their partition counts."""
+    names = TopicNames(settings.kafka_topic_prefix)
+    assert settings.kafka_bootstrap_servers
+    await ensure_topics(settings.kafka_bootstrap_servers, names.all())
+    return names
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator:
+    assert settings.database_url
+    pool = await create_pool(settings.database_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def api_key(pool) -> str:  # type: ignore[no-untyped-def]
+    """A live API key of a fresh organisation."""
+    tenancy = TenancyStore(pool)
+    organization = f"org-{uuid.uuid4().hex[:10]}"
+    await tenancy.create_organization(organization, "Test Realty")
+    return (await tenancy.issue_key(organization, "test")).secret
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.services)

@@ -1,0 +1,150 @@
+"""HTTP in, Kafka out: a lead posted to the gateway is qualified, published and readable."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from jorge_runtime.settings import Settings
+from schemas.topics import LEAD_QUALIFIED, TopicNames
+from tests.support.services import ServiceProcess, read_topic
+
+HOT_BUYER = {
+    "lead_id": "lead-001",
+    "name": "Maria Lopez",
+    "phone": "(909) 555-0143",
+    "email": "maria@example.com",
+    "message": "We're pre-approved for $750k and want a 3 bed in Victoria, moving in 2 months.",
+}
+
+
+@pytest.fixture
+async def gateway(settings: Settings, topics: TopicNames, log_dir: Path) -> AsyncIterator[ServiceProcess]:
+    service = await ServiceProcess.gateway(settings, log_dir).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+async def qualifier(settings: Settings, topics: TopicNames, log_dir: Path) -> AsyncIterator[ServiceProcess]:
+    service = await ServiceProcess.worker("qualifier", settings, log_dir).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+async def client(gateway: ServiceProcess, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10,
+                                 headers={"Authorization": f"Bearer {api_key}"}) as http:
+        yield http
+
+
+async def wait_completed(client: httpx.AsyncClient, lead_id: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = await client.get(f"/v1/leads/{lead_id}/qualification")
+        if response.status_code == 200 and response.json()["status"] == "completed":
+            return response.json()  # type: ignore[no-any-return]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{lead_id} not completed in {timeout}s")
+
+
+async def test_posted_lead_is_qualified_published_and_readable(
+    client: httpx.AsyncClient, qualifier: ServiceProcess, settings: Settings, topics: TopicNames
+) -> None:
+    response = await client.post("/v1/leads/qualify", json=HOT_BUYER)
+    assert response.status_code == 201, response.text
+    accepted = response.json()
+    assert accepted["status"] == "in_progress"
+    assert accepted["qualification_id"].startswith("qual-")
+    assert accepted["status_url"] == "/v1/leads/lead-001/qualification"
+    assert response.headers["x-request-id"]
+
+    view = await wait_completed(client, "lead-001")
+    assert view["qualification_id"] == accepted["qualification_id"]
+    assert view["result"]["intent"] == "buyer"
+    assert view["result"]["temperature"] == "hot"
+    assert view["result"]["financial_readiness"]["pre_approved"] is True
+    assert view["engine"] == "rules-v1"
+
+    assert settings.kafka_bootstrap_servers
+    records = await read_topic(settings.kafka_bootstrap_servers, topics(LEAD_QUALIFIED),
+                               until=lambda got: len(got) >= 1)
+    assert len(records) == 1
+    event = records[0].json()
+    assert records[0].key == "lead-001"
+    assert records[0].headers["event-type"] == "lead.qualified"
+    assert event["event_type"] == "lead.qualified" and event["schema_version"] == 1
+    assert event["payload"]["qualification_id"] == accepted["qualification_id"]
+    assert event["payload"]["lead"]["phone"] == "+19095550143"
+    assert event["correlation_id"] == response.headers["x-request-id"]
+
+
+async def test_invalid_phone_is_a_clear_400(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/leads/qualify", json={**HOT_BUYER, "phone": "12"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_phone"
+    assert "phone" in response.json()["message"]
+
+
+async def test_invalid_body_lists_each_problem(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/leads/qualify", json={"lead_id": "has spaces", "email": "nope"})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "validation_error"
+    assert {d["field"] for d in body["details"]} >= {"lead_id", "email"}
+    malformed = await client.post("/v1/leads/qualify", content=b"{not json",
+                                  headers={"Content-Type": "application/json"})
+    assert malformed.status_code == 400 and malformed.json()["error"] == "invalid_json"
+
+
+async def test_second_request_while_in_progress_is_409(client: httpx.AsyncClient) -> None:
+    # No qualifier runs here, so the first qualification stays open.
+    first = await client.post("/v1/leads/qualify", json=HOT_BUYER)
+    assert first.status_code == 201
+    second = await client.post("/v1/leads/qualify", json=HOT_BUYER)
+    assert second.status_code == 409
+    assert second.json()["error"] == "lead_already_in_qualification"
+    view = await client.get("/v1/leads/lead-001/qualification")
+    assert view.json()["status"] == "in_progress"
+    assert view.json()["qualification_id"] == first.json()["qualification_id"]
+
+
+async def test_credentials_are_required_and_checked(gateway: ServiceProcess) -> None:
+    async with httpx.AsyncClient(base_url=gateway.base_url) as anonymous:
+        missing = await anonymous.post("/v1/leads/qualify", json=HOT_BUYER)
+        wrong = await anonymous.get("/v1/leads/lead-001/qualification",
+                                    headers={"Authorization": "Bearer jk_live_not-a-real-key"})
+    assert missing.status_code == 401 and missing.json()["error"] == "missing_credentials"
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_api_key"
+    assert missing.headers["www-authenticate"] == "Bearer"
+
+
+async def test_another_organisation_sees_nothing(client: httpx.AsyncClient, gateway: ServiceProcess,
+                                                 pool) -> None:  # type: ignore[no-untyped-def]
+    from jorge_runtime.tenancy import TenancyStore
+
+    assert (await client.post("/v1/leads/qualify", json=HOT_BUYER)).status_code == 201
+    tenancy = TenancyStore(pool)
+    await tenancy.create_organization("org-other", "Other Realty")
+    other_key = (await tenancy.issue_key("org-other", "test")).secret
+    async with httpx.AsyncClient(base_url=gateway.base_url,
+                                 headers={"Authorization": f"Bearer {other_key}"}) as other:
+        response = await other.get("/v1/leads/lead-001/qualification")
+    assert response.status_code == 404
+    assert response.json()["error"] == "qualification_not_found"
+
+
+async def test_health_reports_each_dependency(gateway: ServiceProcess) -> None:
+    async with httpx.AsyncClient(base_url=gateway.base_url) as http:
+        assert (await http.get("/health")).json()["status"] == "ok"
+        detailed = (await http.get("/health/detailed")).json()
+    assert detailed["status"] == "ok"
+    assert set(detailed["components"]) == {"kafka", "postgresql", "redis"}
+    assert all(c["latency_ms"] >= 0 for c in detailed["components"].values())
