@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import json
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -48,9 +48,16 @@ def gateway(
     settings = _settings()
     settings.require("kafka_bootstrap_servers", "database_url", "redis_url")
     configure_logging("gateway", settings.log_level)
-    uvicorn.run("services.gateway.app:create_app_from_environment", factory=True,
-                host=host or settings.api_host, port=port or settings.api_port, workers=workers,
-                log_config=None, access_log=False, proxy_headers=True)
+    uvicorn.run(
+        "services.gateway.app:create_app_from_environment",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
 
 
 @app.command()
@@ -67,8 +74,7 @@ def worker(name: Annotated[str, typer.Argument(help=f"One of: {', '.join(WORKER_
         asgi = module.create_app(settings)
     except ConfigError as exc:
         _fail(str(exc))
-    uvicorn.run(asgi, host=settings.health_host, port=settings.health_port, log_config=None,
-                access_log=False)
+    uvicorn.run(asgi, host=settings.health_host, port=settings.health_port, log_config=None, access_log=False)
 
 
 @app.command()
@@ -92,8 +98,13 @@ def topics() -> None:
     _require(settings, "kafka_bootstrap_servers")
     assert settings.kafka_bootstrap_servers
     names = TopicNames(settings.kafka_topic_prefix)
-    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, names.all(),
-                                        replication_factor=settings.kafka_replication_factor))
+    created = asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap_servers,
+            names.all(),
+            replication_factor=settings.kafka_replication_factor,
+        )
+    )
     for spec in ALL_TOPICS:
         mark = "created" if names(spec) in created else "exists "
         typer.echo(f"{mark}  {names(spec):<40} partitions={spec.partitions}  {spec.description}")
@@ -116,7 +127,9 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     typer.echo(f"Jorge stack running (pid {report['pid']}, since {report['started_at']})")
     for name, component in report["components"].items():
         typer.echo(f"  {name:<16} {component['health']:<9} {component['url']}")
-    typer.echo(f"  demo API key     {report['demo']['api_key']}  (organisation {report['demo']['organization_id']})")
+    typer.echo(
+        f"  demo API key     {report['demo']['api_key']}  (organisation {report['demo']['organization_id']})"
+    )
 
 
 def _status_report(state: dict[str, Any]) -> dict[str, Any]:
@@ -133,21 +146,31 @@ def _status_report(state: dict[str, Any]) -> dict[str, Any]:
                 health = "down"
             components[name] = {"url": info["url"], "health": health, "pid": info["pid"], "log": info["log"]}
     env = state["environment"]
-    for name, url_key, check in (("kafka", "KAFKA_BOOTSTRAP_SERVERS", "kafka"),
-                                 ("postgresql", "DATABASE_URL", "postgresql"),
-                                 ("redis", "REDIS_URL", "redis")):
+    for name, url_key, check in (
+        ("kafka", "KAFKA_BOOTSTRAP_SERVERS", "kafka"),
+        ("postgresql", "DATABASE_URL", "postgresql"),
+        ("redis", "REDIS_URL", "redis"),
+    ):
         detail = gateway_detail.get(check, {})
-        components[name] = {"url": redact(str(env[url_key])), "health": detail.get("status", "unknown"),
-                            "latency_ms": detail.get("latency_ms")}
-    return {"running": True, "pid": state["pid"], "started_at": state["started_at"],
-            "components": components, "demo": state["demo"]}
+        components[name] = {
+            "url": redact(str(env[url_key])),
+            "health": detail.get("status", "unknown"),
+            "latency_ms": detail.get("latency_ms"),
+        }
+    return {
+        "running": True,
+        "pid": state["pid"],
+        "started_at": state["started_at"],
+        "components": components,
+        "demo": state["demo"],
+    }
 
 
 def _settings() -> Settings:
     try:
         return settings_for_command()
     except ConfigError as exc:
-        _fail(str(exc))
+        return _fail(str(exc))
 
 
 def _require(settings: Settings, *names: str) -> None:
@@ -157,7 +180,7 @@ def _require(settings: Settings, *names: str) -> None:
         _fail(str(exc))
 
 
-def _fail(message: str) -> Any:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"jorge: configuration error: {message}", err=True)
     raise typer.Exit(2)
 

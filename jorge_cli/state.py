@@ -63,7 +63,8 @@ def settings_for_command() -> Settings:
         return settings
     # Only fill what the environment and .env left unset: an explicit value always wins.
     overrides = {
-        name.lower(): value for name, value in state.get("environment", {}).items()
+        name.lower(): value
+        for name, value in state.get("environment", {}).items()
         if name.lower() not in settings.model_fields_set
     }
     return load_settings(**overrides) if overrides else settings

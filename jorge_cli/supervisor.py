@@ -8,10 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -47,8 +47,9 @@ class Child:
 
     def start(self) -> None:
         with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.started_at = time.monotonic()
 
     def stop(self) -> None:
@@ -74,9 +75,11 @@ async def _prepare(settings: Settings, home: Path) -> str:
     assert settings.database_url and settings.kafka_bootstrap_servers
     applied = await migrate(settings.database_url)
     _say(f"  migrations: {len(applied)} applied" if applied else "  migrations: up to date")
-    created = await ensure_topics(settings.kafka_bootstrap_servers,
-                                  TopicNames(settings.kafka_topic_prefix).all(),
-                                  replication_factor=settings.kafka_replication_factor)
+    created = await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        TopicNames(settings.kafka_topic_prefix).all(),
+        replication_factor=settings.kafka_replication_factor,
+    )
     _say(f"  topics: {len(created)} created" if created else "  topics: all present")
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     try:
@@ -99,19 +102,28 @@ def _children(settings: Settings, env: dict[str, str], home: Path) -> list[Child
     python = sys.executable
     api_port = settings.api_port if _port_is_free(settings.api_port) else free_port()
     gateway_url = f"http://127.0.0.1:{api_port}"
-    children = [Child(
-        name="gateway", argv=[python, "-m", "jorge_cli", "gateway"],
-        env={**env, "API_HOST": "127.0.0.1", "API_PORT": str(api_port)},
-        url=gateway_url, health_url=f"{gateway_url}/health/detailed", log_path=home / "logs" / "gateway.log",
-    )]
+    children = [
+        Child(
+            name="gateway",
+            argv=[python, "-m", "jorge_cli", "gateway"],
+            env={**env, "API_HOST": "127.0.0.1", "API_PORT": str(api_port)},
+            url=gateway_url,
+            health_url=f"{gateway_url}/health/detailed",
+            log_path=home / "logs" / "gateway.log",
+        )
+    ]
     for name in WORKERS:
         port = free_port()
-        children.append(Child(
-            name=name, argv=[python, "-m", "jorge_cli", "worker", name],
-            env={**env, "HEALTH_HOST": "127.0.0.1", "HEALTH_PORT": str(port)},
-            url=f"http://127.0.0.1:{port}", health_url=f"http://127.0.0.1:{port}/health",
-            log_path=home / "logs" / f"{name}.log",
-        ))
+        children.append(
+            Child(
+                name=name,
+                argv=[python, "-m", "jorge_cli", "worker", name],
+                env={**env, "HEALTH_HOST": "127.0.0.1", "HEALTH_PORT": str(port)},
+                url=f"http://127.0.0.1:{port}",
+                health_url=f"http://127.0.0.1:{port}/health",
+                log_path=home / "logs" / f"{name}.log",
+            )
+        )
     return children
 
 
@@ -122,8 +134,7 @@ def _port_is_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def _wait_healthy(children: list[Child], should_stop: Callable[[], bool],
-                  timeout: float = 60.0) -> list[str]:
+def _wait_healthy(children: list[Child], should_stop: Callable[[], bool], timeout: float = 60.0) -> list[str]:
     """Wait until every child answers its health URL; return the names that never did."""
     pending = {c.name: c for c in children}
     deadline = time.monotonic() + timeout
@@ -142,8 +153,10 @@ def _wait_healthy(children: list[Child], should_stop: Callable[[], bool],
 
 
 def _banner(gateway_url: str, api_key: str, home: Path, stack: str) -> None:
-    body = ('{"lead_id": "lead-001", "name": "Maria Lopez", "phone": "+1 909 555 0143", '
-            '"message": "Pre-approved for $750k, looking for a 3 bed in Victoria, moving in 2 months"}')
+    body = (
+        '{"lead_id": "lead-001", "name": "Maria Lopez", "phone": "+1 909 555 0143", '
+        '"message": "Pre-approved for $750k, looking for a 3 bed in Victoria, moving in 2 months"}'
+    )
     _say()
     _say(f"Jorge Platform is up ({stack}).")
     _say(f"  API:        {gateway_url}   (docs: {gateway_url}/docs)")
@@ -170,10 +183,17 @@ def run_up(home: Path) -> int:
     home.mkdir(parents=True, exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
     stack = EmbeddedStack(home)
-    want = {"kafka": settings.kafka_bootstrap_servers is None, "postgres": settings.database_url is None,
-            "redis": settings.redis_url is None}
+    want = {
+        "kafka": settings.kafka_bootstrap_servers is None,
+        "postgres": settings.database_url is None,
+        "redis": settings.redis_url is None,
+    }
     embedded = [name for name, needed in want.items() if needed]
-    _say("Starting " + (f"the embedded {', '.join(embedded)}" if embedded else "with external services") + "...")
+    _say(
+        "Starting "
+        + (f"the embedded {', '.join(embedded)}" if embedded else "with external services")
+        + "..."
+    )
     urls = stack.start(**want)
     children: list[Child] = []
     stopping = False
@@ -226,24 +246,33 @@ def _restart_dead(children: list[Child], home: Path, environment: dict[str, Any]
         code = child.process.returncode
         if child.restarts >= _RESTART_LIMIT:
             continue
-        if time.monotonic() - child.started_at < 2 ** child.restarts:
+        if time.monotonic() - child.started_at < 2**child.restarts:
             continue  # back off before restarting a crashing service
         child.restarts += 1
-        _say(f"{child.name} exited with code {code}; restarting ({child.restarts}/{_RESTART_LIMIT}); "
-             f"see {child.log_path}")
+        _say(
+            f"{child.name} exited with code {code}; restarting ({child.restarts}/{_RESTART_LIMIT}); "
+            f"see {child.log_path}"
+        )
         child.start()
         _save_state(home, environment, children, api_key)
 
 
 def _save_state(home: Path, environment: dict[str, Any], children: list[Child], api_key: str) -> None:
-    write_state(home, {
-        "pid": os.getpid(),
-        "started_at": datetime.now(UTC).isoformat(),
-        "environment": environment,
-        "demo": {"organization_id": DEMO_ORGANIZATION, "api_key": api_key},
-        "components": {
-            c.name: {"url": c.url, "health_url": c.health_url, "pid": c.process.pid if c.process else None,
-                     "log": str(c.log_path)}
-            for c in children
+    write_state(
+        home,
+        {
+            "pid": os.getpid(),
+            "started_at": datetime.now(UTC).isoformat(),
+            "environment": environment,
+            "demo": {"organization_id": DEMO_ORGANIZATION, "api_key": api_key},
+            "components": {
+                c.name: {
+                    "url": c.url,
+                    "health_url": c.health_url,
+                    "pid": c.process.pid if c.process else None,
+                    "log": str(c.log_path),
+                }
+                for c in children
+            },
         },
-    })
+    )

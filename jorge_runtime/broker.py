@@ -35,7 +35,9 @@ def create_broker(settings: Settings, *, client_id: str, producer_only: bool = F
     """
     settings.require("kafka_bootstrap_servers")
     assert settings.kafka_bootstrap_servers is not None
-    timeouts = {"request_timeout_ms": int(settings.kafka_publish_timeout_seconds * 1000)} if producer_only else {}
+    timeouts = (
+        {"request_timeout_ms": int(settings.kafka_publish_timeout_seconds * 1000)} if producer_only else {}
+    )
     return KafkaBroker(
         settings.kafka_bootstrap_servers.split(","),
         client_id=client_id,

@@ -7,8 +7,12 @@ import logging
 from importlib import resources
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger(__name__)
+
+#: A connection of its own or one borrowed from a pool: repositories take either.
+DbConnection = asyncpg.Connection | PoolConnectionProxy
 
 # Any fixed number works; it only has to be the same in every process that migrates.
 _MIGRATION_LOCK_ID = 4_711_2026

@@ -54,22 +54,27 @@ MAX_BACKOFF_SECONDS = 30.0
 Publish = Callable[[OutgoingMessage], Awaitable[None]]
 
 
-def dead_letter_headers(msg: StreamMessage[Any], *, consumer: str, reason: str, error: BaseException,
-                        attempts: int) -> dict[str, str]:
+def dead_letter_headers(
+    msg: StreamMessage[Any], *, consumer: str, reason: str, error: BaseException, attempts: int
+) -> dict[str, str]:
     """The original headers plus where the message came from and why it was dead-lettered."""
     record = msg.raw_message
-    headers = {k: v.decode(errors="replace") if isinstance(v, bytes) else str(v)
-               for k, v in (msg.headers or {}).items()}
-    headers.update({
-        "dlq-reason": reason[:1000],
-        "dlq-error-type": type(error).__name__,
-        "dlq-consumer": consumer,
-        "dlq-origin-topic": str(getattr(record, "topic", "")),
-        "dlq-origin-partition": str(getattr(record, "partition", "")),
-        "dlq-origin-offset": str(getattr(record, "offset", "")),
-        "dlq-attempts": str(attempts),
-        "dlq-failed-at": datetime.now(UTC).isoformat(),
-    })
+    headers = {
+        k: v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+        for k, v in (msg.headers or {}).items()
+    }
+    headers.update(
+        {
+            "dlq-reason": reason[:1000],
+            "dlq-error-type": type(error).__name__,
+            "dlq-consumer": consumer,
+            "dlq-origin-topic": str(getattr(record, "topic", "")),
+            "dlq-origin-partition": str(getattr(record, "partition", "")),
+            "dlq-origin-offset": str(getattr(record, "offset", "")),
+            "dlq-attempts": str(attempts),
+            "dlq-failed-at": datetime.now(UTC).isoformat(),
+        }
+    )
     return headers
 
 
@@ -85,32 +90,47 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:500]
 
 
-def dead_letter_middleware(*, consumer: str, dead_letter_topic: str, publish: Publish,
-                           max_attempts: int, backoff_seconds: float) -> type[BaseMiddleware]:
+def dead_letter_middleware(
+    *, consumer: str, dead_letter_topic: str, publish: Publish, max_attempts: int, backoff_seconds: float
+) -> type[BaseMiddleware]:
     """Build the middleware class for one consumer (its name goes in the dlq-consumer header)."""
     failures: dict[tuple[str, int, int], int] = {}
 
     async def send_to_dead_letter(msg: StreamMessage[Any], error: BaseException, attempts: int) -> None:
         record = msg.raw_message
         reason = describe(error)
-        await publish(OutgoingMessage(
-            message_id=str(msg.message_id),
-            topic=dead_letter_topic,
-            key=record.key.decode(errors="replace") if getattr(record, "key", None) else None,
-            body=msg.body,
-            headers=dead_letter_headers(msg, consumer=consumer, reason=reason, error=error,
-                                        attempts=attempts),
-        ))
-        log.error("message dead-lettered", extra={
-            "consumer": consumer, "reason": reason, "origin_topic": getattr(record, "topic", None),
-            "origin_offset": getattr(record, "offset", None), "attempts": attempts})
+        await publish(
+            OutgoingMessage(
+                message_id=str(msg.message_id),
+                topic=dead_letter_topic,
+                key=record.key.decode(errors="replace") if getattr(record, "key", None) else None,
+                body=msg.body,
+                headers=dead_letter_headers(
+                    msg, consumer=consumer, reason=reason, error=error, attempts=attempts
+                ),
+            )
+        )
+        log.error(
+            "message dead-lettered",
+            extra={
+                "consumer": consumer,
+                "reason": reason,
+                "origin_topic": getattr(record, "topic", None),
+                "origin_offset": getattr(record, "offset", None),
+                "attempts": attempts,
+            },
+        )
 
     class DeadLetterMiddleware(BaseMiddleware):
-        async def consume_scope(self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]],
-                                msg: StreamMessage[Any]) -> Any:
+        async def consume_scope(
+            self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
+        ) -> Any:
             record = msg.raw_message
-            position = (getattr(record, "topic", ""), getattr(record, "partition", -1),
-                        getattr(record, "offset", -1))
+            position = (
+                getattr(record, "topic", ""),
+                getattr(record, "partition", -1),
+                getattr(record, "offset", -1),
+            )
             try:
                 result = await call_next(msg)
             except INVALID_MESSAGE_ERRORS as error:
@@ -124,9 +144,15 @@ def dead_letter_middleware(*, consumer: str, dead_letter_topic: str, publish: Pu
                 if isinstance(error, INFRASTRUCTURE_ERRORS):
                     failures[position] = attempts
                     delay = min(backoff_seconds * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
-                    log.warning("infrastructure failure, message will be redelivered", extra={
-                        "consumer": consumer, "error": describe(error), "attempt": attempts,
-                        "retry_in_seconds": delay})
+                    log.warning(
+                        "infrastructure failure, message will be redelivered",
+                        extra={
+                            "consumer": consumer,
+                            "error": describe(error),
+                            "attempt": attempts,
+                            "retry_in_seconds": delay,
+                        },
+                    )
                     await asyncio.sleep(delay)
                     raise
                 if attempts >= max_attempts:
@@ -135,9 +161,16 @@ def dead_letter_middleware(*, consumer: str, dead_letter_topic: str, publish: Pu
                     return None
                 failures[position] = attempts
                 delay = min(backoff_seconds * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
-                log.warning("handler failed, message will be redelivered", extra={
-                    "consumer": consumer, "error": describe(error), "attempt": attempts,
-                    "retry_in_seconds": delay}, exc_info=error)
+                log.warning(
+                    "handler failed, message will be redelivered",
+                    extra={
+                        "consumer": consumer,
+                        "error": describe(error),
+                        "attempt": attempts,
+                        "retry_in_seconds": delay,
+                    },
+                    exc_info=error,
+                )
                 await asyncio.sleep(delay)
                 raise
             failures.pop(position, None)

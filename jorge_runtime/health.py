@@ -47,8 +47,9 @@ async def _ping_kafka(broker: KafkaBroker) -> None:
         raise ConnectionError("no cluster metadata")
 
 
-async def check_dependencies(service: str, *, broker: KafkaBroker, pool: asyncpg.Pool,
-                             redis: aioredis.Redis) -> HealthReport:
+async def check_dependencies(
+    service: str, *, broker: KafkaBroker, pool: asyncpg.Pool, redis: aioredis.Redis
+) -> HealthReport:
     """Check Kafka, PostgreSQL and Redis concurrently, each bounded by a short timeout."""
     kafka, postgres, redis_health = await asyncio.gather(
         _timed(lambda: _ping_kafka(broker)),

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from jorge_runtime.broker import OutgoingMessage
+from jorge_runtime.db import DbConnection
 
 Publish = Callable[[OutgoingMessage], Awaitable[None]]
 
@@ -35,18 +36,24 @@ class EventLedger:
                                    AND o.published_at IS NULL
                 WHERE p.consumer = $1 AND p.event_id = $2
                 ORDER BY o.created_at""",
-            self.consumer, event_id,
+            self.consumer,
+            event_id,
         )
         if not rows:
             return None
         return [
-            OutgoingMessage(message_id=str(r["message_id"]), topic=r["topic"], key=r["message_key"],
-                            body=bytes(r["body"]), headers=r["headers"])
-            for r in rows if r["message_id"] is not None
+            OutgoingMessage(
+                message_id=str(r["message_id"]),
+                topic=r["topic"],
+                key=r["message_key"],
+                body=bytes(r["body"]),
+                headers=r["headers"],
+            )
+            for r in rows
+            if r["message_id"] is not None
         ]
 
-    async def record(self, conn: asyncpg.Connection, event_id: uuid.UUID,
-                     messages: list[OutgoingMessage]) -> bool:
+    async def record(self, conn: DbConnection, event_id: uuid.UUID, messages: list[OutgoingMessage]) -> bool:
         """Inside the caller's transaction: claim the event and stage its messages.
 
         Returns False when another delivery of the same event claimed it first; the caller
@@ -55,15 +62,18 @@ class EventLedger:
         claimed = await conn.fetchval(
             """INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
                ON CONFLICT DO NOTHING RETURNING true""",
-            self.consumer, event_id,
+            self.consumer,
+            event_id,
         )
         if not claimed:
             return False
         await conn.executemany(
             """INSERT INTO outbox (message_id, consumer, source_event_id, topic, message_key, headers, body)
                VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-            [(uuid.UUID(m.message_id), self.consumer, event_id, m.topic, m.key, m.headers, m.body)
-             for m in messages],
+            [
+                (uuid.UUID(m.message_id), self.consumer, event_id, m.topic, m.key, m.headers, m.body)
+                for m in messages
+            ],
         )
         return True
 

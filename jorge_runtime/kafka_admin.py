@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 
-async def ensure_topics(bootstrap_servers: str, topics: dict[str, int], *,
-                        replication_factor: int = 1) -> list[str]:
+async def ensure_topics(
+    bootstrap_servers: str, topics: dict[str, int], *, replication_factor: int = 1
+) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","), client_id="jorge-admin")
     await admin.start()
@@ -14,7 +15,8 @@ async def ensure_topics(bootstrap_servers: str, topics: dict[str, int], *,
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(name=name, num_partitions=partitions, replication_factor=replication_factor)
-            for name, partitions in topics.items() if name not in existing
+            for name, partitions in topics.items()
+            if name not in existing
         ]
         if missing:
             await admin.create_topics(missing)

@@ -28,6 +28,7 @@ def _mask_phone(match: re.Match[str]) -> str:
     shortest = 10 if text.isdigit() else 7
     return "[PHONE]" if shortest <= digits <= 15 and not _IPV4.match(text) else text
 
+
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 

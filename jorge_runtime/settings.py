@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     health_host: str = "127.0.0.1"
-    health_port: int = Field(default=8081, ge=0, le=65535, description="Worker /health and /metrics; 0 = any free port.")
+    health_port: int = Field(
+        default=8081, ge=0, le=65535, description="Worker /health and /metrics; 0 = any free port."
+    )
 
     default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     qualification_stale_after_seconds: int = Field(default=900, ge=30)

@@ -60,7 +60,8 @@ class TenancyStore:
         created = await self._pool.fetchval(
             """INSERT INTO organizations (organization_id, name) VALUES ($1, $2)
                ON CONFLICT DO NOTHING RETURNING true""",
-            organization_id, name,
+            organization_id,
+            name,
         )
         return bool(created)
 
@@ -71,7 +72,11 @@ class TenancyStore:
         await self._pool.execute(
             """INSERT INTO api_keys (key_id, organization_id, name, key_prefix, key_hash)
                VALUES ($1, $2, $3, $4, $5)""",
-            key_id, organization_id, name, secret[: len(KEY_PREFIX) + 4], hash_key(secret),
+            key_id,
+            organization_id,
+            name,
+            secret[: len(KEY_PREFIX) + 4],
+            hash_key(secret),
         )
         return IssuedKey(key_id=key_id, organization_id=organization_id, secret=secret)
 

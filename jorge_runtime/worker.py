@@ -76,21 +76,22 @@ def consumer_options(settings: Settings, service: str) -> dict[str, Any]:
 def install_dead_letter_policy(broker: KafkaBroker, settings: Settings, service: str) -> None:
     """Route invalid and repeatedly failing messages of this service to the dead-letter topic."""
     publisher = KafkaPublisher(broker, settings.kafka_publish_timeout_seconds)
-    broker.add_middleware(dead_letter_middleware(
-        consumer=service,
-        dead_letter_topic=TopicNames(settings.kafka_topic_prefix)(DEAD_LETTER),
-        publish=publisher.publish,
-        max_attempts=settings.consumer_max_attempts,
-        backoff_seconds=settings.consumer_retry_backoff_seconds,
-    ))
+    broker.add_middleware(
+        dead_letter_middleware(
+            consumer=service,
+            dead_letter_topic=TopicNames(settings.kafka_topic_prefix)(DEAD_LETTER),
+            publish=publisher.publish,
+            max_attempts=settings.consumer_max_attempts,
+            backoff_seconds=settings.consumer_retry_backoff_seconds,
+        )
+    )
 
 
 def worker_app(service: str, broker: KafkaBroker, resources: WorkerResources) -> AsgiFastStream:
     """The worker as an ASGI app: the broker runs in its lifespan; /health and /metrics served."""
 
     async def health(scope: Any, receive: Any, send: Any) -> None:
-        report = await check_dependencies(service, broker=broker, pool=resources.pool,
-                                          redis=resources.redis)
+        report = await check_dependencies(service, broker=broker, pool=resources.pool, redis=resources.redis)
         status = 200 if report.status == "ok" else 503
         body = json.dumps(report.model_dump(mode="json")).encode()
         await AsgiResponse(body, status, {"content-type": "application/json"})(scope, receive, send)

@@ -25,12 +25,16 @@ class EventEnvelope(BaseModel):
     EVENT_TYPE: ClassVar[str] = ""
     SCHEMA_VERSION: ClassVar[int] = 1
 
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="Unique per event; consumers deduplicate on it.")
+    event_id: uuid.UUID = Field(
+        default_factory=uuid.uuid4, description="Unique per event; consumers deduplicate on it."
+    )
     event_type: str = Field(description="Dotted past-tense name, e.g. lead.qualified.")
     schema_version: int = Field(ge=1, description="Version of this event's payload schema.")
     occurred_at: datetime = Field(default_factory=utc_now)
     organization_id: str = Field(min_length=1, max_length=64)
-    correlation_id: str = Field(min_length=1, max_length=128, description="Request id that started this chain.")
+    correlation_id: str = Field(
+        min_length=1, max_length=128, description="Request id that started this chain."
+    )
     causation_id: uuid.UUID | None = Field(default=None, description="Event id this event was produced from.")
 
     def kafka_headers(self) -> dict[str, str]:

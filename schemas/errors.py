@@ -10,7 +10,9 @@ from pydantic import BaseModel, Field
 class ErrorResponse(BaseModel):
     """Every 4xx/5xx body: a machine-readable code and a sentence for a human."""
 
-    error: str = Field(description="Stable machine-readable code, e.g. invalid_phone.", examples=["invalid_phone"])
+    error: str = Field(
+        description="Stable machine-readable code, e.g. invalid_phone.", examples=["invalid_phone"]
+    )
     message: str = Field(description="What went wrong and what to do, for a human.")
     details: list[dict[str, Any]] | None = Field(default=None, description="Per-field problems, when any.")
     request_id: str | None = None

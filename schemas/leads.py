@@ -63,10 +63,14 @@ class QualifyLeadRequest(LeadContact):
         },
     )
 
-    lead_id: str = Field(pattern=LEAD_ID_PATTERN, description="Your id for the lead, unique in your organisation.")
+    lead_id: str = Field(
+        pattern=LEAD_ID_PATTERN, description="Your id for the lead, unique in your organisation."
+    )
     message: str = Field(default="", max_length=10_000, description="What the lead wrote.")
     property_address: str | None = Field(default=None, max_length=300)
-    source: str | None = Field(default=None, max_length=100, description="Where the lead came from, e.g. zillow.")
+    source: str | None = Field(
+        default=None, max_length=100, description="Where the lead came from, e.g. zillow."
+    )
 
     @field_validator("phone")
     @classmethod

@@ -31,8 +31,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUrls]:
     """The three services: given by URL, or started from the embedded wheels."""
     given = {name: os.environ.get(name) or None for name in SERVICE_VARIABLES}
     embedded = EmbeddedStack(tmp_path_factory.mktemp("stack"))
-    started = embedded.start(kafka=given["KAFKA_BOOTSTRAP_SERVERS"] is None,
-                             postgres=given["DATABASE_URL"] is None, redis=given["REDIS_URL"] is None)
+    started = embedded.start(
+        kafka=given["KAFKA_BOOTSTRAP_SERVERS"] is None,
+        postgres=given["DATABASE_URL"] is None,
+        redis=given["REDIS_URL"] is None,
+    )
     admin_url = given["DATABASE_URL"] or started.database_url
     assert admin_url
     database = f"jorge_test_{uuid.uuid4().hex[:10]}"

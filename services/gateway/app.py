@@ -29,18 +29,26 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert settings.database_url and settings.redis_url
         broker = create_broker(settings, client_id="jorge-gateway", producer_only=True)
-        pool = await create_pool(settings.database_url, min_size=settings.database_pool_min_size,
-                                 max_size=settings.database_pool_size)
+        pool = await create_pool(
+            settings.database_url,
+            min_size=settings.database_pool_min_size,
+            max_size=settings.database_pool_size,
+        )
         redis = create_redis(settings.redis_url)
         try:
             await broker.connect()
             app.state.gateway = Gateway(
-                settings=settings, pool=pool, redis=redis, broker=broker,
+                settings=settings,
+                pool=pool,
+                redis=redis,
+                broker=broker,
                 publisher=KafkaPublisher(broker, settings.kafka_publish_timeout_seconds),
                 topics=TopicNames(settings.kafka_topic_prefix),
                 tenancy=TenancyStore(pool),
-                leads=LeadRepository(stale_after_seconds=settings.qualification_stale_after_seconds,
-                                     expires_after_days=settings.qualification_expires_after_days),
+                leads=LeadRepository(
+                    stale_after_seconds=settings.qualification_stale_after_seconds,
+                    expires_after_days=settings.qualification_expires_after_days,
+                ),
             )
             yield
         finally:
@@ -52,7 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="Jorge Platform API",
         version="1.0.0",
         description="Qualify leads, match buyers, price sellers' homes. Authenticate with "
-                    "`Authorization: Bearer <API key>`; errors are `{error, message}`.",
+        "`Authorization: Bearer <API key>`; errors are `{error, message}`.",
         lifespan=lifespan,
     )
     install_error_handlers(app)

@@ -33,7 +33,7 @@ class Gateway:
 
 def gateway(request: Request) -> Gateway:
     """The gateway's resources, set up by the lifespan."""
-    return request.app.state.gateway  # type: ignore[no-any-return]
+    return request.app.state.gateway
 
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -44,8 +44,9 @@ async def authenticated_caller(request: Request) -> Caller:
     header = request.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
-        raise ApiError(401, "missing_credentials",
-                       "Send your API key as `Authorization: Bearer <key>`.", _CHALLENGE)
+        raise ApiError(
+            401, "missing_credentials", "Send your API key as `Authorization: Bearer <key>`.", _CHALLENGE
+        )
     caller = await gateway(request).tenancy.authenticate(credentials.strip())
     if caller is None:
         raise ApiError(401, "invalid_api_key", "The API key is unknown or has been revoked.", _CHALLENGE)

@@ -30,11 +30,18 @@ class ApiError(Exception):
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
 
 
-def _response(request: Request, status: int, error: str, message: str, *,
-              details: list[dict[str, Any]] | None = None,
-              headers: dict[str, str] | None = None) -> JSONResponse:
-    body = ErrorResponse(error=error, message=message, details=details,
-                         request_id=getattr(request.state, "request_id", None))
+def _response(
+    request: Request,
+    status: int,
+    error: str,
+    message: str,
+    *,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorResponse(
+        error=error, message=message, details=details, request_id=getattr(request.state, "request_id", None)
+    )
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
@@ -48,9 +55,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors()
     for err in errors:
         if isinstance(err.get("ctx", {}).get("error"), InvalidPhoneError):
-            return _response(request, 400, "invalid_phone",
-                             f"phone is invalid: {err['ctx']['error']}. Send it with its country code, "
-                             "e.g. +1 909 555 0143.")
+            return _response(
+                request,
+                400,
+                "invalid_phone",
+                f"phone is invalid: {err['ctx']['error']}. Send it with its country code, "
+                "e.g. +1 909 555 0143.",
+            )
         if err["type"] == "json_invalid":
             return _response(request, 400, "invalid_json", "The request body is not valid JSON.")
     details = [{"field": _field(tuple(e["loc"])), "problem": e["msg"]} for e in errors]
@@ -66,13 +77,17 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return _response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+    return _response(request, exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", extra={"path": request.url.path})
-    return _response(request, 500, "internal_error",
-                     "Something went wrong on our side; retry later and quote the request_id.")
+    return _response(
+        request,
+        500,
+        "internal_error",
+        "Something went wrong on our side; retry later and quote the request_id.",
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from jorge_runtime.db import DbConnection
 from schemas.leads import QualifyLeadRequest
 
 
@@ -30,9 +31,14 @@ class LeadRepository:
         self._stale_after_seconds = stale_after_seconds
         self._expires_after_days = expires_after_days
 
-    async def open_qualification(self, conn: asyncpg.Connection, organization_id: str,
-                                 lead: QualifyLeadRequest, qualification_id: str,
-                                 correlation_id: str) -> OpenedQualification:
+    async def open_qualification(
+        self,
+        conn: DbConnection,
+        organization_id: str,
+        lead: QualifyLeadRequest,
+        qualification_id: str,
+        correlation_id: str,
+    ) -> OpenedQualification:
         """Upsert the lead and open its qualification, inside the caller's transaction.
 
         An open qualification older than the stale limit (its event was lost or dead-lettered)
@@ -46,14 +52,22 @@ class LeadRepository:
                   SET name = EXCLUDED.name, phone = EXCLUDED.phone, email = EXCLUDED.email,
                       message = EXCLUDED.message, property_address = EXCLUDED.property_address,
                       source = EXCLUDED.source, updated_at = now()""",
-            organization_id, lead.lead_id, lead.name, lead.phone, lead.email, lead.message,
-            lead.property_address, lead.source,
+            organization_id,
+            lead.lead_id,
+            lead.name,
+            lead.phone,
+            lead.email,
+            lead.message,
+            lead.property_address,
+            lead.source,
         )
         await conn.execute(
             """UPDATE qualifications SET status = 'failed', failure_reason = 'timed out'
                 WHERE organization_id = $1 AND lead_id = $2 AND status = 'in_progress'
                   AND created_at < now() - make_interval(secs => $3)""",
-            organization_id, lead.lead_id, self._stale_after_seconds,
+            organization_id,
+            lead.lead_id,
+            self._stale_after_seconds,
         )
         row = await conn.fetchrow(
             """INSERT INTO qualifications (qualification_id, organization_id, lead_id, status,
@@ -61,20 +75,26 @@ class LeadRepository:
                VALUES ($1, $2, $3, 'in_progress', $4, now() + make_interval(days => $5))
                ON CONFLICT (organization_id, lead_id) WHERE status = 'in_progress' DO NOTHING
                RETURNING created_at, expires_at""",
-            qualification_id, organization_id, lead.lead_id, correlation_id, self._expires_after_days,
+            qualification_id,
+            organization_id,
+            lead.lead_id,
+            correlation_id,
+            self._expires_after_days,
         )
         if row is None:
             raise LeadAlreadyInQualification(lead.lead_id)
         return OpenedQualification(created_at=row["created_at"], expires_at=row["expires_at"])
 
-    async def latest_qualification(self, pool: asyncpg.Pool, organization_id: str,
-                                   lead_id: str) -> dict[str, Any] | None:
+    async def latest_qualification(
+        self, pool: asyncpg.Pool, organization_id: str, lead_id: str
+    ) -> dict[str, Any] | None:
         """The lead's most recent qualification record, or None."""
         row = await pool.fetchrow(
             """SELECT qualification_id, lead_id, status, engine, result, created_at, completed_at,
                       expires_at
                  FROM qualifications WHERE organization_id = $1 AND lead_id = $2
                 ORDER BY created_at DESC LIMIT 1""",
-            organization_id, lead_id,
+            organization_id,
+            lead_id,
         )
         return dict(row) if row else None

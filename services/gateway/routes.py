@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
@@ -26,14 +28,24 @@ from services.gateway.repository import LeadAlreadyInQualification
 
 router = APIRouter()
 
-_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 429, 500, 503)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 429, 500, 503)
+}
 
 
-@router.post("/v1/leads/qualify", status_code=201, response_model=QualifyLeadAccepted,
-             responses=_ERRORS, tags=["leads"])
-async def qualify_lead(body: QualifyLeadRequest, request: Request,
-                       caller: Caller = Depends(authenticated_caller),
-                       gw: Gateway = Depends(gateway)) -> QualifyLeadAccepted:
+@router.post(
+    "/v1/leads/qualify",
+    status_code=201,
+    response_model=QualifyLeadAccepted,
+    responses=_ERRORS,
+    tags=["leads"],
+)
+async def qualify_lead(
+    body: QualifyLeadRequest,
+    request: Request,
+    caller: Caller = Depends(authenticated_caller),
+    gw: Gateway = Depends(gateway),
+) -> QualifyLeadAccepted:
     """Start qualifying a lead. 201 means the request is stored and Kafka acknowledged it;
     read the result at `status_url`."""
     qualification_id = new_qualification_id()
@@ -50,16 +62,23 @@ async def qualify_lead(body: QualifyLeadRequest, request: Request,
         # The transaction commits only once Kafka acknowledged: a failure leaves nothing behind.
         async with gw.pool.acquire() as conn, conn.transaction():
             opened = await gw.leads.open_qualification(
-                conn, caller.organization_id, body, qualification_id, request.state.request_id)
+                conn, caller.organization_id, body, qualification_id, request.state.request_id
+            )
             await gw.publisher.publish(message)
     except LeadAlreadyInQualification:
-        raise ApiError(409, "lead_already_in_qualification",
-                       f"Lead {body.lead_id} already has a qualification in progress; "
-                       f"read it at /v1/leads/{body.lead_id}/qualification.") from None
+        raise ApiError(
+            409,
+            "lead_already_in_qualification",
+            f"Lead {body.lead_id} already has a qualification in progress; "
+            f"read it at /v1/leads/{body.lead_id}/qualification.",
+        ) from None
     except PublishFailed as exc:
-        raise ApiError(503, "event_bus_unavailable",
-                       f"The lead was not accepted: {exc}. Nothing was stored; retry shortly.",
-                       {"Retry-After": "5"}) from None
+        raise ApiError(
+            503,
+            "event_bus_unavailable",
+            f"The lead was not accepted: {exc}. Nothing was stored; retry shortly.",
+            {"Retry-After": "5"},
+        ) from None
     return QualifyLeadAccepted(
         qualification_id=qualification_id,
         lead_id=body.lead_id,
@@ -69,11 +88,14 @@ async def qualify_lead(body: QualifyLeadRequest, request: Request,
     )
 
 
-@router.get("/v1/leads/{lead_id}/qualification", response_model=QualificationView,
-            responses=_ERRORS, tags=["leads"])
-async def get_qualification(lead_id: str = Path(pattern=LEAD_ID_PATTERN),
-                            caller: Caller = Depends(authenticated_caller),
-                            gw: Gateway = Depends(gateway)) -> QualificationView:
+@router.get(
+    "/v1/leads/{lead_id}/qualification", response_model=QualificationView, responses=_ERRORS, tags=["leads"]
+)
+async def get_qualification(
+    lead_id: str = Path(pattern=LEAD_ID_PATTERN),
+    caller: Caller = Depends(authenticated_caller),
+    gw: Gateway = Depends(gateway),
+) -> QualificationView:
     """The lead's latest qualification: in progress, or completed with its result."""
     record = await gw.leads.latest_qualification(gw.pool, caller.organization_id, lead_id)
     if record is None:
@@ -87,8 +109,9 @@ async def health() -> dict[str, str]:
     return {"status": "ok", "service": "gateway"}
 
 
-@router.get("/health/detailed", response_model=HealthReport, tags=["health"],
-            responses={503: {"model": HealthReport}})
+@router.get(
+    "/health/detailed", response_model=HealthReport, tags=["health"], responses={503: {"model": HealthReport}}
+)
 async def health_detailed(gw: Gateway = Depends(gateway)) -> JSONResponse:
     """Kafka, PostgreSQL and Redis, each checked with its latency; 503 when any is down."""
     report = await check_dependencies("gateway", broker=gw.broker, pool=gw.pool, redis=gw.redis)

@@ -21,9 +21,15 @@ SERVICE = "qualifier"
 class QualifyLeadHandler:
     """Handles LeadQualificationRequested; a redelivery republishes only what is still owed."""
 
-    def __init__(self, *, engine: QualificationEngine, resources: WorkerResources,
-                 repository: QualificationRepository, publisher: KafkaPublisher,
-                 topics: TopicNames) -> None:
+    def __init__(
+        self,
+        *,
+        engine: QualificationEngine,
+        resources: WorkerResources,
+        repository: QualificationRepository,
+        publisher: KafkaPublisher,
+        topics: TopicNames,
+    ) -> None:
         self._engine = engine
         self._resources = resources
         self._repository = repository
@@ -69,7 +75,13 @@ class QualifyLeadHandler:
                 correlation_id=event.correlation_id,
                 completed_at=completed_at,
             )
-        log.info("lead qualified", extra={
-            "qualification_id": event.payload.qualification_id, "engine": qualification.engine,
-            "intent": qualification.intent.value, "temperature": qualification.temperature.value})
+        log.info(
+            "lead qualified",
+            extra={
+                "qualification_id": event.payload.qualification_id,
+                "engine": qualification.engine,
+                "intent": qualification.intent.value,
+                "temperature": qualification.temperature.value,
+            },
+        )
         return messages

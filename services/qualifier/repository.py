@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import asyncpg
-
+from jorge_runtime.db import DbConnection
 from schemas.leads import LeadToQualify
 from schemas.qualification import Qualification
 
@@ -18,7 +17,7 @@ class QualificationRepository:
 
     async def save_completed(
         self,
-        conn: asyncpg.Connection,
+        conn: DbConnection,
         *,
         organization_id: str,
         qualification_id: str,
@@ -33,8 +32,14 @@ class QualificationRepository:
                                   property_address, source)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                ON CONFLICT (organization_id, lead_id) DO NOTHING""",
-            organization_id, lead.lead_id, lead.name, lead.phone, lead.email, lead.message,
-            lead.property_address, lead.source,
+            organization_id,
+            lead.lead_id,
+            lead.name,
+            lead.phone,
+            lead.email,
+            lead.message,
+            lead.property_address,
+            lead.source,
         )
         await conn.execute(
             """INSERT INTO qualifications (qualification_id, organization_id, lead_id, status, engine,
@@ -43,7 +48,12 @@ class QualificationRepository:
                ON CONFLICT (qualification_id) DO UPDATE
                   SET status = 'completed', engine = EXCLUDED.engine, result = EXCLUDED.result,
                       completed_at = EXCLUDED.completed_at, failure_reason = NULL""",
-            qualification_id, organization_id, lead.lead_id, qualification.engine,
-            qualification.model_dump(mode="json"), correlation_id, completed_at,
+            qualification_id,
+            organization_id,
+            lead.lead_id,
+            qualification.engine,
+            qualification.model_dump(mode="json"),
+            correlation_id,
+            completed_at,
             self._expires_after_days,
         )

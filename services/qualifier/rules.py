@@ -166,7 +166,7 @@ _EN_NUMBERS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "
 _ES_NUMBERS = ("uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve", "diez")
 _NUMBER_WORDS = {word: i % 10 + 1 for i, word in enumerate(_EN_NUMBERS + _ES_NUMBERS)}
 _QUANTITY_WORDS = {"a couple of": 2, "a couple": 2, "un par de": 2, "a few": 3, "several": 4}
-_QUANTITY_WORDS |= {"a": 1, "an": 1, "un": 1, "una": 1} | _NUMBER_WORDS
+_QUANTITY_WORDS |= {"a": 1, "an": 1, "un": 1, "una": 1, "few": 3, "couple of": 2} | _NUMBER_WORDS
 _QUANTITY = "[0-9]{1,3}|" + "|".join(sorted(_QUANTITY_WORDS, key=len, reverse=True))
 
 _BEDS_RE = _rx(

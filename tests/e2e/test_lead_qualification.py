@@ -40,8 +40,9 @@ async def qualifier(settings: Settings, topics: TopicNames, log_dir: Path) -> As
 
 @pytest.fixture
 async def client(gateway: ServiceProcess, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10,
-                                 headers={"Authorization": f"Bearer {api_key}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=gateway.base_url, timeout=10, headers={"Authorization": f"Bearer {api_key}"}
+    ) as http:
         yield http
 
 
@@ -74,8 +75,9 @@ async def test_posted_lead_is_qualified_published_and_readable(
     assert view["engine"] == "rules-v1"
 
     assert settings.kafka_bootstrap_servers
-    records = await read_topic(settings.kafka_bootstrap_servers, topics(LEAD_QUALIFIED),
-                               until=lambda got: len(got) >= 1)
+    records = await read_topic(
+        settings.kafka_bootstrap_servers, topics(LEAD_QUALIFIED), until=lambda got: len(got) >= 1
+    )
     assert len(records) == 1
     event = records[0].json()
     assert records[0].key == "lead-001"
@@ -99,8 +101,9 @@ async def test_invalid_body_lists_each_problem(client: httpx.AsyncClient) -> Non
     body = response.json()
     assert body["error"] == "validation_error"
     assert {d["field"] for d in body["details"]} >= {"lead_id", "email"}
-    malformed = await client.post("/v1/leads/qualify", content=b"{not json",
-                                  headers={"Content-Type": "application/json"})
+    malformed = await client.post(
+        "/v1/leads/qualify", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert malformed.status_code == 400 and malformed.json()["error"] == "invalid_json"
 
 
@@ -119,23 +122,26 @@ async def test_second_request_while_in_progress_is_409(client: httpx.AsyncClient
 async def test_credentials_are_required_and_checked(gateway: ServiceProcess) -> None:
     async with httpx.AsyncClient(base_url=gateway.base_url) as anonymous:
         missing = await anonymous.post("/v1/leads/qualify", json=HOT_BUYER)
-        wrong = await anonymous.get("/v1/leads/lead-001/qualification",
-                                    headers={"Authorization": "Bearer jk_live_not-a-real-key"})
+        wrong = await anonymous.get(
+            "/v1/leads/lead-001/qualification", headers={"Authorization": "Bearer jk_live_not-a-real-key"}
+        )
     assert missing.status_code == 401 and missing.json()["error"] == "missing_credentials"
     assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_api_key"
     assert missing.headers["www-authenticate"] == "Bearer"
 
 
-async def test_another_organisation_sees_nothing(client: httpx.AsyncClient, gateway: ServiceProcess,
-                                                 pool) -> None:  # type: ignore[no-untyped-def]
+async def test_another_organisation_sees_nothing(
+    client: httpx.AsyncClient, gateway: ServiceProcess, pool
+) -> None:  # type: ignore[no-untyped-def]
     from jorge_runtime.tenancy import TenancyStore
 
     assert (await client.post("/v1/leads/qualify", json=HOT_BUYER)).status_code == 201
     tenancy = TenancyStore(pool)
     await tenancy.create_organization("org-other", "Other Realty")
     other_key = (await tenancy.issue_key("org-other", "test")).secret
-    async with httpx.AsyncClient(base_url=gateway.base_url,
-                                 headers={"Authorization": f"Bearer {other_key}"}) as other:
+    async with httpx.AsyncClient(
+        base_url=gateway.base_url, headers={"Authorization": f"Bearer {other_key}"}
+    ) as other:
         response = await other.get("/v1/leads/lead-001/qualification")
     assert response.status_code == 404
     assert response.json()["error"] == "qualification_not_found"

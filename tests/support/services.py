@@ -72,20 +72,31 @@ class ServiceProcess:
     def gateway(cls, settings: Settings, log_dir: Path) -> ServiceProcess:
         port = free_port()
         env = settings_env(settings) | {"API_PORT": str(port), "API_HOST": "127.0.0.1"}
-        return cls([sys.executable, "-m", "jorge_cli", "gateway"], env,
-                   f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{port}", log_dir / "gateway.log")
+        return cls(
+            [sys.executable, "-m", "jorge_cli", "gateway"],
+            env,
+            f"http://127.0.0.1:{port}/health",
+            f"http://127.0.0.1:{port}",
+            log_dir / "gateway.log",
+        )
 
     @classmethod
     def worker(cls, name: str, settings: Settings, log_dir: Path) -> ServiceProcess:
         port = free_port()
         env = settings_env(settings) | {"HEALTH_PORT": str(port), "HEALTH_HOST": "127.0.0.1"}
-        return cls([sys.executable, "-m", "jorge_cli", "worker", name], env,
-                   f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{port}", log_dir / f"{name}.log")
+        return cls(
+            [sys.executable, "-m", "jorge_cli", "worker", name],
+            env,
+            f"http://127.0.0.1:{port}/health",
+            f"http://127.0.0.1:{port}",
+            log_dir / f"{name}.log",
+        )
 
     async def start(self, timeout: float = 30.0) -> ServiceProcess:
         with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(self.argv, env=self.env, cwd=REPO, stdout=out,
-                                            stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(  # noqa: ASYNC220 - Popen returns at once
+                self.argv, env=self.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=1.0) as client:
             while time.monotonic() < deadline:
@@ -126,11 +137,17 @@ class KafkaRecord:
         return json.loads(self.value)
 
 
-async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[KafkaRecord]], bool],
-                     timeout: float = 30.0) -> list[KafkaRecord]:
+async def read_topic(
+    bootstrap: str, topic: str, *, until: Callable[[list[KafkaRecord]], bool], timeout: float = 30.0
+) -> list[KafkaRecord]:
     """Read a topic from the beginning in a fresh group until ``until(records)`` or timeout."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"test-{uuid.uuid4().hex}",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"test-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     records: list[KafkaRecord] = []
     try:
@@ -139,8 +156,12 @@ async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[KafkaR
             batch = await consumer.getmany(timeout_ms=200)
             for messages in batch.values():
                 records.extend(
-                    KafkaRecord(m.topic, m.key.decode() if m.key else None, m.value or b"",
-                                {k: v.decode() for k, v in m.headers})
+                    KafkaRecord(
+                        m.topic,
+                        m.key.decode() if m.key else None,
+                        m.value or b"",
+                        {k: v.decode() for k, v in m.headers},
+                    )
                     for m in messages
                 )
     finally:
@@ -148,12 +169,17 @@ async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[KafkaR
     return records
 
 
-async def produce(bootstrap: str, topic: str, value: bytes, *, key: str | None = None,
-                  headers: dict[str, str] | None = None) -> None:
+async def produce(
+    bootstrap: str, topic: str, value: bytes, *, key: str | None = None, headers: dict[str, str] | None = None
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(topic, value, key=key.encode() if key else None,
-                                     headers=[(k, v.encode()) for k, v in (headers or {}).items()])
+        await producer.send_and_wait(
+            topic,
+            value,
+            key=key.encode() if key else None,
+            headers=[(k, v.encode()) for k, v in (headers or {}).items()],
+        )
     finally:
         await producer.stop()
