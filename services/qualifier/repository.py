@@ -47,7 +47,8 @@ class QualificationRepository:
                VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, now() + make_interval(days => $8))
                ON CONFLICT (qualification_id) DO UPDATE
                   SET status = 'completed', engine = EXCLUDED.engine, result = EXCLUDED.result,
-                      completed_at = EXCLUDED.completed_at, failure_reason = NULL""",
+                      completed_at = EXCLUDED.completed_at, failure_reason = NULL
+                WHERE qualifications.organization_id = EXCLUDED.organization_id""",
             qualification_id,
             organization_id,
             lead.lead_id,

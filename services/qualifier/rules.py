@@ -41,7 +41,7 @@ _AREA_RE = _rx(
 )
 _RC_RE = re.compile(r"\bRC\b")  # case-sensitive: lower-case "rc" is too often noise
 
-_BUY_RE = _rx(r"\b(?:buy(?:ing|er)?|purchas(?:e|ing)|house[- ]hunting|homebuyer|move[- ]up)\b")
+_BUY_RE = _rx(r"\b(?:buy(?:s|ing|ers?)?|purchas(?:e|ing)|house[- ]hunting|homebuyers?|move[- ]up)\b")
 _BUY_ES_RE = _rx(r"\b(?:comprar|compra|compro)\b")
 _SOFT_BUY_RE = _rx(
     r"\blooking for (?:a |an |our |my )?(?:\w+ )?(?:home|house|condo|town(?:home|house)|place"
@@ -111,9 +111,7 @@ _SPANISH_RE = _rx(
 # ---------------------------------------------------------------- money
 # In-progress and negated phrasings are matched (and blanked) before "pre-approved", so
 # "getting pre-approved" or "not pre-approved yet" never counts as pre-approved.
-_FIN_NOT_YET_RE = _rx(
-    r"(?:\bnot|n't|\bno|\bnever) (?:yet )?(?:been |gotten |got |get )?pre[- ]?approved"
-)
+_FIN_NOT_YET_RE = _rx(r"(?:\bnot|n't|\bno|\bnever) (?:yet )?(?:been |gotten |got |get )?pre[- ]?approved")
 _FIN_TALKING_RE = _rx(
     r"\b(?:getting|get|working on|applying for|apply for) (?:a )?pre[- ]?(?:approved|approval"
     r"|qualified|qualification)\b|\bpre[- ]?qualif(?:ied|ication)\b|\b(?:talking|talked|speaking"
@@ -244,7 +242,8 @@ def _fold(text: str) -> str:
     """Strip accents, unify apostrophes and collapse whitespace so patterns stay simple."""
     text = unicodedata.normalize("NFKD", text[:_MAX_CHARS].replace("\u2019", "'"))
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return re.sub(r"\s+", " ", text)
+    # Dotless i (U+0131) matches "i" under IGNORECASE yet is no key of our word tables
+    return re.sub(r"\s+", " ", text.replace("\u0131", "i"))
 
 
 def _timeline_months(text: str, today: date) -> int | None:
@@ -267,8 +266,7 @@ def _financing(text: str) -> FinancingStatus:
         FinancingStatus.PRE_APPROVED: _FIN_PRE_APPROVED_RE.search(settled),
         FinancingStatus.CASH: _FIN_CASH_RE.search(text),
         FinancingStatus.TALKING_TO_LENDER: _FIN_TALKING_RE.search(text),
-        FinancingStatus.NEEDS_FINANCING: _FIN_NOT_YET_RE.search(text)
-        or _FIN_NEEDS_RE.search(settled),
+        FinancingStatus.NEEDS_FINANCING: _FIN_NOT_YET_RE.search(text) or _FIN_NEEDS_RE.search(settled),
     }
     return next((status for status, hit in found.items() if hit), FinancingStatus.UNKNOWN)
 
@@ -401,17 +399,18 @@ def _temperature(
     return Temperature.COLD, [*reasons, money or "no financing stated"]
 
 
-def _next_action(intent: Intent, temperature: Temperature, has_agent: bool | None) -> str:
+def _next_action(intent: Intent, temperature: Temperature, has_agent: bool | None, months: int | None) -> str:
     if intent == Intent.RENTER:
         return "Refer to rental partner"
     if intent == Intent.UNKNOWN:
         return "Ask what they are looking for"
     if has_agent:
         return "Confirm whether they are committed to their agent before pursuing"
+    # A seller without a stated date is often asking for a home value: that is a hand-off.
+    if intent in (Intent.SELLER, Intent.BOTH) and (months is None or months <= 12):
+        return "Book listing consultation and prepare CMA"
     if temperature == Temperature.COLD:
         return "Add to long-term nurture"
-    if intent in (Intent.SELLER, Intent.BOTH):
-        return "Book listing consultation and prepare CMA"
     if temperature == Temperature.HOT:
         return "Schedule showing"
     return "Send matching listings and nurture"
@@ -475,7 +474,7 @@ def qualify_lead(lead: LeadToQualify, today: date | None = None) -> Qualificatio
         motivation=motivation,
         has_agent=has_agent,
         must_sell_first=must_sell_first,
-        next_action=_next_action(intent, temperature, has_agent),
+        next_action=_next_action(intent, temperature, has_agent, months),
         language="es" if len({w.lower() for w in _SPANISH_RE.findall(text)}) >= 2 else "en",
         confidence=round(0.1 + 0.85 * sum(found) / len(found), 2),
         engine=ENGINE_NAME,
