@@ -1,0 +1,67 @@
+"""Migrations against the real PostgreSQL, and the CLI's one-line configuration errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+
+from jorge_cli.stack import StackUrls
+from jorge_runtime.db import migrate, migration_files
+from tests.support.services import REPO
+
+
+async def test_migrations_are_recorded_and_idempotent(stack: StackUrls, pool: asyncpg.Pool) -> None:
+    assert stack.database_url
+    assert await migrate(stack.database_url) == []  # the session already applied them
+    versions = [r["version"] for r in await pool.fetch("SELECT version FROM schema_migrations ORDER BY 1")]
+    assert versions == [version for version, _, _ in migration_files()]
+    tables = {
+        r["tablename"] for r in await pool.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+    }
+    assert {"organizations", "api_keys", "leads", "qualifications", "processed_events", "outbox"} <= tables
+
+
+def run_jorge(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jorge_cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_malformed_setting_stops_with_one_line_naming_it(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(REPO),
+        "JORGE_HOME": str(tmp_path),
+        "DATABASE_URL": "mysql://db/jorge",
+    }
+    result = run_jorge("worker", "qualifier", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "jorge: configuration error: DATABASE_URL is invalid: Value error, must start with postgresql://"
+    ]
+
+
+def test_a_missing_setting_says_how_to_fix_it(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "JORGE_HOME": str(tmp_path)}
+    result = run_jorge("gateway", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "KAFKA_BOOTSTRAP_SERVERS is not set" in lines[0] and "jorge up" in lines[0]
+
+
+def test_every_command_has_help(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "JORGE_HOME": str(tmp_path)}
+    for command in ("up", "gateway", "worker", "migrate", "topics", "status"):
+        result = run_jorge(command, "--help", env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "Usage" in result.stdout
