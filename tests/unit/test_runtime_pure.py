@@ -52,16 +52,16 @@ def test_redaction_hides_personal_data_and_secrets_but_not_addresses() -> None:
 
 def test_malformed_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "mysql://nope")
-    with pytest.raises(ConfigError, match="^DATABASE_URL is invalid"):
+    with pytest.raises(ConfigError, match=r"^DATABASE_URL is invalid"):
         load_settings()
     monkeypatch.setenv("DATABASE_URL", "postgresql://localhost/jorge")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "localhost")
-    with pytest.raises(ConfigError, match="^KAFKA_BOOTSTRAP_SERVERS is invalid"):
+    with pytest.raises(ConfigError, match=r"^KAFKA_BOOTSTRAP_SERVERS is invalid"):
         load_settings()
 
 
 def test_missing_settings_are_named() -> None:
-    with pytest.raises(ConfigError, match="^REDIS_URL is not set"):
+    with pytest.raises(ConfigError, match=r"^REDIS_URL is not set"):
         Settings(redis_url=None).require("redis_url")
 
 
