@@ -42,7 +42,6 @@ class Settings(BaseSettings):
         default=8081, ge=0, le=65535, description="Worker /health and /metrics; 0 = any free port."
     )
 
-    default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     qualification_stale_after_seconds: int = Field(default=900, ge=30)
     qualification_expires_after_days: int = Field(default=7, ge=1)
 
