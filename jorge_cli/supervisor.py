@@ -120,7 +120,7 @@ def _children(settings: Settings, env: dict[str, str], home: Path) -> list[Child
                 argv=[python, "-m", "jorge_cli", "worker", name],
                 env={**env, "HEALTH_HOST": "127.0.0.1", "HEALTH_PORT": str(port)},
                 url=f"http://127.0.0.1:{port}",
-                health_url=f"http://127.0.0.1:{port}/health",
+                health_url=f"http://127.0.0.1:{port}/health/detailed",
                 log_path=home / "logs" / f"{name}.log",
             )
         )

@@ -88,9 +88,17 @@ def install_dead_letter_policy(broker: KafkaBroker, settings: Settings, service:
 
 
 def worker_app(service: str, broker: KafkaBroker, resources: WorkerResources) -> AsgiFastStream:
-    """The worker as an ASGI app: the broker runs in its lifespan; /health and /metrics served."""
+    """The worker as an ASGI app: the broker runs in its lifespan.
 
-    async def health(scope: Any, receive: Any, send: Any) -> None:
+    Serves /health (liveness: the process answers), /health/detailed (readiness: Kafka,
+    PostgreSQL and Redis with latency; 503 when one is down) and /metrics, like the gateway.
+    """
+
+    async def live(scope: Any, receive: Any, send: Any) -> None:
+        body = json.dumps({"status": "ok", "service": service}).encode()
+        await AsgiResponse(body, 200, {"content-type": "application/json"})(scope, receive, send)
+
+    async def ready(scope: Any, receive: Any, send: Any) -> None:
         report = await check_dependencies(service, broker=broker, pool=resources.pool, redis=resources.redis)
         status = 200 if report.status == "ok" else 503
         body = json.dumps(report.model_dump(mode="json")).encode()
@@ -98,7 +106,7 @@ def worker_app(service: str, broker: KafkaBroker, resources: WorkerResources) ->
 
     return AsgiFastStream(
         broker,
-        asgi_routes=[("/health", health), ("/metrics", make_asgi_app())],
+        asgi_routes=[("/health", live), ("/health/detailed", ready), ("/metrics", make_asgi_app())],
         logger=logging.getLogger(f"jorge.{service}"),
         on_startup=[resources.open],
         after_shutdown=[resources.close],

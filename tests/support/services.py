@@ -87,7 +87,7 @@ class ServiceProcess:
         return cls(
             [sys.executable, "-m", "jorge_cli", "worker", name],
             env,
-            f"http://127.0.0.1:{port}/health",
+            f"http://127.0.0.1:{port}/health/detailed",
             f"http://127.0.0.1:{port}",
             log_dir / f"{name}.log",
         )
