@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 
+from jorge_cli.admin import keys, orgs
 from jorge_cli.state import project_home, read_running_state, settings_for_command
 from jorge_runtime.logs import configure_logging, redact
 from jorge_runtime.settings import ConfigError, Settings
@@ -24,6 +25,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(orgs, name="orgs")
+app.add_typer(keys, name="keys")
 
 
 @app.command()

@@ -61,7 +61,30 @@ def test_a_missing_setting_says_how_to_fix_it(tmp_path: Path) -> None:
 
 def test_every_command_has_help(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "JORGE_HOME": str(tmp_path)}
-    for command in ("up", "gateway", "worker", "migrate", "topics", "status"):
+    for command in ("up", "gateway", "worker", "migrate", "topics", "status", "orgs", "keys"):
         result = run_jorge(command, "--help", env=env, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "Usage" in result.stdout
+
+
+def test_organisations_and_keys_are_managed_from_the_command_line(stack: StackUrls, tmp_path: Path) -> None:
+    assert stack.database_url
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(REPO),
+        "JORGE_HOME": str(tmp_path),
+        "DATABASE_URL": stack.database_url,
+    }
+    assert (
+        "created organisation acme"
+        in run_jorge("orgs", "create", "acme", "--name", "Acme", env=env, cwd=tmp_path).stdout
+    )
+    created = run_jorge("keys", "create", "acme", "--name", "website", env=env, cwd=tmp_path).stdout
+    key_id = created.splitlines()[0].removeprefix("key id: ")
+    secret = created.splitlines()[1].rsplit(" ", 1)[1]
+    assert secret.startswith("jk_live_")
+    listed = run_jorge("keys", "list", "acme", env=env, cwd=tmp_path).stdout
+    assert key_id in listed and "active" in listed and secret not in listed
+    assert run_jorge("keys", "revoke", key_id, env=env, cwd=tmp_path).returncode == 0
+    assert "revoked" in run_jorge("keys", "list", "acme", env=env, cwd=tmp_path).stdout
+    assert run_jorge("keys", "revoke", key_id, env=env, cwd=tmp_path).returncode == 1

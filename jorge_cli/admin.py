@@ -1,0 +1,82 @@
+"""`jorge orgs` and `jorge keys`: manage organisations and their API keys in the database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from jorge_runtime.db import create_pool
+from jorge_runtime.settings import ConfigError
+from jorge_runtime.tenancy import TenancyStore
+
+T = TypeVar("T")
+
+orgs = typer.Typer(help="Create organisations (tenants).", no_args_is_help=True)
+keys = typer.Typer(
+    help="Create, list and revoke API keys; a key is shown only when created.", no_args_is_help=True
+)
+
+
+def _with_store(work: Callable[[TenancyStore], Awaitable[T]]) -> T:
+    from jorge_cli.state import settings_for_command
+
+    settings = settings_for_command()
+    settings.require("database_url")
+    assert settings.database_url
+
+    async def run() -> T:
+        pool = await create_pool(settings.database_url or "", min_size=1, max_size=2)
+        try:
+            return await work(TenancyStore(pool))
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
+@orgs.command("create")
+def create_organization(
+    organization_id: Annotated[str, typer.Argument(help="2-63 lower-case letters, digits or dashes.")],
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+) -> None:
+    """Create an organisation (does nothing if it exists)."""
+    try:
+        created = _with_store(
+            lambda store: store.create_organization(organization_id, name or organization_id)
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    typer.echo(
+        f"created organisation {organization_id}" if created else f"organisation {organization_id} exists"
+    )
+
+
+@keys.command("create")
+def create_key(
+    organization_id: str,
+    name: Annotated[str, typer.Option(help="What the key is for, e.g. 'website form'.")] = "api key",
+) -> None:
+    """Issue an API key for the organisation and print it once; only its hash is stored."""
+    issued = _with_store(lambda store: store.issue_key(organization_id, name))
+    typer.echo(f"key id: {issued.key_id}")
+    typer.echo(f"API key (shown once, store it now): {issued.secret}")
+
+
+@keys.command("list")
+def list_keys(organization_id: str) -> None:
+    """List the organisation's keys (prefix only, never the key)."""
+    for info in _with_store(lambda store: store.list_keys(organization_id)):
+        state = f"revoked {info.revoked_at:%Y-%m-%d}" if info.revoked_at else "active"
+        typer.echo(f"{info.key_id}  {info.key_prefix}…  {state:<18} {info.created_at:%Y-%m-%d}  {info.name}")
+
+
+@keys.command("revoke")
+def revoke_key(key_id: str) -> None:
+    """Revoke a key at once: requests with it get 401 from then on."""
+    if not _with_store(lambda store: store.revoke_key(key_id)):
+        typer.echo(f"no active key {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
