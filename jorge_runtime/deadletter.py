@@ -141,35 +141,23 @@ def dead_letter_middleware(
                 raise
             except Exception as error:
                 attempts = failures.get(position, 0) + 1
-                if isinstance(error, INFRASTRUCTURE_ERRORS):
-                    failures[position] = attempts
-                    delay = min(backoff_seconds * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
-                    log.warning(
-                        "infrastructure failure, message will be redelivered",
-                        extra={
-                            "consumer": consumer,
-                            "error": describe(error),
-                            "attempt": attempts,
-                            "retry_in_seconds": delay,
-                        },
-                    )
-                    await asyncio.sleep(delay)
-                    raise
-                if attempts >= max_attempts:
+                outage = isinstance(error, INFRASTRUCTURE_ERRORS)
+                if not outage and attempts >= max_attempts:
                     failures.pop(position, None)
                     await send_to_dead_letter(msg, error, attempts=attempts)
                     return None
                 failures[position] = attempts
                 delay = min(backoff_seconds * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
                 log.warning(
-                    "handler failed, message will be redelivered",
+                    "message will be redelivered",
                     extra={
                         "consumer": consumer,
+                        "cause": "infrastructure" if outage else "handler",
                         "error": describe(error),
                         "attempt": attempts,
                         "retry_in_seconds": delay,
                     },
-                    exc_info=error,
+                    exc_info=None if outage else error,
                 )
                 await asyncio.sleep(delay)
                 raise
