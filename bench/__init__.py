@@ -1,0 +1,1 @@
+"""Benchmarks of the Jorge Platform: measurement tools, not tests (no timing assertions)."""
