@@ -31,9 +31,13 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     database_pool_min_size: int = Field(default=1, ge=0, le=100)
-    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_pool_size: int = Field(default=20, ge=1, le=200)
 
     redis_url: str | None = None
+
+    auth_cache_seconds: float = Field(
+        default=5.0, ge=0, le=300, description="How long a gateway trusts a verified API key; 0 = never."
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

@@ -82,9 +82,13 @@ class TenancyStore:
 
     async def authenticate(self, secret: str) -> Caller | None:
         """The caller a live key belongs to, or None for unknown and revoked keys."""
+        return await self.authenticate_hash(hash_key(secret))
+
+    async def authenticate_hash(self, key_hash: bytes) -> Caller | None:
+        """Like authenticate, for a key already hashed with hash_key."""
         row = await self._pool.fetchrow(
             "SELECT key_id, organization_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-            hash_key(secret),
+            key_hash,
         )
         return Caller(organization_id=row["organization_id"], key_id=row["key_id"]) if row else None
 

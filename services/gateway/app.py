@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jorge_runtime.broker import KafkaPublisher, create_broker
 from jorge_runtime.db import create_pool
@@ -14,10 +16,36 @@ from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
+from services.gateway.auth import Authenticator
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import install_error_handlers
 from services.gateway.repository import LeadRepository
 from services.gateway.routes import router
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (the caller's X-Request-ID if sane) and echoes it back.
+
+    Plain ASGI rather than @app.middleware("http"), which costs a task and a stream per request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get("x-request-id", "")
+        request_id = incoming if 0 < len(incoming) <= 128 else f"req-{uuid.uuid4().hex}"
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -44,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
                 broker=broker,
                 publisher=KafkaPublisher(broker, settings.kafka_publish_timeout_seconds),
                 topics=TopicNames(settings.kafka_topic_prefix),
-                tenancy=TenancyStore(pool),
+                authenticator=Authenticator(TenancyStore(pool), settings.auth_cache_seconds),
                 leads=LeadRepository(
                     stale_after_seconds=settings.qualification_stale_after_seconds,
                     expires_after_days=settings.qualification_expires_after_days,
@@ -65,14 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        incoming = request.headers.get("x-request-id", "")
-        request.state.request_id = incoming if 0 < len(incoming) <= 128 else f"req-{uuid.uuid4().hex}"
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
-
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
     return app
 

@@ -11,8 +11,9 @@ from faststream.kafka import KafkaBroker
 
 from jorge_runtime.broker import KafkaPublisher
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import Caller, TenancyStore
+from jorge_runtime.tenancy import Caller
 from schemas.topics import TopicNames
+from services.gateway.auth import Authenticator
 from services.gateway.errors import ApiError
 from services.gateway.repository import LeadRepository
 
@@ -27,7 +28,7 @@ class Gateway:
     broker: KafkaBroker
     publisher: KafkaPublisher
     topics: TopicNames
-    tenancy: TenancyStore
+    authenticator: Authenticator
     leads: LeadRepository
 
 
@@ -47,7 +48,7 @@ async def authenticated_caller(request: Request) -> Caller:
         raise ApiError(
             401, "missing_credentials", "Send your API key as `Authorization: Bearer <key>`.", _CHALLENGE
         )
-    caller = await gateway(request).tenancy.authenticate(credentials.strip())
+    caller = await gateway(request).authenticator.authenticate(credentials.strip())
     if caller is None:
         raise ApiError(401, "invalid_api_key", "The API key is unknown or has been revoked.", _CHALLENGE)
     return caller

@@ -24,6 +24,28 @@ class OpenedQualification:
     expires_at: datetime
 
 
+# The lead and its new qualification in one statement; the partial unique index answers 409.
+_OPEN_QUALIFICATION = """
+WITH lead AS (
+    INSERT INTO leads (organization_id, lead_id, name, phone, email, message, property_address, source)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    ON CONFLICT (organization_id, lead_id) DO UPDATE
+       SET name = EXCLUDED.name, phone = EXCLUDED.phone, email = EXCLUDED.email,
+           message = EXCLUDED.message, property_address = EXCLUDED.property_address,
+           source = EXCLUDED.source, updated_at = now()
+    RETURNING organization_id, lead_id
+)
+INSERT INTO qualifications (qualification_id, organization_id, lead_id, status, correlation_id, expires_at)
+SELECT $9, organization_id, lead_id, 'in_progress', $10, now() + make_interval(days => $11) FROM lead
+ON CONFLICT (organization_id, lead_id) WHERE status = 'in_progress' DO NOTHING
+RETURNING created_at, expires_at"""
+
+_CLOSE_STALE = """
+UPDATE qualifications SET status = 'failed', failure_reason = 'timed out'
+ WHERE organization_id = $1 AND lead_id = $2 AND status = 'in_progress'
+   AND created_at < now() - make_interval(secs => $3)"""
+
+
 class LeadRepository:
     """Leads and qualifications as the gateway sees them (it writes requests, reads results)."""
 
@@ -41,46 +63,21 @@ class LeadRepository:
     ) -> OpenedQualification:
         """Upsert the lead and open its qualification, inside the caller's transaction.
 
-        An open qualification older than the stale limit (its event was lost or dead-lettered)
-        is closed as failed so the lead is not blocked forever.
+        One round trip in the common case. On a conflict, an open qualification older than the
+        stale limit (its event was lost or dead-lettered) is closed as failed and the insert
+        tried once more, so a lead is never blocked forever.
         """
-        await conn.execute(
-            """INSERT INTO leads (organization_id, lead_id, name, phone, email, message,
-                                  property_address, source)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-               ON CONFLICT (organization_id, lead_id) DO UPDATE
-                  SET name = EXCLUDED.name, phone = EXCLUDED.phone, email = EXCLUDED.email,
-                      message = EXCLUDED.message, property_address = EXCLUDED.property_address,
-                      source = EXCLUDED.source, updated_at = now()""",
-            organization_id,
-            lead.lead_id,
-            lead.name,
-            lead.phone,
-            lead.email,
-            lead.message,
-            lead.property_address,
-            lead.source,
-        )
-        await conn.execute(
-            """UPDATE qualifications SET status = 'failed', failure_reason = 'timed out'
-                WHERE organization_id = $1 AND lead_id = $2 AND status = 'in_progress'
-                  AND created_at < now() - make_interval(secs => $3)""",
-            organization_id,
-            lead.lead_id,
-            self._stale_after_seconds,
-        )
-        row = await conn.fetchrow(
-            """INSERT INTO qualifications (qualification_id, organization_id, lead_id, status,
-                                           correlation_id, expires_at)
-               VALUES ($1, $2, $3, 'in_progress', $4, now() + make_interval(days => $5))
-               ON CONFLICT (organization_id, lead_id) WHERE status = 'in_progress' DO NOTHING
-               RETURNING created_at, expires_at""",
-            qualification_id,
-            organization_id,
-            lead.lead_id,
-            correlation_id,
-            self._expires_after_days,
-        )
+        arguments = (
+            organization_id, lead.lead_id, lead.name, lead.phone, lead.email, lead.message,
+            lead.property_address, lead.source, qualification_id, correlation_id, self._expires_after_days,
+        )  # fmt: skip
+        row = await conn.fetchrow(_OPEN_QUALIFICATION, *arguments)
+        if row is None:
+            closed = await conn.execute(
+                _CLOSE_STALE, organization_id, lead.lead_id, self._stale_after_seconds
+            )
+            if closed != "UPDATE 0":
+                row = await conn.fetchrow(_OPEN_QUALIFICATION, *arguments)
         if row is None:
             raise LeadAlreadyInQualification(lead.lead_id)
         return OpenedQualification(created_at=row["created_at"], expires_at=row["expires_at"])

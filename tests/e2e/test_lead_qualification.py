@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -154,3 +155,45 @@ async def test_health_reports_each_dependency(gateway: ServiceProcess) -> None:
     assert detailed["status"] == "ok"
     assert set(detailed["components"]) == {"kafka", "postgresql", "redis"}
     assert all(c["latency_ms"] >= 0 for c in detailed["components"].values())
+
+
+async def test_a_stale_open_qualification_no_longer_blocks_the_lead(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    first = await client.post("/v1/leads/qualify", json=HOT_BUYER)
+    # Its event was lost or dead-lettered long ago: age it past QUALIFICATION_STALE_AFTER_SECONDS.
+    await pool.execute(
+        "UPDATE qualifications SET created_at = now() - interval '1 hour' WHERE qualification_id = $1",
+        first.json()["qualification_id"],
+    )
+    second = await client.post("/v1/leads/qualify", json=HOT_BUYER)
+    assert second.status_code == 201
+    closed = await pool.fetchrow(
+        "SELECT status, failure_reason FROM qualifications WHERE qualification_id = $1",
+        first.json()["qualification_id"],
+    )
+    assert dict(closed) == {"status": "failed", "failure_reason": "timed out"}
+
+
+async def test_a_revoked_key_stops_working(
+    settings: Settings, topics: TopicNames, pool: asyncpg.Pool, log_dir: Path
+) -> None:
+    from jorge_runtime.tenancy import TenancyStore
+
+    tenancy = TenancyStore(pool)
+    await tenancy.create_organization("org-revoking", "Revoking Realty")
+    issued = await tenancy.issue_key("org-revoking", "soon revoked")
+    quick_to_forget = settings.model_copy(update={"auth_cache_seconds": 0.2})
+    gateway = await ServiceProcess.gateway(quick_to_forget, log_dir).start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=gateway.base_url, headers={"Authorization": f"Bearer {issued.secret}"}
+        ) as http:
+            assert (await http.get("/v1/leads/nobody/qualification")).status_code == 404
+            await tenancy.revoke_key(issued.key_id)
+            await asyncio.sleep(0.3)
+            revoked = await http.get("/v1/leads/nobody/qualification")
+    finally:
+        gateway.stop()
+    assert revoked.status_code == 401
+    assert revoked.json()["error"] == "invalid_api_key"
