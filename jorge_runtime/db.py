@@ -22,9 +22,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _release_connection(conn: asyncpg.Connection) -> None:
+    # Pooled connections never LISTEN, SET or take advisory locks here, so asyncpg's default
+    # reset (a RESET ALL/UNLISTEN/unlock round trip on every release) is pure cost.
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """Open a pool whose connections speak jsonb as Python objects. DSNs may use a socket dir."""
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_release_connection
+    )
     assert pool is not None
     return pool
 

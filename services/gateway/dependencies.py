@@ -32,9 +32,14 @@ class Gateway:
     leads: LeadRepository
 
 
-def gateway(request: Request) -> Gateway:
+def resources(request: Request) -> Gateway:
     """The gateway's resources, set up by the lifespan."""
     return request.app.state.gateway
+
+
+async def gateway(request: Request) -> Gateway:
+    """Dependency form of resources(); async so FastAPI does not hand it to a thread."""
+    return resources(request)
 
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -48,7 +53,7 @@ async def authenticated_caller(request: Request) -> Caller:
         raise ApiError(
             401, "missing_credentials", "Send your API key as `Authorization: Bearer <key>`.", _CHALLENGE
         )
-    caller = await gateway(request).authenticator.authenticate(credentials.strip())
+    caller = await resources(request).authenticator.authenticate(credentials.strip())
     if caller is None:
         raise ApiError(401, "invalid_api_key", "The API key is unknown or has been revoked.", _CHALLENGE)
     return caller
