@@ -35,6 +35,16 @@ SELLER_ANALYSIS_REQUESTED = TopicSpec(
 SELLER_ANALYZED = TopicSpec(
     "seller.analyzed", 6, "Seller analyzer -> crm_sync: a stored CMA (SellerAnalyzed)."
 )
+SELLER_CONSULTATION_REQUESTED = TopicSpec(
+    "seller.consultation_requested",
+    6,
+    "Gateway -> crm_sync: a seller asked for a consultation (ConsultationRequested).",
+)
+WEBHOOK_DELIVERY_REQUESTED = TopicSpec(
+    "webhook.delivery_requested",
+    6,
+    "Gateway -> crm_sync: a test event or a manual redelivery to send (WebhookDeliveryRequested).",
+)
 DEAD_LETTER = TopicSpec(
     "dead_letter", 3, "Messages a consumer could not process, with the reason and origin in headers."
 )
@@ -46,6 +56,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     BUYER_MATCHED,
     SELLER_ANALYSIS_REQUESTED,
     SELLER_ANALYZED,
+    SELLER_CONSULTATION_REQUESTED,
+    WEBHOOK_DELIVERY_REQUESTED,
     DEAD_LETTER,
 )
 

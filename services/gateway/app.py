@@ -16,6 +16,7 @@ from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
+from services.gateway import buyers, sellers, webhooks
 from services.gateway.auth import Authenticator
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import install_error_handlers
@@ -95,6 +96,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
+    app.include_router(buyers.router)
+    app.include_router(sellers.router)
+    app.include_router(webhooks.router)
     return app
 
 

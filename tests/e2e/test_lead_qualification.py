@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
 from jorge_runtime.settings import Settings
 from schemas.topics import LEAD_QUALIFIED, TopicNames
@@ -23,28 +21,6 @@ HOT_BUYER = {
     "email": "maria@example.com",
     "message": "We're pre-approved for $750k and want a 3 bed in Victoria, moving in 2 months.",
 }
-
-
-@pytest.fixture
-async def gateway(settings: Settings, topics: TopicNames, log_dir: Path) -> AsyncIterator[ServiceProcess]:
-    service = await ServiceProcess.gateway(settings, log_dir).start()
-    yield service
-    service.stop()
-
-
-@pytest.fixture
-async def qualifier(settings: Settings, topics: TopicNames, log_dir: Path) -> AsyncIterator[ServiceProcess]:
-    service = await ServiceProcess.worker("qualifier", settings, log_dir).start()
-    yield service
-    service.stop()
-
-
-@pytest.fixture
-async def client(gateway: ServiceProcess, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=gateway.base_url, timeout=10, headers={"Authorization": f"Bearer {api_key}"}
-    ) as http:
-        yield http
 
 
 async def wait_completed(client: httpx.AsyncClient, lead_id: str, timeout: float = 30) -> dict[str, Any]:
