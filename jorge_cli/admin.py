@@ -11,6 +11,7 @@ import typer
 from jorge_runtime.db import create_pool
 from jorge_runtime.settings import ConfigError
 from jorge_runtime.tenancy import TenancyStore
+from schemas.limits import LIMITS
 
 T = TypeVar("T")
 
@@ -80,3 +81,21 @@ def revoke_key(key_id: str) -> None:
         typer.echo(f"no active key {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
+
+
+@orgs.command("set-limit")
+def set_limit(
+    organization_id: str,
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(LIMITS)}.")],
+    value: Annotated[int | None, typer.Argument(help="The new maximum; omit to restore the default.")] = None,
+) -> None:
+    """Override one rate limit or quota for an organisation (gateways see it within AUTH_CACHE_SECONDS)."""
+    if name not in LIMITS:
+        raise ConfigError(f"unknown limit {name!r}; choose one of: {', '.join(LIMITS)}")
+    if value is not None and value < 0:
+        raise ConfigError("a limit cannot be negative")
+    if not _with_store(lambda store: store.set_rate_limit(organization_id, name, value)):
+        typer.echo(f"no organisation {organization_id}", err=True)
+        raise typer.Exit(1)
+    shown = value if value is not None else f"default ({LIMITS[name].default})"
+    typer.echo(f"{organization_id}: {name} = {shown}")

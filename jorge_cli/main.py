@@ -49,7 +49,7 @@ def gateway(
     import uvicorn
 
     settings = _settings()
-    settings.require("kafka_bootstrap_servers", "database_url", "redis_url")
+    settings.require("kafka_bootstrap_servers", "database_url", "redis_url", "jwt_secret")
     configure_logging("gateway", settings.log_level)
     uvicorn.run(
         "services.gateway.app:create_app_from_environment",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -96,6 +97,14 @@ async def _prepare(settings: Settings, home: Path) -> str:
         return issued.secret
     finally:
         await pool.close()
+
+
+def _local_secret(path: Path) -> str:
+    """A random secret kept in the data directory, so tokens survive a restart of `jorge up`."""
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _children(settings: Settings, env: dict[str, str], home: Path) -> list[Child]:
@@ -212,6 +221,8 @@ def run_up(home: Path) -> int:
         }
         if want["kafka"]:
             environment["KAFKA_ENABLE_IDEMPOTENCE"] = "false"  # Tansu does not support it
+        if settings.jwt_secret is None:
+            environment["JWT_SECRET"] = _local_secret(home / "jwt_secret")
         settings = load_settings(**{k.lower(): v for k, v in environment.items()})
         api_key = asyncio.run(_prepare(settings, home))
         env = {**os.environ, **{k: str(v) for k, v in environment.items()}}

@@ -39,6 +39,16 @@ class Settings(BaseSettings):
         default=5.0, ge=0, le=300, description="How long a gateway trusts a verified API key; 0 = never."
     )
 
+    # Gateway: tokens, limits, request size.
+    jwt_secret: str | None = Field(
+        default=None, min_length=32, description="HMAC key of access tokens; `jorge up` makes one."
+    )
+    jwt_max_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
+    rate_limit_fail_mode: Literal["open", "closed"] = Field(
+        default="open", description="When Redis is unreachable: let requests through, or answer 503."
+    )
+    max_request_bytes: int = Field(default=256 * 1024, ge=1024, le=50 * 1024 * 1024)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     health_host: str = "127.0.0.1"

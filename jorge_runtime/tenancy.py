@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
@@ -16,10 +16,19 @@ _ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The authenticated organisation and the key it used."""
+    """The authenticated organisation, the key it used and the organisation's limit overrides."""
 
     organization_id: str
     key_id: str
+    rate_limits: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A key as stored, revoked or not."""
+
+    caller: Caller
+    revoked: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,17 +89,37 @@ class TenancyStore:
         )
         return IssuedKey(key_id=key_id, organization_id=organization_id, secret=secret)
 
+    async def find_key(self, *, key_hash: bytes | None = None, key_id: str | None = None) -> KeyRecord | None:
+        """The key with this hash (see hash_key) or id, revoked or not, with its organisation's limits."""
+        row = await self._pool.fetchrow(
+            """SELECT k.key_id, k.organization_id, k.revoked_at IS NOT NULL AS revoked, o.rate_limits
+                 FROM api_keys k JOIN organizations o USING (organization_id)
+                WHERE k.key_hash = $1 OR k.key_id = $2""",
+            key_hash,
+            key_id,
+        )
+        if row is None:
+            return None
+        caller = Caller(row["organization_id"], row["key_id"], dict(row["rate_limits"] or {}))
+        return KeyRecord(caller=caller, revoked=row["revoked"])
+
     async def authenticate(self, secret: str) -> Caller | None:
         """The caller a live key belongs to, or None for unknown and revoked keys."""
-        return await self.authenticate_hash(hash_key(secret))
+        record = await self.find_key(key_hash=hash_key(secret))
+        return record.caller if record and not record.revoked else None
 
-    async def authenticate_hash(self, key_hash: bytes) -> Caller | None:
-        """Like authenticate, for a key already hashed with hash_key."""
-        row = await self._pool.fetchrow(
-            "SELECT key_id, organization_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-            key_hash,
+    async def set_rate_limit(self, organization_id: str, name: str, value: int | None) -> bool:
+        """Override one limit for the organisation (None restores the default); False if no such org."""
+        updated = await self._pool.fetchval(
+            """UPDATE organizations
+                  SET rate_limits = CASE WHEN $3::int IS NULL THEN rate_limits - $2
+                                         ELSE rate_limits || jsonb_build_object($2::text, $3::int) END
+                WHERE organization_id = $1 RETURNING true""",
+            organization_id,
+            name,
+            value,
         )
-        return Caller(organization_id=row["organization_id"], key_id=row["key_id"]) if row else None
+        return bool(updated)
 
     async def list_keys(self, organization_id: str) -> list[KeyInfo]:
         """Every key of the organisation, newest first, without secrets."""

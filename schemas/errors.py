@@ -15,4 +15,5 @@ class ErrorResponse(BaseModel):
     )
     message: str = Field(description="What went wrong and what to do, for a human.")
     details: list[dict[str, Any]] | None = Field(default=None, description="Per-field problems, when any.")
+    retry_after: int | None = Field(default=None, description="With 429: seconds until the limit resets.")
     request_id: str | None = None

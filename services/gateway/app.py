@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.datastructures import Headers, MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jorge_runtime.broker import KafkaPublisher, create_broker
 from jorge_runtime.db import create_pool
@@ -16,43 +13,20 @@ from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
-from services.gateway import buyers, sellers, webhooks
+from services.gateway import buyers, sellers, tokens, webhooks
 from services.gateway.auth import Authenticator
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import install_error_handlers
+from services.gateway.limits import RateLimiter
+from services.gateway.middleware import EdgeMiddleware
 from services.gateway.repository import LeadRepository
 from services.gateway.routes import router
 
 
-class RequestIdMiddleware:
-    """Gives every request an id (the caller's X-Request-ID if sane) and echoes it back.
-
-    Plain ASGI rather than @app.middleware("http"), which costs a task and a stream per request.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = Headers(scope=scope).get("x-request-id", "")
-        request_id = incoming if 0 < len(incoming) <= 128 else f"req-{uuid.uuid4().hex}"
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
 def create_app(settings: Settings) -> FastAPI:
     """Build the gateway; pools and the Kafka producer open in the lifespan."""
-    settings.require("kafka_bootstrap_servers", "database_url", "redis_url")
-    assert settings.database_url and settings.redis_url
+    settings.require("kafka_bootstrap_servers", "database_url", "redis_url", "jwt_secret")
+    assert settings.database_url and settings.redis_url and settings.jwt_secret
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,7 +47,13 @@ def create_app(settings: Settings) -> FastAPI:
                 broker=broker,
                 publisher=KafkaPublisher(broker, settings.kafka_publish_timeout_seconds),
                 topics=TopicNames(settings.kafka_topic_prefix),
-                authenticator=Authenticator(TenancyStore(pool), settings.auth_cache_seconds),
+                authenticator=Authenticator(
+                    TenancyStore(pool),
+                    jwt_secret=settings.jwt_secret or "",
+                    ttl_seconds=settings.auth_cache_seconds,
+                    max_token_seconds=settings.jwt_max_ttl_seconds,
+                ),
+                limiter=RateLimiter(redis),
                 leads=LeadRepository(
                     stale_after_seconds=settings.qualification_stale_after_seconds,
                     expires_after_days=settings.qualification_expires_after_days,
@@ -89,13 +69,18 @@ def create_app(settings: Settings) -> FastAPI:
         title="Jorge Platform API",
         version="1.0.0",
         description="Qualify leads, match buyers, price sellers' homes. Authenticate with "
-        "`Authorization: Bearer <API key>`; errors are `{error, message}`.",
+        "`Authorization: Bearer <API key or access token>`; errors are `{error, message}`; "
+        "every response carries the X-RateLimit-* headers of the tightest limit.",
         lifespan=lifespan,
+        # EdgeMiddleware answers declared oversize bodies in the error model; this outer limit
+        # is the backstop for chunked bodies, which declare no length.
+        max_body_size=settings.max_request_bytes * 2,
     )
     install_error_handlers(app)
 
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_request_bytes)
     app.include_router(router)
+    app.include_router(tokens.router)
     app.include_router(buyers.router)
     app.include_router(sellers.router)
     app.include_router(webhooks.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import asyncpg
@@ -12,9 +13,11 @@ from faststream.kafka import KafkaBroker
 from jorge_runtime.broker import KafkaPublisher
 from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import Caller
+from schemas.limits import QUOTAS
 from schemas.topics import TopicNames
-from services.gateway.auth import Authenticator
+from services.gateway.auth import Authenticator, AuthError
 from services.gateway.errors import ApiError
+from services.gateway.limits import LimiterUnavailable, RateLimiter
 from services.gateway.repository import LeadRepository
 
 
@@ -29,6 +32,7 @@ class Gateway:
     publisher: KafkaPublisher
     topics: TopicNames
     authenticator: Authenticator
+    limiter: RateLimiter
     leads: LeadRepository
 
 
@@ -43,17 +47,44 @@ async def gateway(request: Request) -> Gateway:
 
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+_limiter_log = logging.getLogger("services.gateway.limits")
 
 
 async def authenticated_caller(request: Request) -> Caller:
-    """Resolve `Authorization: Bearer <api key>` to its organisation, or answer 401."""
-    header = request.headers.get("authorization", "")
-    scheme, _, credentials = header.partition(" ")
+    """Authenticate `Authorization: Bearer <API key or token>` and count the request.
+
+    401 for missing, unknown, expired, tampered or revoked credentials; 429 past a limit.
+    The X-RateLimit-* headers go on the response whatever its status.
+    """
+    gw = resources(request)
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
         raise ApiError(
-            401, "missing_credentials", "Send your API key as `Authorization: Bearer <key>`.", _CHALLENGE
+            401, "missing_credentials", "Send `Authorization: Bearer <API key or token>`.", _CHALLENGE
         )
-    caller = await resources(request).authenticator.authenticate(credentials.strip())
-    if caller is None:
-        raise ApiError(401, "invalid_api_key", "The API key is unknown or has been revoked.", _CHALLENGE)
+    try:
+        caller = await gw.authenticator.authenticate(credentials.strip())
+    except AuthError as exc:
+        raise ApiError(401, exc.error, exc.message, _CHALLENGE) from None
+    route = request.scope.get("route")
+    quota = QUOTAS.get((request.method, getattr(route, "path", "")))
+    try:
+        decision = await gw.limiter.check(caller, quota)
+    except LimiterUnavailable:
+        _limiter_log.warning(
+            "rate limiter unavailable", extra={"fail_mode": gw.settings.rate_limit_fail_mode}
+        )
+        if gw.settings.rate_limit_fail_mode == "closed":
+            raise ApiError(
+                503,
+                "rate_limiter_unavailable",
+                "Rate limits cannot be checked right now; retry shortly.",
+                {"Retry-After": "5"},
+            ) from None
+        return caller
+    request.state.response_headers = decision.headers()
+    if not decision.allowed:
+        raise ApiError(
+            429, "rate_limit_exceeded", decision.message(), decision.headers(), decision.retry_after
+        )
     return caller

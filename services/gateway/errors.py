@@ -19,15 +19,24 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error the API answers on purpose, with its status and machine-readable code."""
 
-    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None,
+                 retry_after: int | None = None) -> None:  # fmt: skip
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
         self.headers = headers
+        self.retry_after = retry_after
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+_HTTP_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 
 def _response(
@@ -38,9 +47,14 @@ def _response(
     *,
     details: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    retry_after: int | None = None,
 ) -> JSONResponse:
     body = ErrorResponse(
-        error=error, message=message, details=details, request_id=getattr(request.state, "request_id", None)
+        error=error,
+        message=message,
+        details=details,
+        retry_after=retry_after,
+        request_id=getattr(request.state, "request_id", None),
     )
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
@@ -66,12 +80,14 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             return _response(request, 400, "invalid_json", "The request body is not valid JSON.")
     details = [{"field": _field(tuple(e["loc"])), "problem": e["msg"]} for e in errors]
     summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:3])
-    return _response(request, 400, "validation_error", f"The request is invalid: {summary}", details=details)
+    return _response(request, 422, "validation_error", f"The request is invalid: {summary}", details=details)
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return _response(request, exc.status, exc.error, exc.message, headers=exc.headers)
+    return _response(
+        request, exc.status, exc.error, exc.message, headers=exc.headers, retry_after=exc.retry_after
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

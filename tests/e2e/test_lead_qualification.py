@@ -74,7 +74,7 @@ async def test_invalid_phone_is_a_clear_400(client: httpx.AsyncClient) -> None:
 
 async def test_invalid_body_lists_each_problem(client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/leads/qualify", json={"lead_id": "has spaces", "email": "nope"})
-    assert response.status_code == 400
+    assert response.status_code == 422
     body = response.json()
     assert body["error"] == "validation_error"
     assert {d["field"] for d in body["details"]} >= {"lead_id", "email"}
@@ -172,4 +172,4 @@ async def test_a_revoked_key_stops_working(
     finally:
         gateway.stop()
     assert revoked.status_code == 401
-    assert revoked.json()["error"] == "invalid_api_key"
+    assert revoked.json()["error"] == "api_key_revoked"
