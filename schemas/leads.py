@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, mo
 
 from schemas.envelope import EventEnvelope
 from schemas.qualification import Intent, Qualification, Temperature
+from schemas.text import Text
 
 LEAD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 DEFAULT_PHONE_REGION = "US"
@@ -40,7 +41,7 @@ class LeadContact(BaseModel):
 
     model_config = ConfigDict(str_strip_whitespace=True)
 
-    name: str | None = Field(default=None, max_length=200)
+    name: Text | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, description="Any common format; stored as E.164 (+15555550100).")
     email: EmailStr | None = None
 
@@ -66,9 +67,9 @@ class QualifyLeadRequest(LeadContact):
     lead_id: str = Field(
         pattern=LEAD_ID_PATTERN, description="Your id for the lead, unique in your organisation."
     )
-    message: str = Field(default="", max_length=10_000, description="What the lead wrote.")
-    property_address: str | None = Field(default=None, max_length=300)
-    source: str | None = Field(
+    message: Text = Field(default="", max_length=10_000, description="What the lead wrote.")
+    property_address: Text | None = Field(default=None, max_length=300)
+    source: Text | None = Field(
         default=None, max_length=100, description="Where the lead came from, e.g. zillow."
     )
 

@@ -29,6 +29,11 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
 
+#: Every status the API can answer with the error model; routes document them all.
+API_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 415, 422, 429, 500, 503)
+}
+
 _HTTP_CODES = {
     401: "unauthorized",
     403: "forbidden",

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from jorge_runtime.broker import PublishFailed, event_message
 from jorge_runtime.health import HealthReport, check_dependencies
 from jorge_runtime.tenancy import Caller
-from schemas.errors import ErrorResponse
 from schemas.leads import (
     LEAD_ID_PATTERN,
     LeadQualificationRequested,
@@ -23,21 +20,17 @@ from schemas.leads import (
 )
 from schemas.topics import LEAD_QUALIFICATION_REQUESTED
 from services.gateway.dependencies import Gateway, authenticated_caller, gateway
-from services.gateway.errors import ApiError
+from services.gateway.errors import API_ERRORS, ApiError
 from services.gateway.repository import LeadAlreadyInQualification
 
 router = APIRouter()
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 429, 500, 503)
-}
 
 
 @router.post(
     "/v1/leads/qualify",
     status_code=201,
     response_model=QualifyLeadAccepted,
-    responses=_ERRORS,
+    responses=API_ERRORS,
     tags=["leads"],
 )
 async def qualify_lead(
@@ -89,7 +82,10 @@ async def qualify_lead(
 
 
 @router.get(
-    "/v1/leads/{lead_id}/qualification", response_model=QualificationView, responses=_ERRORS, tags=["leads"]
+    "/v1/leads/{lead_id}/qualification",
+    response_model=QualificationView,
+    responses=API_ERRORS,
+    tags=["leads"],
 )
 async def get_qualification(
     lead_id: str = Path(pattern=LEAD_ID_PATTERN),

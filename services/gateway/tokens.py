@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from schemas.errors import ErrorResponse
 from services.gateway.auth import AuthError
 from services.gateway.dependencies import Gateway, gateway
-from services.gateway.errors import ApiError
+from services.gateway.errors import API_ERRORS, ApiError
 
 router = APIRouter(tags=["auth"])
-
-_ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorResponse} for s in (401, 413, 415, 422)}
 
 
 class TokenRequest(BaseModel):
@@ -36,7 +32,7 @@ class TokenResponse(BaseModel):
     expires_at: datetime
 
 
-@router.post("/v1/auth/token", response_model=TokenResponse, responses=_ERRORS)
+@router.post("/v1/auth/token", response_model=TokenResponse, responses=API_ERRORS)
 async def issue_token(body: TokenRequest, gw: Gateway = Depends(gateway)) -> TokenResponse:
     """Exchange an API key for a signed token that expires (at most `JWT_MAX_TTL_SECONDS`).
 
