@@ -14,14 +14,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
-import redis.exceptions
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from faststream import BaseMiddleware
 from faststream.message import StreamMessage
 from pydantic import ValidationError
 
-from jorge_runtime.broker import OutgoingMessage, PublishFailed
+from jorge_runtime.broker import OutgoingMessage
+from jorge_runtime.failures import INFRASTRUCTURE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +34,6 @@ INVALID_MESSAGE_ERRORS: tuple[type[BaseException], ...] = (
     json.JSONDecodeError,
     UnicodeDecodeError,
     PermanentError,
-)
-# Nothing can progress while these last, so the partition waits instead of dead-lettering.
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    redis.exceptions.ConnectionError,
-    KafkaConnectionError,
-    KafkaTimeoutError,
-    PublishFailed,
 )
 MAX_BACKOFF_SECONDS = 30.0
 

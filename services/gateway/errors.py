@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from jorge_runtime.failures import INFRASTRUCTURE_ERRORS
 from schemas.errors import ErrorResponse
 from schemas.leads import InvalidPhoneError
 
@@ -101,6 +102,17 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _response(request, exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
 
 
+async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("dependency unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+    return _response(
+        request,
+        503,
+        "dependency_unavailable",
+        "A service the API depends on is unavailable; nothing was changed, retry shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", extra={"path": request.url.path})
     return _response(
@@ -116,4 +128,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Registered per type, so they are answered inside the app instead of by the outermost
+    # error middleware, which re-raises to the server and drops the connection.
+    for infrastructure_error in INFRASTRUCTURE_ERRORS:
+        app.add_exception_handler(infrastructure_error, _dependency_down)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,7 +1,8 @@
-"""When Kafka goes away the gateway answers 503 and stores nothing; health says which part is down."""
+"""When Kafka or PostgreSQL goes away the gateway answers 503 and stores nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,3 +60,47 @@ async def test_kafka_down_means_503_and_nothing_half_written(
     assert health.status_code == 503
     assert health.json()["components"]["kafka"]["status"] == "down"
     assert health.json()["components"]["postgresql"]["status"] == "ok"
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[EmbeddedStack]:
+    """A PostgreSQL of this test's own, so stopping it disturbs no other test."""
+    stack = EmbeddedStack(tmp_path / "postgres")
+    yield stack
+    stack.stop()
+
+
+async def test_postgres_down_means_503_not_500(
+    own_postgres: EmbeddedStack, settings: Settings, topics: TopicNames, log_dir: Path
+) -> None:
+    from jorge_runtime.db import create_pool, migrate
+    from jorge_runtime.tenancy import TenancyStore
+
+    urls = await asyncio.to_thread(lambda: own_postgres.start(kafka=False, postgres=True, redis=False))
+    database_url = urls.database_url
+    assert database_url
+    await migrate(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        await TenancyStore(pool).create_organization("org-db-down", "DB Down Realty")
+        key = (await TenancyStore(pool).issue_key("org-db-down", "test")).secret
+    finally:
+        await pool.close()
+    gateway = await ServiceProcess.gateway(
+        settings.model_copy(update={"database_url": database_url}), log_dir
+    ).start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=gateway.base_url, timeout=15, headers={"Authorization": f"Bearer {key}"}
+        ) as client:
+            assert (await client.get("/v1/leads/x/qualification")).status_code == 404
+            await asyncio.to_thread(own_postgres.stop)
+            lead = {"lead_id": "db-down", "email": "a@example.com"}
+            posted = await client.post("/v1/leads/qualify", json=lead)
+            read = await client.get("/v1/leads/x/qualification")
+    finally:
+        gateway.stop()
+    for response in (posted, read):
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] == "dependency_unavailable"
+        assert response.headers["retry-after"]

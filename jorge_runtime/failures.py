@@ -1,0 +1,24 @@
+"""Which exceptions mean "a dependency is down" rather than "this request or message is wrong"."""
+
+from __future__ import annotations
+
+import asyncpg
+import redis.exceptions
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+from jorge_runtime.broker import PublishFailed
+
+#: Nothing can succeed while these last: consumers wait and retry, the gateway answers 503.
+INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    PublishFailed,
+)
