@@ -15,7 +15,7 @@ from schemas.limits import LIMITS
 
 T = TypeVar("T")
 
-orgs = typer.Typer(help="Create organisations (tenants).", no_args_is_help=True)
+orgs = typer.Typer(help="Create and list organisations (tenants) and set their limits.", no_args_is_help=True)
 keys = typer.Typer(
     help="Create, list and revoke API keys; a key is shown only when created.", no_args_is_help=True
 )
@@ -53,6 +53,13 @@ def create_organization(
     typer.echo(
         f"created organisation {organization_id}" if created else f"organisation {organization_id} exists"
     )
+
+
+@orgs.command("list")
+def list_organizations() -> None:
+    """List organisations with their number of live keys."""
+    for organization_id, name, live_keys in _with_store(lambda store: store.list_organizations()):
+        typer.echo(f"{organization_id:<24} {live_keys:>3} live keys  {name}")
 
 
 @keys.command("create")

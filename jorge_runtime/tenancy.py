@@ -74,6 +74,15 @@ class TenancyStore:
         )
         return bool(created)
 
+    async def list_organizations(self) -> list[tuple[str, str, int]]:
+        """Every organisation as (id, name, number of live keys)."""
+        rows = await self._pool.fetch(
+            """SELECT o.organization_id, o.name, count(k.key_id) FILTER (WHERE k.revoked_at IS NULL) AS keys
+                 FROM organizations o LEFT JOIN api_keys k USING (organization_id)
+                GROUP BY o.organization_id, o.name ORDER BY o.organization_id"""
+        )
+        return [(r["organization_id"], r["name"], r["keys"]) for r in rows]
+
     async def issue_key(self, organization_id: str, name: str) -> IssuedKey:
         """Create a key for the organisation and return its secret, which is shown only once."""
         secret = KEY_PREFIX + secrets.token_urlsafe(32)

@@ -79,7 +79,12 @@ def test_organisations_and_keys_are_managed_from_the_command_line(stack: StackUr
         "created organisation acme"
         in run_jorge("orgs", "create", "acme", "--name", "Acme", env=env, cwd=tmp_path).stdout
     )
+    raised = run_jorge("orgs", "set-limit", "acme", "key_per_minute", "300", env=env, cwd=tmp_path)
+    assert raised.returncode == 0 and "key_per_minute = 300" in raised.stdout
+    unknown = run_jorge("orgs", "set-limit", "acme", "no_such_limit", "3", env=env, cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown limit" in unknown.stderr
     created = run_jorge("keys", "create", "acme", "--name", "website", env=env, cwd=tmp_path).stdout
+    assert "acme" in run_jorge("orgs", "list", env=env, cwd=tmp_path).stdout
     key_id = created.splitlines()[0].removeprefix("key id: ")
     secret = created.splitlines()[1].rsplit(" ", 1)[1]
     assert secret.startswith("jk_live_")
