@@ -93,12 +93,17 @@ async def pool(settings: Settings) -> AsyncIterator:
 
 
 @pytest.fixture
-async def api_key(pool) -> str:  # type: ignore[no-untyped-def]
-    """A live API key of a fresh organisation."""
-    tenancy = TenancyStore(pool)
-    organization = f"org-{uuid.uuid4().hex[:10]}"
-    await tenancy.create_organization(organization, "Test Realty")
-    return (await tenancy.issue_key(organization, "test")).secret
+async def organization(pool) -> str:  # type: ignore[no-untyped-def]
+    """A fresh organisation's id."""
+    organization_id = f"org-{uuid.uuid4().hex[:10]}"
+    await TenancyStore(pool).create_organization(organization_id, "Test Realty")
+    return organization_id
+
+
+@pytest.fixture
+async def api_key(pool, organization: str) -> str:  # type: ignore[no-untyped-def]
+    """A live API key of the test's organisation."""
+    return (await TenancyStore(pool).issue_key(organization, "test")).secret
 
 
 @pytest.fixture

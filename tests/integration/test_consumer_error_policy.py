@@ -12,7 +12,6 @@ import pytest
 from faststream.asgi import AsgiFastStream
 
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.leads import LeadQualificationRequested, LeadQualificationRequestedPayload, LeadToQualify
 from schemas.qualification import Qualification
 from schemas.topics import DEAD_LETTER, LEAD_QUALIFICATION_REQUESTED, TopicNames
@@ -38,13 +37,6 @@ class FlakyEngine(QualificationEngine):
             if self.calls <= self.failures:
                 raise self.error()
         return await self._rules.qualify(lead)
-
-
-@pytest.fixture
-async def organization(pool: asyncpg.Pool) -> str:
-    organization_id = f"org-{uuid.uuid4().hex[:10]}"
-    await TenancyStore(pool).create_organization(organization_id, "Test Realty")
-    return organization_id
 
 
 @pytest.fixture

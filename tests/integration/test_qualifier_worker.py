@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,17 +12,9 @@ import asyncpg
 import pytest
 
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.leads import LeadQualificationRequested, LeadQualificationRequestedPayload, LeadToQualify
 from schemas.topics import DEAD_LETTER, LEAD_QUALIFICATION_REQUESTED, LEAD_QUALIFIED, TopicNames
 from tests.support.services import KafkaRecord, ServiceProcess, produce, read_topic
-
-
-@pytest.fixture
-async def organization(pool: asyncpg.Pool) -> str:
-    organization_id = f"org-{uuid.uuid4().hex[:10]}"
-    await TenancyStore(pool).create_organization(organization_id, "Test Realty")
-    return organization_id
 
 
 @pytest.fixture
