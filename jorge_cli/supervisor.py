@@ -221,6 +221,9 @@ def run_up(home: Path) -> int:
         }
         if want["kafka"]:
             environment["KAFKA_ENABLE_IDEMPOTENCE"] = "false"  # Tansu does not support it
+        if "webhook_allowed_subnets" not in settings.model_fields_set:
+            # The demo lets a new user point webhooks at a receiver on their own machine.
+            environment["WEBHOOK_ALLOWED_SUBNETS"] = "127.0.0.0/8,::1/128"
         if settings.jwt_secret is None:
             environment["JWT_SECRET"] = _local_secret(home / "jwt_secret")
         settings = load_settings(**{k.lower(): v for k, v in environment.items()})

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.webhooks import parse_subnets
+
 
 class ConfigError(Exception):
     """A missing or malformed setting; its message names the variable and says what to do."""
@@ -63,6 +65,24 @@ class Settings(BaseSettings):
         default=5, ge=1, le=100, description="Failed tries of one message before it is dead-lettered."
     )
     consumer_retry_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
+
+    # Webhook subscriptions (gateway registration checks; the delivery engine reuses the allowlist).
+    webhook_require_https: bool = Field(
+        default=False, description="Refuse http:// webhook URLs; set true in production."
+    )
+    webhook_allowed_subnets: str = Field(
+        default="",
+        description="Comma-separated CIDRs webhooks may target although not public, e.g. 127.0.0.0/8.",
+    )
+    webhook_secret_overlap_seconds: int = Field(
+        default=86_400, ge=0, le=30 * 86_400, description="How long a rotated-out secret still signs."
+    )
+
+    @field_validator("webhook_allowed_subnets")
+    @classmethod
+    def _subnets_shape(cls, value: str) -> str:
+        parse_subnets(value)
+        return value
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

@@ -40,11 +40,12 @@ def test_a_lead_needs_a_way_to_be_reached() -> None:
 def test_redaction_hides_personal_data_and_secrets_but_not_addresses() -> None:
     line = (
         "lead maria@example.com +1 (909) 555-0143 key jk_live_abcdefghijklmnop "
+        "whsec_c2VjcmV0c2VjcmV0c2VjcmV0 "
         "Authorization: Bearer abc.def.ghi postgresql://jorge:s3cret@db:5432/jorge "
         "at 127.0.0.1:8000 offset 12345678 qual-0123456789abcdef"
     )
     cleaned = redact(line)
-    for secret in ("maria@example.com", "555-0143", "abcdefghijklmnop", "abc.def.ghi", "s3cret"):
+    for secret in ("maria@example.com", "555-0143", "abcdefghijklmnop", "abc.def.ghi", "s3cret", "c2VjcmV0"):
         assert secret not in cleaned
     for kept in ("127.0.0.1:8000", "offset 12345678", "qual-0123456789abcdef"):
         assert kept in cleaned

@@ -1,0 +1,427 @@
+"""Webhook subscriptions: API models of /v1/webhooks, the delivery-request event, and the
+registration-time URL policy shared by the gateway and the delivery engine (crm_sync).
+
+Secrets follow Standard Webhooks: ``whsec_`` + base64 of 24 to 64 random bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+import secrets
+import socket
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.envelope import EventEnvelope
+from schemas.text import Text
+
+#: Events a subscriber can subscribe to (webhook.test is sent on request, to one endpoint).
+WEBHOOK_EVENTS: tuple[str, ...] = ("lead.qualified", "buyer.matched", "seller.analyzed")
+TEST_EVENT = "webhook.test"
+
+SECRET_PREFIX = "whsec_"
+SECRET_MIN_BYTES = 24
+SECRET_MAX_BYTES = 64
+URL_MAX_LENGTH = 2048
+#: Stored response bodies of attempts are capped to this many bytes.
+RESPONSE_BODY_MAX_BYTES = 20 * 1024
+
+ENDPOINT_ID_PATTERN = r"^we_[0-9a-f]{24}$"
+DELIVERY_ID_PATTERN = r"^wd_[0-9a-f]{24}$"
+
+EndpointStatus = Literal["active", "disabled"]
+DeliveryStatus = Literal["pending", "succeeded", "failed"]
+AttemptTrigger = Literal["scheduled", "manual"]
+EventName = Annotated[Text, Field(max_length=100, json_schema_extra={"enum": list(WEBHOOK_EVENTS)})]
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def new_endpoint_id() -> str:
+    """An unguessable endpoint id (we_<24 hex>)."""
+    return _new_id("we")
+
+
+def new_message_id() -> str:
+    """A message id, sent as `webhook-id` and unchanged on every retry (msg_<24 hex>)."""
+    return _new_id("msg")
+
+
+def new_delivery_id() -> str:
+    """A delivery id: one message to one endpoint (wd_<24 hex>)."""
+    return _new_id("wd")
+
+
+def new_attempt_id() -> str:
+    """An attempt id: one HTTP request of a delivery (wa_<24 hex>)."""
+    return _new_id("wa")
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+class InvalidWebhookSecret(ValueError):
+    """A secret that is not `whsec_` + base64 of 24 to 64 bytes (the message never quotes it)."""
+
+
+def generate_secret() -> str:
+    """A new endpoint secret: whsec_ + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def check_secret(secret: str) -> str:
+    """Return ``secret`` if it is a valid Standard Webhooks secret, else raise InvalidWebhookSecret."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise InvalidWebhookSecret(f"the secret must start with {SECRET_PREFIX}")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :].encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise InvalidWebhookSecret(
+            f"the secret must be {SECRET_PREFIX} followed by standard base64"
+        ) from None
+    if not SECRET_MIN_BYTES <= len(key) <= SECRET_MAX_BYTES:
+        raise InvalidWebhookSecret(
+            f"the secret must encode {SECRET_MIN_BYTES} to {SECRET_MAX_BYTES} random bytes, not {len(key)}"
+        )
+    return secret
+
+
+# --- URL policy ------------------------------------------------------------------------------
+
+# Never a subscriber on the public internet: loopback, private, link-local (cloud metadata),
+# CGNAT, documentation, benchmarking, multicast, reserved, and IPv6 forms that reach IPv4.
+BLOCKED_NETWORKS: tuple[IpNetwork, ...] = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+        "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+        "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64",
+        "2001::/23", "2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+    )
+)  # fmt: skip
+_LEGACY_IPV4 = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$", re.IGNORECASE)
+_UNSAFE_CHARACTERS = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+class WebhookUrlError(ValueError):
+    """A URL refused as a webhook target; ``error`` is the API's machine-readable code."""
+
+    def __init__(self, error: Literal["invalid_webhook_url", "webhook_url_not_allowed"], message: str):
+        super().__init__(message)
+        self.error = error
+        self.message = message
+
+
+def parse_subnets(text: str) -> tuple[IpNetwork, ...]:
+    """Comma-separated CIDRs (e.g. ``127.0.0.0/8, ::1/128``) as networks; ValueError names a bad one."""
+    networks = []
+    for item in text.split(","):
+        if item.strip():
+            try:
+                networks.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{item.strip()!r} is not a CIDR such as 127.0.0.0/8") from None
+    return tuple(networks)
+
+
+def is_blocked_address(address: IpAddress, allowed: Iterable[IpNetwork] = ()) -> bool:
+    """True if a webhook must not be sent to ``address``: not public and not on the allowlist.
+
+    The delivery engine applies it to the address actually connected to, after DNS.
+    """
+    if any(address.version == net.version and address in net for net in allowed):
+        return False
+    flags = (
+        address.is_private, address.is_loopback, address.is_link_local, address.is_multicast,
+        address.is_reserved, address.is_unspecified,
+    )  # fmt: skip
+    return (
+        any(flags)
+        or any(address.version == net.version and address in net for net in BLOCKED_NETWORKS)
+        or (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None)
+    )
+
+
+def _ip_literal(host: str) -> IpAddress | None:
+    """The address a host names literally, including the legacy forms resolvers accept (127.1,
+    2130706433, 0x7f.1), or None for a DNS name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if _LEGACY_IPV4.match(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def check_webhook_url(url: str, *, require_https: bool, allowed: Iterable[IpNetwork] = ()) -> str:
+    """Return ``url`` if it may be registered as a webhook target, else raise WebhookUrlError.
+
+    Refuses what is wrong on its face: another scheme, no host, credentials, over 2048
+    characters, plain http when HTTPS is required, and a host that is (or, like `localhost`,
+    always resolves to) a non-public address outside ``allowed``. DNS names are not resolved
+    here: the delivery engine checks the address it connects to (DNS rebinding beats any check
+    made now). Messages never quote the URL, which may carry tokens.
+    """
+    if len(url) > URL_MAX_LENGTH:
+        raise WebhookUrlError("invalid_webhook_url", f"The URL is longer than {URL_MAX_LENGTH} characters.")
+    if _UNSAFE_CHARACTERS.search(url):
+        raise WebhookUrlError("invalid_webhook_url", "The URL contains spaces or control characters.")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise WebhookUrlError("invalid_webhook_url", "The URL cannot be parsed.") from None
+    if parts.scheme not in ("http", "https"):
+        raise WebhookUrlError("invalid_webhook_url", "The URL must start with https:// (or http://).")
+    if not host:
+        raise WebhookUrlError("invalid_webhook_url", "The URL has no host.")
+    if "@" in parts.netloc:
+        raise WebhookUrlError(
+            "invalid_webhook_url",
+            "The URL must not contain credentials; authenticate deliveries by their signature.",
+        )
+    if require_https and parts.scheme != "https":
+        raise WebhookUrlError("webhook_url_not_allowed", "This server only delivers webhooks over HTTPS.")
+    host = host.rstrip(".")
+    address = _ip_literal(host)
+    if address is None and (host == "localhost" or host.endswith(".localhost")):
+        address = ipaddress.IPv4Address("127.0.0.1")  # RFC 6761: always loopback
+    if address is not None and is_blocked_address(address, allowed):
+        raise WebhookUrlError(
+            "webhook_url_not_allowed",
+            "The URL points to a private, loopback, link-local or reserved address; "
+            "webhooks are only sent to public addresses.",
+        )
+    return url
+
+
+# --- API models ------------------------------------------------------------------------------
+
+_ENDPOINT_EXAMPLE: dict[str, Any] = {
+    "id": "we_5f0c6d2a9b1e4f7a8c3d2e1f",
+    "url": "https://your-domain.com/webhooks/jorge",
+    "events": ["lead.qualified", "buyer.matched", "seller.analyzed"],
+    "description": "CRM bridge",
+    "status": "active",
+    "disabled_reason": None,
+    "max_concurrency": 10,
+    "failing_since": None,
+    "previous_secret_expires_at": None,
+    "created_at": "2026-11-23T10:00:00Z",
+    "updated_at": "2026-11-23T10:00:00Z",
+}
+_SECRET_EXAMPLE = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class RegisterWebhookRequest(BaseModel):
+    """Body of POST /v1/webhooks/register."""
+
+    model_config = ConfigDict(
+        str_strip_whitespace=True,
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "url": "https://your-domain.com/webhooks/jorge",
+                "events": ["lead.qualified", "buyer.matched", "seller.analyzed"],
+                "secret": _SECRET_EXAMPLE,
+            }
+        },
+    )
+
+    url: Text = Field(
+        min_length=1,
+        max_length=URL_MAX_LENGTH,
+        description="Where to POST events: https:// (http:// unless the server requires HTTPS), "
+        "a public host, no credentials.",
+    )
+    events: list[EventName] = Field(
+        min_length=1,
+        max_length=len(WEBHOOK_EVENTS) * 2,
+        description="Events to receive; others are answered 400 unknown_event.",
+    )
+    secret: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Your signing secret, `whsec_` + base64 of 24 to 64 random bytes; "
+        "omit it and one is generated.",
+    )
+    description: Text | None = Field(default=None, max_length=500)
+    max_concurrency: int = Field(
+        default=10, ge=1, le=50, description="At most this many deliveries in flight to this URL."
+    )
+
+
+class UpdateWebhookRequest(BaseModel):
+    """Body of PATCH /v1/webhooks/{webhook_id}: only the fields sent change.
+
+    `description: null` clears the description; null elsewhere means unchanged."""
+
+    model_config = ConfigDict(
+        str_strip_whitespace=True,
+        extra="forbid",
+        json_schema_extra={"example": {"events": ["lead.qualified"], "status": "disabled"}},
+    )
+
+    url: Text | None = Field(default=None, min_length=1, max_length=URL_MAX_LENGTH)
+    events: list[EventName] | None = Field(default=None, min_length=1, max_length=len(WEBHOOK_EVENTS) * 2)
+    status: EndpointStatus | None = Field(
+        default=None, description="`disabled` pauses deliveries; `active` resumes them."
+    )
+    description: Text | None = Field(default=None, max_length=500)
+    max_concurrency: int | None = Field(default=None, ge=1, le=50)
+
+
+class WebhookEndpoint(BaseModel):
+    """A subscription. Its secret is never returned after it is created or rotated."""
+
+    model_config = ConfigDict(json_schema_extra={"example": _ENDPOINT_EXAMPLE})
+
+    id: str
+    url: str
+    events: list[str]
+    description: str | None = None
+    status: EndpointStatus
+    disabled_reason: str | None = Field(
+        default=None,
+        description="Why it is disabled: disabled_by_user, or set by the delivery engine "
+        "(e.g. the receiver answered 410 or kept failing).",
+    )
+    max_concurrency: int
+    failing_since: datetime | None = Field(
+        default=None, description="Start of the current run of failed deliveries, if any."
+    )
+    previous_secret_expires_at: datetime | None = Field(
+        default=None, description="After a rotation: until when the previous secret still signs."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookEndpointWithSecret(WebhookEndpoint):
+    """A new or rotated subscription with its signing secret: the only time it is shown."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {**_ENDPOINT_EXAMPLE, "secret": _SECRET_EXAMPLE}})
+
+    secret: str = Field(description="whsec_…; store it now, it is never shown again.")
+
+
+class WebhookEndpointList(BaseModel):
+    """A page of subscriptions, newest first."""
+
+    data: list[WebhookEndpoint]
+    has_more: bool
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page.")
+
+
+class WebhookDelivery(BaseModel):
+    """One message to one endpoint, with its retry state."""
+
+    id: str
+    endpoint_id: str
+    message_id: str = Field(description="Sent as the `webhook-id` header; the same on every retry.")
+    event_type: str
+    status: DeliveryStatus
+    attempt_count: int
+    last_response_code: int | None = None
+    next_attempt_at: datetime | None = Field(default=None, description="When a pending delivery is tried.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookAttempt(BaseModel):
+    """One HTTP request of a delivery."""
+
+    id: str
+    attempt_number: int
+    trigger: AttemptTrigger
+    status: Literal["succeeded", "failed"]
+    url: str
+    started_at: datetime
+    duration_ms: int | None = None
+    response_status: int | None = None
+    response_body: str | None = Field(default=None, description="First 20 KB of the response body.")
+    error: str | None = Field(default=None, description="Why no response was received (timeout, refused, …).")
+
+
+class WebhookDeliveryDetail(WebhookDelivery):
+    """A delivery with the exact payload sent and every attempt, oldest first."""
+
+    payload: dict[str, Any]
+    attempts: list[WebhookAttempt]
+
+
+class WebhookDeliveryList(BaseModel):
+    """A page of deliveries, newest first."""
+
+    data: list[WebhookDelivery]
+    has_more: bool
+    next_cursor: str | None = None
+
+
+class DeliveryRequestAccepted(BaseModel):
+    """202 answer of the test and redeliver actions: the delivery is pending and on its way."""
+
+    delivery_id: str
+    message_id: str
+    endpoint_id: str
+    event_type: str
+    status: DeliveryStatus = "pending"
+    delivery_url: str = Field(description="Where to watch the delivery and its attempts.")
+
+
+class WebhookPayload(BaseModel):
+    """The JSON body of every webhook (spec section 1.5): what happened, when, and its data."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "event": "lead.qualified",
+                "timestamp": "2026-02-02T10:00:00Z",
+                "data": {"lead_id": "lead-001", "qualification_id": "qual-001", "temperature": "hot"},
+            }
+        }
+    )
+
+    event: str = Field(description="lead.qualified, buyer.matched, seller.analyzed or webhook.test.")
+    timestamp: datetime
+    data: dict[str, Any]
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+class WebhookDeliveryRequestedPayload(BaseModel):
+    """A delivery the engine must attempt now; the message itself is read from webhook_messages."""
+
+    delivery_id: str
+    endpoint_id: str
+    message_id: str
+    event_type: str
+    trigger: AttemptTrigger = "manual"
+
+
+class WebhookDeliveryRequested(EventEnvelope):
+    """Someone asked for a test event or a redelivery (keyed by endpoint id)."""
+
+    EVENT_TYPE: ClassVar[str] = "webhook.delivery_requested"
+    event_type: Literal["webhook.delivery_requested"] = "webhook.delivery_requested"
+    schema_version: Literal[1] = 1
+    payload: WebhookDeliveryRequestedPayload
