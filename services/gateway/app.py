@@ -20,6 +20,7 @@ from services.gateway.errors import install_error_handlers
 from services.gateway.limits import RateLimiter
 from services.gateway.middleware import EdgeMiddleware
 from services.gateway.repository import LeadRepository
+from services.gateway.results import ResultWaiter
 from services.gateway.routes import router
 
 
@@ -38,8 +39,10 @@ def create_app(settings: Settings) -> FastAPI:
             max_size=settings.database_pool_size,
         )
         redis = create_redis(settings.redis_url)
+        results = ResultWaiter(settings.database_url, pool)
         try:
             await broker.connect()
+            await results.start()
             app.state.gateway = Gateway(
                 settings=settings,
                 pool=pool,
@@ -58,9 +61,11 @@ def create_app(settings: Settings) -> FastAPI:
                     stale_after_seconds=settings.qualification_stale_after_seconds,
                     expires_after_days=settings.qualification_expires_after_days,
                 ),
+                results=results,
             )
             yield
         finally:
+            await results.stop()
             await broker.stop()
             await pool.close()
             await redis.aclose()

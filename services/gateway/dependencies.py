@@ -19,6 +19,7 @@ from services.gateway.auth import Authenticator, AuthError
 from services.gateway.errors import ApiError
 from services.gateway.limits import LimiterUnavailable, RateLimiter
 from services.gateway.repository import LeadRepository
+from services.gateway.results import ResultWaiter
 
 
 @dataclass(slots=True)
@@ -34,6 +35,7 @@ class Gateway:
     authenticator: Authenticator
     limiter: RateLimiter
     leads: LeadRepository
+    results: ResultWaiter
 
 
 def resources(request: Request) -> Gateway:

@@ -1,7 +1,242 @@
-"""Gateway routes for /v1/sellers (filled in by the gateway API issue)."""
+"""Gateway routes for /v1/sellers: store a home to price or a consultation request, publish it,
+read the analysis.
+
+The gateway never prices: it stores the request and publishes its event in a transaction
+that commits only once Kafka acknowledged it; the seller analyzer and crm_sync do the work.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+
+from jorge_runtime.broker import PublishFailed, event_message
+from jorge_runtime.db import DbConnection
+from jorge_runtime.results import SELLER_ANALYSIS
+from jorge_runtime.tenancy import Caller
+from schemas.sellers import (
+    ANALYSIS_ID_PATTERN,
+    SELLER_ID_PATTERN,
+    AnalysisAccepted,
+    AnalyzePropertyRequest,
+    ConsultationRequest,
+    ConsultationRequested,
+    ConsultationRequestedPayload,
+    ConsultationView,
+    SellerAnalysisRequested,
+    SellerAnalysisRequestedPayload,
+    SellerAnalysisResult,
+    SellerAnalysisView,
+    new_analysis_id,
+    new_consultation_id,
+)
+from schemas.topics import SELLER_ANALYSIS_REQUESTED, SELLER_CONSULTATION_REQUESTED
+from services.gateway.dependencies import Gateway, authenticated_caller, gateway
+from services.gateway.errors import ApiError
+from services.gateway.results import BUS_DOWN, WAIT_QUERY, bus_unavailable, documented_errors
 
 router = APIRouter(tags=["sellers"])
+Executor = DbConnection | asyncpg.Pool
+
+_SELLER_ID = Path(pattern=SELLER_ID_PATTERN, examples=["seller-001"])
+_ANALYSIS_ID = Path(pattern=ANALYSIS_ID_PATTERN, examples=["cma-3f9c0a1b2c3d4e5f607182"])
+
+
+class SellerStore:
+    """PostgreSQL adapter: seller analyses (the analyzer writes results) and consultation requests."""
+
+    async def open_analysis(
+        self,
+        conn: DbConnection,
+        organization_id: str,
+        request: SellerAnalysisRequestedPayload,
+        correlation_id: str,
+    ) -> None:
+        """Record a pending analysis, inside the caller's transaction."""
+        await conn.execute(
+            """INSERT INTO seller_analyses (id, organization_id, seller_id, status, request, correlation_id)
+               VALUES ($1, $2, $3, 'pending', $4, $5)""",
+            request.analysis_id,
+            organization_id,
+            request.seller_id,
+            request.model_dump(mode="json"),
+            correlation_id,
+        )
+
+    async def analysis(
+        self, conn: Executor, organization_id: str, analysis_id: str
+    ) -> SellerAnalysisView | None:
+        """The analysis as the API shows it, or None if it is not this organisation's."""
+        row = await conn.fetchrow(
+            """SELECT id, seller_id, status, result, failure_reason, created_at, completed_at
+                 FROM seller_analyses WHERE id = $1 AND organization_id = $2""",
+            analysis_id,
+            organization_id,
+        )
+        if row is None:
+            return None
+        result = SellerAnalysisResult.model_validate(row["result"]) if row["status"] == "completed" else None
+        return SellerAnalysisView(
+            analysis_id=row["id"],
+            seller_id=row["seller_id"],
+            status=row["status"],
+            cma=result.cma if result else None,
+            market_conditions=result.market_conditions if result else None,
+            recommendations=result.recommendations if result else [],
+            failure_reason=row["failure_reason"],
+            created_at=row["created_at"],
+            completed_at=row["completed_at"],
+        )
+
+    async def request_consultation(
+        self,
+        conn: DbConnection,
+        organization_id: str,
+        request: ConsultationRequestedPayload,
+        correlation_id: str,
+    ) -> datetime:
+        """Record a consultation request, inside the caller's transaction; its created_at."""
+        created_at: datetime = await conn.fetchval(
+            """INSERT INTO seller_consultations
+                      (id, organization_id, seller_id, status, request, correlation_id)
+               VALUES ($1, $2, $3, 'requested', $4, $5) RETURNING created_at""",
+            request.consultation_id,
+            organization_id,
+            request.seller_id,
+            request.request.model_dump(mode="json"),
+            correlation_id,
+        )
+        return created_at
+
+
+_store = SellerStore()
+
+
+def _check_home(body: AnalyzePropertyRequest) -> None:
+    """The rules a schema cannot express: 400 with a code naming the problem."""
+    if (body.latitude is None) != (body.longitude is None):
+        raise ApiError(400, "invalid_location", "Give latitude and longitude together, or neither.")
+    next_year = datetime.now(UTC).year + 1
+    if body.year_built is not None and body.year_built > next_year:
+        raise ApiError(400, "invalid_year_built", f"year_built ({body.year_built}) is after {next_year}.")
+
+
+@router.post(
+    "/v1/sellers/analyze",
+    status_code=202,
+    response_model=AnalysisAccepted,
+    responses={
+        200: {"model": SellerAnalysisView, "description": "With `wait`: the analyzer's CMA, stored in time."},
+        **documented_errors(
+            invalid_location=(400, "invalid_location", "Give latitude and longitude together, or neither."),
+            invalid_year_built=(400, "invalid_year_built", "year_built (2090) is after 2027."),
+            event_bus_unavailable=BUS_DOWN,
+        ),
+    },
+)
+async def analyze_property(
+    body: AnalyzePropertyRequest,
+    request: Request,
+    wait: float | None = WAIT_QUERY,
+    caller: Caller = Depends(authenticated_caller),
+    gw: Gateway = Depends(gateway),
+) -> Any:
+    """Price a seller's home (a comparative market analysis). Stores the request and hands it
+    to the seller analyzer: 202 with `result_url`. With `wait=N` the answer is 200 with the
+    CMA as soon as the analyzer stored it, or still 202 after N seconds."""
+    _check_home(body)
+    payload = SellerAnalysisRequestedPayload(
+        analysis_id=new_analysis_id(), seller_id=body.seller_id, property=body.home()
+    )
+    event = SellerAnalysisRequested(
+        organization_id=caller.organization_id, correlation_id=request.state.request_id, payload=payload
+    )
+    message = event_message(event, topic=gw.topics(SELLER_ANALYSIS_REQUESTED), key=body.seller_id)
+    try:
+        # The transaction commits only once Kafka acknowledged: a failure leaves nothing behind.
+        async with gw.pool.acquire() as conn, conn.transaction():
+            await _store.open_analysis(conn, caller.organization_id, payload, request.state.request_id)
+            await gw.publisher.publish(message)
+    except PublishFailed as exc:
+        raise bus_unavailable(exc) from None
+    analysis_id = payload.analysis_id
+    accepted = AnalysisAccepted(
+        analysis_id=analysis_id, seller_id=body.seller_id, result_url=f"/v1/sellers/analyses/{analysis_id}"
+    )
+    if wait is None or await gw.results.wait(SELLER_ANALYSIS, analysis_id, wait) is None:
+        return accepted
+    view = await _store.analysis(gw.pool, caller.organization_id, analysis_id)
+    assert view is not None
+    return JSONResponse(view.model_dump(mode="json"), status_code=200)
+
+
+@router.get(
+    "/v1/sellers/analyses/{analysis_id}",
+    response_model=SellerAnalysisView,
+    responses=documented_errors(
+        not_found=(404, "analysis_not_found", "No seller analysis cma-… in your organisation.")
+    ),
+)
+async def get_analysis(
+    analysis_id: str = _ANALYSIS_ID,
+    caller: Caller = Depends(authenticated_caller),
+    gw: Gateway = Depends(gateway),
+) -> SellerAnalysisView:
+    """A seller analysis: `pending`, `completed` with its CMA, or `failed`."""
+    view = await _store.analysis(gw.pool, caller.organization_id, analysis_id)
+    if view is None:
+        raise ApiError(404, "analysis_not_found", f"No seller analysis {analysis_id} in your organisation.")
+    return view
+
+
+@router.post(
+    "/v1/sellers/{seller_id}/schedule-consultation",
+    status_code=201,
+    response_model=ConsultationView,
+    responses=documented_errors(
+        past_time=(400, "invalid_preferred_time", "preferred_times must be in the future; … is not."),
+        event_bus_unavailable=BUS_DOWN,
+    ),
+)
+async def schedule_consultation(
+    body: ConsultationRequest,
+    request: Request,
+    seller_id: str = _SELLER_ID,
+    caller: Caller = Depends(authenticated_caller),
+    gw: Gateway = Depends(gateway),
+) -> ConsultationView:
+    """Ask for a consultation with the seller at one of their preferred times. 201 means the
+    request is stored and on its way to the CRM, where the team books it."""
+    now = datetime.now(UTC)
+    past = [t for t in body.preferred_times if t <= now]
+    if past:
+        raise ApiError(
+            400,
+            "invalid_preferred_time",
+            f"preferred_times must be in the future; {past[0].isoformat()} is not.",
+        )
+    payload = ConsultationRequestedPayload(
+        consultation_id=new_consultation_id(), seller_id=seller_id, request=body
+    )
+    event = ConsultationRequested(
+        organization_id=caller.organization_id, correlation_id=request.state.request_id, payload=payload
+    )
+    message = event_message(event, topic=gw.topics(SELLER_CONSULTATION_REQUESTED), key=seller_id)
+    try:
+        async with gw.pool.acquire() as conn, conn.transaction():
+            created_at = await _store.request_consultation(
+                conn, caller.organization_id, payload, request.state.request_id
+            )
+            await gw.publisher.publish(message)
+    except PublishFailed as exc:
+        raise bus_unavailable(exc) from None
+    return ConsultationView(
+        consultation_id=payload.consultation_id,
+        seller_id=seller_id,
+        preferred_times=body.preferred_times,
+        created_at=created_at,
+    )
