@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.webhooks import parse_subnets
+from schemas.webhook_urls import parse_subnets
 
 
 class ConfigError(Exception):

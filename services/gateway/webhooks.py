@@ -20,6 +20,7 @@ from jorge_runtime.broker import PublishFailed, event_message
 from jorge_runtime.db import DbConnection
 from jorge_runtime.tenancy import Caller
 from schemas.topics import WEBHOOK_DELIVERY_REQUESTED
+from schemas.webhook_urls import IpNetwork, WebhookUrlError, check_webhook_url, parse_subnets
 from schemas.webhooks import (
     DELIVERY_ID_PATTERN,
     ENDPOINT_ID_PATTERN,
@@ -28,7 +29,6 @@ from schemas.webhooks import (
     DeliveryRequestAccepted,
     DeliveryStatus,
     InvalidWebhookSecret,
-    IpNetwork,
     RegisterWebhookRequest,
     UpdateWebhookRequest,
     WebhookDelivery,
@@ -40,14 +40,11 @@ from schemas.webhooks import (
     WebhookEndpointList,
     WebhookEndpointWithSecret,
     WebhookPayload,
-    WebhookUrlError,
     check_secret,
-    check_webhook_url,
     generate_secret,
     new_delivery_id,
     new_endpoint_id,
     new_message_id,
-    parse_subnets,
 )
 from services.gateway.dependencies import Gateway, authenticated_caller, gateway
 from services.gateway.errors import API_ERRORS, ApiError

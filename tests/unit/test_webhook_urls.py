@@ -7,15 +7,8 @@ import ipaddress
 
 import pytest
 
-from schemas.webhooks import (
-    InvalidWebhookSecret,
-    WebhookUrlError,
-    check_secret,
-    check_webhook_url,
-    generate_secret,
-    is_blocked_address,
-    parse_subnets,
-)
+from schemas.webhook_urls import WebhookUrlError, check_webhook_url, is_blocked_address, parse_subnets
+from schemas.webhooks import InvalidWebhookSecret, check_secret, generate_secret
 
 
 def refused(url: str, *, require_https: bool = False, allowed: str = "") -> str:
