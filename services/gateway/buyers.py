@@ -13,7 +13,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
-from jorge_runtime.broker import PublishFailed, event_message
+from jorge_runtime.broker import event_message
 from jorge_runtime.db import DbConnection
 from jorge_runtime.results import MATCH_SESSION
 from jorge_runtime.tenancy import Caller
@@ -33,8 +33,9 @@ from schemas.buyers import (
 )
 from schemas.topics import BUYER_MATCH_REQUESTED
 from services.gateway.dependencies import Gateway, authenticated_caller, gateway
-from services.gateway.errors import ApiError
-from services.gateway.results import BUS_DOWN, WAIT_QUERY, bus_unavailable, documented_errors
+from services.gateway.errors import BUS_DOWN, ApiError, documented_errors
+from services.gateway.publishing import store_and_publish
+from services.gateway.results import WAIT_QUERY
 
 router = APIRouter(tags=["buyers"])
 Executor = DbConnection | asyncpg.Pool
@@ -171,14 +172,12 @@ async def match_properties(
         organization_id=caller.organization_id, correlation_id=request.state.request_id, payload=payload
     )
     message = event_message(event, topic=gw.topics(BUYER_MATCH_REQUESTED), key=body.buyer_id)
-    try:
-        # The transaction commits only once Kafka acknowledged: a failure leaves nothing behind.
-        async with gw.pool.acquire() as conn, conn.transaction():
-            await _store.save_preferences(conn, caller.organization_id, body.buyer_id, payload.preferences)
-            await _store.open_session(conn, caller.organization_id, payload, request.state.request_id)
-            await gw.publisher.publish(message)
-    except PublishFailed as exc:
-        raise bus_unavailable(exc) from None
+
+    async def write(conn: DbConnection) -> None:
+        await _store.save_preferences(conn, caller.organization_id, body.buyer_id, payload.preferences)
+        await _store.open_session(conn, caller.organization_id, payload, request.state.request_id)
+
+    await store_and_publish(gw, write, message)
     session_id = payload.match_session_id
     accepted = MatchAccepted(
         match_session_id=session_id,

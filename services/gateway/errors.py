@@ -133,3 +133,25 @@ def install_error_handlers(app: FastAPI) -> None:
     for infrastructure_error in INFRASTRUCTURE_ERRORS:
         app.add_exception_handler(infrastructure_error, _dependency_down)
     app.add_exception_handler(Exception, _unexpected)
+
+
+def documented_errors(**examples: tuple[int, str, str]) -> dict[int | str, dict[str, Any]]:
+    """API_ERRORS with named example bodies for the codes a route answers on purpose."""
+    responses = {status: dict(spec) for status, spec in API_ERRORS.items()}
+    for name, (status, error, message) in examples.items():
+        content = responses[status].setdefault("content", {"application/json": {"examples": {}}})
+        content["application/json"]["examples"][name] = {"value": {"error": error, "message": message}}
+    return responses
+
+
+BUS_DOWN = (503, "event_bus_unavailable", "The request was not accepted: Kafka did not acknowledge it…")
+
+
+def bus_unavailable(exc: Exception) -> ApiError:
+    """The 503 of a request whose event Kafka did not acknowledge (its transaction rolled back)."""
+    return ApiError(
+        503,
+        "event_bus_unavailable",
+        f"The request was not accepted: {exc}. Nothing was stored; retry shortly.",
+        {"Retry-After": "5"},
+    )

@@ -18,7 +18,6 @@ from fastapi import Query
 
 from jorge_runtime.failures import INFRASTRUCTURE_ERRORS
 from jorge_runtime.results import MATCH_SESSION, RESULTS_CHANNEL, SELLER_ANALYSIS
-from services.gateway.errors import API_ERRORS, ApiError
 
 log = logging.getLogger(__name__)
 
@@ -207,25 +206,3 @@ class ResultWaiter:
         if conn is not None and not conn.is_closed():
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
-
-
-def documented_errors(**examples: tuple[int, str, str]) -> dict[int | str, dict[str, Any]]:
-    """API_ERRORS with named example bodies for the codes a route answers on purpose."""
-    responses = {status: dict(spec) for status, spec in API_ERRORS.items()}
-    for name, (status, error, message) in examples.items():
-        content = responses[status].setdefault("content", {"application/json": {"examples": {}}})
-        content["application/json"]["examples"][name] = {"value": {"error": error, "message": message}}
-    return responses
-
-
-BUS_DOWN = (503, "event_bus_unavailable", "The request was not accepted: Kafka did not acknowledge it…")
-
-
-def bus_unavailable(exc: Exception) -> ApiError:
-    """The 503 of a request whose event Kafka did not acknowledge (its transaction rolled back)."""
-    return ApiError(
-        503,
-        "event_bus_unavailable",
-        f"The request was not accepted: {exc}. Nothing was stored; retry shortly.",
-        {"Retry-After": "5"},
-    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
-from jorge_runtime.broker import PublishFailed, event_message
+from jorge_runtime.broker import event_message
+from jorge_runtime.db import DbConnection
 from jorge_runtime.health import HealthReport, check_dependencies
 from jorge_runtime.tenancy import Caller
 from schemas.leads import (
@@ -21,7 +22,8 @@ from schemas.leads import (
 from schemas.topics import LEAD_QUALIFICATION_REQUESTED
 from services.gateway.dependencies import Gateway, authenticated_caller, gateway
 from services.gateway.errors import API_ERRORS, ApiError
-from services.gateway.repository import LeadAlreadyInQualification
+from services.gateway.publishing import store_and_publish
+from services.gateway.repository import LeadAlreadyInQualification, OpenedQualification
 
 router = APIRouter()
 
@@ -51,26 +53,20 @@ async def qualify_lead(
         ),
     )
     message = event_message(event, topic=gw.topics(LEAD_QUALIFICATION_REQUESTED), key=body.lead_id)
+
+    async def write(conn: DbConnection) -> OpenedQualification:
+        return await gw.leads.open_qualification(
+            conn, caller.organization_id, body, qualification_id, request.state.request_id
+        )
+
     try:
-        # The transaction commits only once Kafka acknowledged: a failure leaves nothing behind.
-        async with gw.pool.acquire() as conn, conn.transaction():
-            opened = await gw.leads.open_qualification(
-                conn, caller.organization_id, body, qualification_id, request.state.request_id
-            )
-            await gw.publisher.publish(message)
+        opened = await store_and_publish(gw, write, message)
     except LeadAlreadyInQualification:
         raise ApiError(
             409,
             "lead_already_in_qualification",
             f"Lead {body.lead_id} already has a qualification in progress; "
             f"read it at /v1/leads/{body.lead_id}/qualification.",
-        ) from None
-    except PublishFailed as exc:
-        raise ApiError(
-            503,
-            "event_bus_unavailable",
-            f"The lead was not accepted: {exc}. Nothing was stored; retry shortly.",
-            {"Retry-After": "5"},
         ) from None
     return QualifyLeadAccepted(
         qualification_id=qualification_id,

@@ -14,7 +14,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
-from jorge_runtime.broker import PublishFailed, event_message
+from jorge_runtime.broker import event_message
 from jorge_runtime.db import DbConnection
 from jorge_runtime.results import SELLER_ANALYSIS
 from jorge_runtime.tenancy import Caller
@@ -36,8 +36,9 @@ from schemas.sellers import (
 )
 from schemas.topics import SELLER_ANALYSIS_REQUESTED, SELLER_CONSULTATION_REQUESTED
 from services.gateway.dependencies import Gateway, authenticated_caller, gateway
-from services.gateway.errors import ApiError
-from services.gateway.results import BUS_DOWN, WAIT_QUERY, bus_unavailable, documented_errors
+from services.gateway.errors import BUS_DOWN, ApiError, documented_errors
+from services.gateway.publishing import store_and_publish
+from services.gateway.results import WAIT_QUERY
 
 router = APIRouter(tags=["sellers"])
 Executor = DbConnection | asyncpg.Pool
@@ -156,13 +157,11 @@ async def analyze_property(
         organization_id=caller.organization_id, correlation_id=request.state.request_id, payload=payload
     )
     message = event_message(event, topic=gw.topics(SELLER_ANALYSIS_REQUESTED), key=body.seller_id)
-    try:
-        # The transaction commits only once Kafka acknowledged: a failure leaves nothing behind.
-        async with gw.pool.acquire() as conn, conn.transaction():
-            await _store.open_analysis(conn, caller.organization_id, payload, request.state.request_id)
-            await gw.publisher.publish(message)
-    except PublishFailed as exc:
-        raise bus_unavailable(exc) from None
+
+    async def write(conn: DbConnection) -> None:
+        await _store.open_analysis(conn, caller.organization_id, payload, request.state.request_id)
+
+    await store_and_publish(gw, write, message)
     analysis_id = payload.analysis_id
     accepted = AnalysisAccepted(
         analysis_id=analysis_id, seller_id=body.seller_id, result_url=f"/v1/sellers/analyses/{analysis_id}"
@@ -226,14 +225,13 @@ async def schedule_consultation(
         organization_id=caller.organization_id, correlation_id=request.state.request_id, payload=payload
     )
     message = event_message(event, topic=gw.topics(SELLER_CONSULTATION_REQUESTED), key=seller_id)
-    try:
-        async with gw.pool.acquire() as conn, conn.transaction():
-            created_at = await _store.request_consultation(
-                conn, caller.organization_id, payload, request.state.request_id
-            )
-            await gw.publisher.publish(message)
-    except PublishFailed as exc:
-        raise bus_unavailable(exc) from None
+
+    async def write(conn: DbConnection) -> datetime:
+        return await _store.request_consultation(
+            conn, caller.organization_id, payload, request.state.request_id
+        )
+
+    created_at = await store_and_publish(gw, write, message)
     return ConsultationView(
         consultation_id=payload.consultation_id,
         seller_id=seller_id,

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from jorge_runtime.broker import PublishFailed, event_message
+from jorge_runtime.broker import OutgoingMessage, event_message
 from jorge_runtime.db import DbConnection
 from jorge_runtime.tenancy import Caller
 from schemas.topics import WEBHOOK_DELIVERY_REQUESTED
@@ -47,7 +47,8 @@ from schemas.webhooks import (
     new_message_id,
 )
 from services.gateway.dependencies import Gateway, authenticated_caller, gateway
-from services.gateway.errors import API_ERRORS, ApiError
+from services.gateway.errors import API_ERRORS, BUS_DOWN, ApiError
+from services.gateway.publishing import store_and_publish
 from services.gateway.webhook_repository import Position, WebhookRepository
 
 router = APIRouter(tags=["webhooks"])
@@ -64,7 +65,6 @@ def _errors(**examples: tuple[int, str, str]) -> dict[int | str, dict[str, Any]]
 
 
 _NOT_FOUND = (404, "webhook_not_found", "No webhook endpoint we_… in your organisation.")
-_BUS_DOWN = (503, "event_bus_unavailable", "The request was not accepted: Kafka did not acknowledge it.")
 _URL_ERRORS = {
     "private_url": (400, "webhook_url_not_allowed", "The URL points to a private … address."),
     "bad_url": (400, "invalid_webhook_url", "The URL must not contain credentials; …"),
@@ -136,15 +136,6 @@ async def _owned_endpoint(gw: Gateway, caller: Caller, webhook_id: str) -> dict[
     if endpoint is None:
         raise _not_found(webhook_id)
     return endpoint
-
-
-def _bus_unavailable(exc: PublishFailed) -> ApiError:
-    return ApiError(
-        503,
-        "event_bus_unavailable",
-        f"The request was not accepted: {exc}. Nothing was stored; retry shortly.",
-        {"Retry-After": "5"},
-    )
 
 
 @router.post(
@@ -306,7 +297,7 @@ async def rotate_webhook_secret(
     responses=_errors(
         not_found=_NOT_FOUND,
         disabled=(409, "webhook_disabled", "The endpoint is disabled; PATCH its status to active first."),
-        bus_down=_BUS_DOWN,
+        bus_down=BUS_DOWN,
     ),
 )
 async def send_test_event(
@@ -324,24 +315,22 @@ async def send_test_event(
         data={"webhook_id": webhook_id, "message": "A test event from Jorge Platform."},
     )
     event = _delivery_requested(request, caller, webhook_id, delivery_id, message_id, TEST_EVENT)
-    try:
-        # The transaction commits only once Kafka acknowledged: a failure leaves nothing behind.
-        async with gw.pool.acquire() as conn, conn.transaction():
-            await _require_active(conn, caller, webhook_id)
-            await _store.create_manual_delivery(
-                conn,
-                caller.organization_id,
-                webhook_id,
-                message_id=message_id,
-                delivery_id=delivery_id,
-                event_type=TEST_EVENT,
-                payload=payload.model_dump(mode="json"),
-            )
-            await gw.publisher.publish(
-                event_message(event, topic=gw.topics(WEBHOOK_DELIVERY_REQUESTED), key=webhook_id)
-            )
-    except PublishFailed as exc:
-        raise _bus_unavailable(exc) from None
+
+    async def write(conn: DbConnection) -> None:
+        await _require_active(conn, caller, webhook_id)
+        await _store.create_manual_delivery(
+            conn,
+            caller.organization_id,
+            webhook_id,
+            message_id=message_id,
+            delivery_id=delivery_id,
+            event_type=TEST_EVENT,
+            payload=payload.model_dump(mode="json"),
+        )
+
+    await store_and_publish(
+        gw, write, event_message(event, topic=gw.topics(WEBHOOK_DELIVERY_REQUESTED), key=webhook_id)
+    )
     return _accepted(webhook_id, delivery_id, message_id, TEST_EVENT)
 
 
@@ -402,7 +391,7 @@ async def get_delivery(
         not_found=_NOT_FOUND,
         no_delivery=(404, "delivery_not_found", "No delivery wd_… for this endpoint."),
         disabled=(409, "webhook_disabled", "The endpoint is disabled; PATCH its status to active first."),
-        bus_down=_BUS_DOWN,
+        bus_down=BUS_DOWN,
     ),
 )
 async def redeliver(
@@ -414,22 +403,21 @@ async def redeliver(
 ) -> DeliveryRequestAccepted:
     """Send the same message again (same `webhook-id`), now, whatever its status. The attempt is
     recorded with trigger `manual`."""
-    try:
-        async with gw.pool.acquire() as conn, conn.transaction():
-            await _require_active(conn, caller, webhook_id)
-            delivery = await _store.request_redelivery(conn, webhook_id, delivery_id)
-            if delivery is None:
-                raise ApiError(
-                    404, "delivery_not_found", f"No delivery {delivery_id} for webhook {webhook_id}."
-                )
-            event = _delivery_requested(
-                request, caller, webhook_id, delivery_id, delivery["message_id"], delivery["event_type"]
-            )
-            await gw.publisher.publish(
-                event_message(event, topic=gw.topics(WEBHOOK_DELIVERY_REQUESTED), key=webhook_id)
-            )
-    except PublishFailed as exc:
-        raise _bus_unavailable(exc) from None
+
+    async def write(conn: DbConnection) -> Any:
+        await _require_active(conn, caller, webhook_id)
+        delivery = await _store.request_redelivery(conn, webhook_id, delivery_id)
+        if delivery is None:
+            raise ApiError(404, "delivery_not_found", f"No delivery {delivery_id} for webhook {webhook_id}.")
+        return delivery
+
+    def redelivery_requested(delivery: Any) -> OutgoingMessage:
+        event = _delivery_requested(
+            request, caller, webhook_id, delivery_id, delivery["message_id"], delivery["event_type"]
+        )
+        return event_message(event, topic=gw.topics(WEBHOOK_DELIVERY_REQUESTED), key=webhook_id)
+
+    delivery = await store_and_publish(gw, write, redelivery_requested)
     return _accepted(webhook_id, delivery_id, delivery["message_id"], delivery["event_type"])
 
 
