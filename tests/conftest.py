@@ -111,6 +111,22 @@ def log_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+async def own_broker(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[EmbeddedStack, Settings]]:
+    """A broker of this test's own (stopping it disturbs no other test) and settings using it,
+    with a short publish timeout so a stopped broker is noticed quickly."""
+    stack = EmbeddedStack(tmp_path / "broker")
+    bootstrap = stack.start(kafka=True, postgres=False, redis=False).kafka_bootstrap_servers
+    assert bootstrap
+    own = settings.model_copy(
+        update={"kafka_bootstrap_servers": bootstrap, "kafka_enable_idempotence": False,
+                "kafka_publish_timeout_seconds": 2.0}
+    )  # fmt: skip
+    await ensure_topics(bootstrap, TopicNames(own.kafka_topic_prefix).all())
+    yield stack, own
+    stack.stop()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):

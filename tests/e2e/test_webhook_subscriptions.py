@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ import httpx
 import pytest
 
 from jorge_cli.stack import EmbeddedStack
-from jorge_runtime.kafka_admin import ensure_topics
 from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import TenancyStore, hash_key
 from schemas.limits import GENERAL
@@ -358,24 +356,10 @@ async def test_allowed_subnets_and_required_https_come_from_settings(
     assert private.status_code == 400 and private.json()["error"] == "webhook_url_not_allowed"
 
 
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[EmbeddedStack]:
-    """A broker of this test's own, so stopping it disturbs no other test."""
-    stack = EmbeddedStack(tmp_path / "broker")
-    yield stack
-    stack.stop()
-
-
 async def test_kafka_down_means_503_and_nothing_stored(
-    own_broker: EmbeddedStack, settings: Settings, pool: asyncpg.Pool, api_key: str, log_dir: Path
+    own_broker: tuple[EmbeddedStack, Settings], pool: asyncpg.Pool, api_key: str, log_dir: Path
 ) -> None:
-    bootstrap = own_broker.start(kafka=True, postgres=False, redis=False).kafka_bootstrap_servers
-    assert bootstrap
-    settings = settings.model_copy(
-        update={"kafka_bootstrap_servers": bootstrap, "kafka_enable_idempotence": False,
-                "kafka_publish_timeout_seconds": 2.0}
-    )  # fmt: skip
-    await ensure_topics(bootstrap, TopicNames(settings.kafka_topic_prefix).all())
+    broker, settings = own_broker
     gateway = await ServiceProcess.gateway(settings, log_dir).start()
     try:
         async with httpx.AsyncClient(
@@ -386,7 +370,7 @@ async def test_kafka_down_means_503_and_nothing_stored(
             await pool.execute(
                 "UPDATE webhook_deliveries SET status = 'failed' WHERE id = $1", sent["delivery_id"]
             )
-            own_broker.stop()
+            broker.stop()
             test = await client.post(f"/v1/webhooks/{webhook_id}/test")
             redeliver = await client.post(
                 f"/v1/webhooks/{webhook_id}/deliveries/{sent['delivery_id']}/redeliver"
