@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 
 #: A connection of its own or one borrowed from a pool: repositories take either.
 DbConnection = asyncpg.Connection | PoolConnectionProxy
+#: Anything a single statement can run on: a connection (inside a transaction) or the pool.
+Executor = DbConnection | asyncpg.Pool
 
 # Any fixed number works; it only has to be the same in every process that migrates.
 _MIGRATION_LOCK_ID = 4_711_2026

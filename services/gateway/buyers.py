@@ -9,12 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from jorge_runtime.broker import event_message
-from jorge_runtime.db import DbConnection
+from jorge_runtime.db import DbConnection, Executor
 from jorge_runtime.results import MATCH_SESSION
 from jorge_runtime.tenancy import Caller
 from schemas.buyers import (
@@ -38,7 +37,6 @@ from services.gateway.publishing import store_and_publish
 from services.gateway.results import WAIT_QUERY
 
 router = APIRouter(tags=["buyers"])
-Executor = DbConnection | asyncpg.Pool
 
 _BUYER_ID = Path(pattern=BUYER_ID_PATTERN, examples=["buyer-001"])
 _SESSION_ID = Path(pattern=MATCH_SESSION_ID_PATTERN, examples=["match-3f9c0a1b2c3d4e5f607182"])

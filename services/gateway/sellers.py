@@ -10,12 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from jorge_runtime.broker import event_message
-from jorge_runtime.db import DbConnection
+from jorge_runtime.db import DbConnection, Executor
 from jorge_runtime.results import SELLER_ANALYSIS
 from jorge_runtime.tenancy import Caller
 from schemas.sellers import (
@@ -41,7 +40,6 @@ from services.gateway.publishing import store_and_publish
 from services.gateway.results import WAIT_QUERY
 
 router = APIRouter(tags=["sellers"])
-Executor = DbConnection | asyncpg.Pool
 
 _SELLER_ID = Path(pattern=SELLER_ID_PATTERN, examples=["seller-001"])
 _ANALYSIS_ID = Path(pattern=ANALYSIS_ID_PATTERN, examples=["cma-3f9c0a1b2c3d4e5f607182"])

@@ -47,21 +47,12 @@ from schemas.webhooks import (
     new_message_id,
 )
 from services.gateway.dependencies import Gateway, authenticated_caller, gateway
-from services.gateway.errors import API_ERRORS, BUS_DOWN, ApiError
+from services.gateway.errors import BUS_DOWN, ApiError, documented_errors
 from services.gateway.publishing import store_and_publish
 from services.gateway.webhook_repository import Position, WebhookRepository
 
 router = APIRouter(tags=["webhooks"])
 _store = WebhookRepository()
-
-
-def _errors(**examples: tuple[int, str, str]) -> dict[int | str, dict[str, Any]]:
-    """API_ERRORS with named example bodies for the codes a route answers on purpose."""
-    responses = {status: dict(spec) for status, spec in API_ERRORS.items()}
-    for name, (status, error, message) in examples.items():
-        content = responses[status].setdefault("content", {"application/json": {"examples": {}}})
-        content["application/json"]["examples"][name] = {"value": {"error": error, "message": message}}
-    return responses
 
 
 _NOT_FOUND = (404, "webhook_not_found", "No webhook endpoint we_… in your organisation.")
@@ -142,7 +133,7 @@ async def _owned_endpoint(gw: Gateway, caller: Caller, webhook_id: str) -> dict[
     "/v1/webhooks/register",
     status_code=201,
     response_model=WebhookEndpointWithSecret,
-    responses=_errors(
+    responses=documented_errors(
         **_URL_ERRORS,
         unknown_event=(400, "unknown_event", "Unknown event(s) lead.created; subscribe to …"),
         invalid_secret=(400, "invalid_webhook_secret", "The secret must start with whsec_"),
@@ -178,7 +169,7 @@ async def register_webhook(
     return WebhookEndpointWithSecret.model_validate(endpoint | {"secret": secret})
 
 
-@router.get("/v1/webhooks", response_model=WebhookEndpointList, responses=_errors())
+@router.get("/v1/webhooks", response_model=WebhookEndpointList, responses=documented_errors())
 async def list_webhooks(
     limit: int = _LIMIT,
     cursor: str | None = _CURSOR,
@@ -198,7 +189,9 @@ async def list_webhooks(
 
 
 @router.get(
-    "/v1/webhooks/{webhook_id}", response_model=WebhookEndpoint, responses=_errors(not_found=_NOT_FOUND)
+    "/v1/webhooks/{webhook_id}",
+    response_model=WebhookEndpoint,
+    responses=documented_errors(not_found=_NOT_FOUND),
 )
 async def get_webhook(
     webhook_id: str = _WEBHOOK_ID,
@@ -212,7 +205,7 @@ async def get_webhook(
 @router.patch(
     "/v1/webhooks/{webhook_id}",
     response_model=WebhookEndpoint,
-    responses=_errors(
+    responses=documented_errors(
         not_found=_NOT_FOUND,
         **_URL_ERRORS,
         unknown_event=(400, "unknown_event", "Unknown event(s) lead.created; subscribe to …"),
@@ -248,7 +241,7 @@ async def update_webhook(
     "/v1/webhooks/{webhook_id}",
     status_code=204,
     response_class=Response,
-    responses=_errors(not_found=_NOT_FOUND),
+    responses=documented_errors(not_found=_NOT_FOUND),
 )
 async def delete_webhook(
     webhook_id: str = _WEBHOOK_ID,
@@ -267,7 +260,7 @@ async def delete_webhook(
 @router.post(
     "/v1/webhooks/{webhook_id}/rotate-secret",
     response_model=WebhookEndpointWithSecret,
-    responses=_errors(not_found=_NOT_FOUND),
+    responses=documented_errors(not_found=_NOT_FOUND),
 )
 async def rotate_webhook_secret(
     webhook_id: str = _WEBHOOK_ID,
@@ -294,7 +287,7 @@ async def rotate_webhook_secret(
     "/v1/webhooks/{webhook_id}/test",
     status_code=202,
     response_model=DeliveryRequestAccepted,
-    responses=_errors(
+    responses=documented_errors(
         not_found=_NOT_FOUND,
         disabled=(409, "webhook_disabled", "The endpoint is disabled; PATCH its status to active first."),
         bus_down=BUS_DOWN,
@@ -337,7 +330,7 @@ async def send_test_event(
 @router.get(
     "/v1/webhooks/{webhook_id}/deliveries",
     response_model=WebhookDeliveryList,
-    responses=_errors(not_found=_NOT_FOUND),
+    responses=documented_errors(not_found=_NOT_FOUND),
 )
 async def list_deliveries(
     webhook_id: str = _WEBHOOK_ID,
@@ -363,7 +356,7 @@ async def list_deliveries(
 @router.get(
     "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}",
     response_model=WebhookDeliveryDetail,
-    responses=_errors(
+    responses=documented_errors(
         not_found=_NOT_FOUND,
         no_delivery=(404, "delivery_not_found", "No delivery wd_… for this endpoint."),
     ),
@@ -387,7 +380,7 @@ async def get_delivery(
     "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
     status_code=202,
     response_model=DeliveryRequestAccepted,
-    responses=_errors(
+    responses=documented_errors(
         not_found=_NOT_FOUND,
         no_delivery=(404, "delivery_not_found", "No delivery wd_… for this endpoint."),
         disabled=(409, "webhook_disabled", "The endpoint is disabled; PATCH its status to active first."),
