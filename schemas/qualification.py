@@ -71,6 +71,18 @@ class PropertyPreferences(BaseModel):
     price_range: str | None = Field(default=None, description="Human form of the budget, e.g. 600k-800k.")
 
 
+class TokenUsage(BaseModel):
+    """Tokens one qualification used at the Anthropic API and what they cost (estimated)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int = Field(default=0, ge=0, description="Uncached input tokens.")
+    output_tokens: int = Field(default=0, ge=0)
+    cache_read_tokens: int = Field(default=0, ge=0, description="Input tokens read from the prompt cache.")
+    cache_write_tokens: int = Field(default=0, ge=0, description="Input tokens written to the prompt cache.")
+    cost_usd: float = Field(default=0.0, ge=0.0, description="Estimated spend at list prices.")
+
+
 class Qualification(BaseModel):
     """A complete, explainable qualification of one lead."""
 
@@ -90,4 +102,16 @@ class Qualification(BaseModel):
     next_action: str
     language: str = Field(default="en", description="ISO 639-1 code of the lead's message.")
     confidence: float = Field(ge=0.0, le=1.0)
-    engine: str = Field(description="Which engine decided, e.g. rules-v1.")
+    engine: str = Field(description="Which engine decided: rules-v1 or claude.")
+    suggested_reply: str | None = Field(
+        default=None, max_length=1000, description="A short reply the bot could send (Claude writes it)."
+    )
+    model: str | None = Field(default=None, description="The Claude model called for this lead, if any.")
+    usage: TokenUsage | None = Field(
+        default=None, description="Tokens and estimated cost of the Claude calls; null when none was made."
+    )
+    fallback_reason: str | None = Field(
+        default=None,
+        description="Why the rules engine decided although Claude is configured: timeout, rate_limited, "
+        "overloaded, invalid_answer, api_error or circuit_open.",
+    )

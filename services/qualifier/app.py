@@ -5,6 +5,7 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 
 from jorge_runtime.broker import KafkaPublisher, create_broker
+from jorge_runtime.flags import FeatureFlags
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import (
     WorkerResources,
@@ -14,10 +15,19 @@ from jorge_runtime.worker import (
 )
 from schemas.leads import LeadQualificationRequested, LeadQualified
 from schemas.topics import LEAD_QUALIFICATION_REQUESTED, LEAD_QUALIFIED, TopicNames
+from services.qualifier.claude import ClaudeConfig, ClaudeQualificationEngine, create_client
 from services.qualifier.engine import QualificationEngine
 from services.qualifier.handlers import SERVICE, QualifyLeadHandler
 from services.qualifier.repository import QualificationRepository
 from services.qualifier.rules import RulesQualificationEngine
+
+
+def configured_engine(settings: Settings, flags: FeatureFlags) -> QualificationEngine:
+    """Claude when ANTHROPIC_API_KEY is set (the rules stand in when it fails), else the rules."""
+    key = settings.anthropic_api_key
+    if key is None or not key.get_secret_value():
+        return RulesQualificationEngine()
+    return ClaudeQualificationEngine(create_client(settings), ClaudeConfig.from_settings(settings), flags)
 
 
 def create_app(settings: Settings, engine: QualificationEngine | None = None) -> AsgiFastStream:
@@ -26,8 +36,10 @@ def create_app(settings: Settings, engine: QualificationEngine | None = None) ->
     install_dead_letter_policy(broker, settings, SERVICE)
     resources = WorkerResources(settings)
     topics = TopicNames(settings.kafka_topic_prefix)
+    flags = FeatureFlags.from_settings(settings)
+    engine = engine or configured_engine(settings, flags)
     handler = QualifyLeadHandler(
-        engine=engine or RulesQualificationEngine(),
+        engine=engine,
         resources=resources,
         repository=QualificationRepository(settings.qualification_expires_after_days),
         publisher=KafkaPublisher(broker, settings.kafka_publish_timeout_seconds),
@@ -42,4 +54,12 @@ def create_app(settings: Settings, engine: QualificationEngine | None = None) ->
         """Qualify a lead the gateway accepted and publish LeadQualified."""
         await handler.handle(event)
 
-    return worker_app(SERVICE, broker, resources)
+    app = worker_app(SERVICE, broker, resources)
+
+    def announce_flags() -> None:
+        flags.announce(SERVICE)
+
+    app.on_startup(announce_flags)
+    if isinstance(engine, ClaudeQualificationEngine):
+        app.after_shutdown(engine.aclose)
+    return app

@@ -6,6 +6,7 @@ import logging
 
 from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, event_message
 from jorge_runtime.idempotency import EventLedger
+from jorge_runtime.metrics import LEADS_QUALIFIED
 from jorge_runtime.worker import WorkerResources
 from schemas.envelope import utc_now
 from schemas.leads import LeadQualificationRequested, LeadQualified, LeadQualifiedPayload
@@ -75,11 +76,17 @@ class QualifyLeadHandler:
                 correlation_id=event.correlation_id,
                 completed_at=completed_at,
             )
+        LEADS_QUALIFIED.labels(
+            qualification.engine, qualification.intent.value, qualification.temperature.value
+        ).inc()
         log.info(
             "lead qualified",
             extra={
                 "qualification_id": event.payload.qualification_id,
                 "engine": qualification.engine,
+                "model": qualification.model,
+                "fallback_reason": qualification.fallback_reason,
+                "cost_usd": qualification.usage.cost_usd if qualification.usage else None,
                 "intent": qualification.intent.value,
                 "temperature": qualification.temperature.value,
             },

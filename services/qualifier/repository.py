@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from jorge_runtime.db import DbConnection
 from schemas.leads import LeadToQualify
@@ -41,13 +42,22 @@ class QualificationRepository:
             lead.property_address,
             lead.source,
         )
+        usage = qualification.usage
         await conn.execute(
             """INSERT INTO qualifications (qualification_id, organization_id, lead_id, status, engine,
-                                           result, correlation_id, completed_at, expires_at)
-               VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, now() + make_interval(days => $8))
+                                           result, correlation_id, completed_at, expires_at, model,
+                                           input_tokens, output_tokens, cache_read_tokens,
+                                           cache_write_tokens, cost_usd, fallback_reason)
+               VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, now() + make_interval(days => $8),
+                       $9, $10, $11, $12, $13, $14, $15)
                ON CONFLICT (qualification_id) DO UPDATE
                   SET status = 'completed', engine = EXCLUDED.engine, result = EXCLUDED.result,
-                      completed_at = EXCLUDED.completed_at, failure_reason = NULL
+                      completed_at = EXCLUDED.completed_at, failure_reason = NULL,
+                      model = EXCLUDED.model, input_tokens = EXCLUDED.input_tokens,
+                      output_tokens = EXCLUDED.output_tokens,
+                      cache_read_tokens = EXCLUDED.cache_read_tokens,
+                      cache_write_tokens = EXCLUDED.cache_write_tokens,
+                      cost_usd = EXCLUDED.cost_usd, fallback_reason = EXCLUDED.fallback_reason
                 WHERE qualifications.organization_id = EXCLUDED.organization_id""",
             qualification_id,
             organization_id,
@@ -57,4 +67,11 @@ class QualificationRepository:
             correlation_id,
             completed_at,
             self._expires_after_days,
+            qualification.model,
+            usage.input_tokens if usage else None,
+            usage.output_tokens if usage else None,
+            usage.cache_read_tokens if usage else None,
+            usage.cache_write_tokens if usage else None,
+            Decimal(str(usage.cost_usd)) if usage else None,
+            qualification.fallback_reason,
         )
