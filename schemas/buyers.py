@@ -162,6 +162,12 @@ class PropertyMatch(BaseModel):
     property: PropertyListing
     match_score: float = Field(ge=0, le=1)
     explanation: str = Field(examples=["Perfect match: 3BR, $725k, Victoria"])
+    fits: list[str] = Field(default_factory=list, description="Why the home fits the buyer.")
+    missing: list[str] = Field(default_factory=list, description="What the buyer asked for that it lacks.")
+    risks: list[str] = Field(default_factory=list, description="What to check before an offer.")
+    score_breakdown: dict[str, float] = Field(
+        default_factory=dict, description="Each criterion's score (0-1) before weighting."
+    )
 
 
 class MatchResults(BaseModel):
@@ -170,6 +176,29 @@ class MatchResults(BaseModel):
     total_matches: int = Field(ge=0, description="Homes that matched, before max_results was applied.")
     matches: list[PropertyMatch]
     next_actions: list[str] = Field(examples=[["Schedule showing", "Request CMA"]])
+
+
+class BuyerMatchedPayload(BaseModel):
+    """A stored match session: completed with its ranked homes, or failed with the reason."""
+
+    match_session_id: str
+    buyer_id: str
+    qualification_id: str | None = Field(
+        default=None, description="Set when the session was opened for a qualified buyer lead."
+    )
+    status: Literal["completed", "failed"]
+    result: MatchResults | None = None
+    failure_reason: str | None = None
+    completed_at: datetime
+
+
+class BuyerMatched(EventEnvelope):
+    """The matcher stored a match session (keyed by buyer id, or lead id for a qualified lead)."""
+
+    EVENT_TYPE: ClassVar[str] = "buyer.matched"
+    event_type: Literal["buyer.matched"] = "buyer.matched"
+    schema_version: Literal[1] = 1
+    payload: BuyerMatchedPayload
 
 
 class MatchAccepted(BaseModel):

@@ -113,13 +113,34 @@ class ComparableProperty(BaseModel):
     distance_km: float | None = None
 
 
+class AdjustedComparable(ComparableProperty):
+    """A comparable sale with its adjustment grid: what was added or taken off, and its weight."""
+
+    listing_id: str | None = None
+    year_built: int | None = None
+    adjustments: dict[str, int] = Field(
+        default_factory=dict,
+        description="Dollars added to the sale price for each difference from the subject "
+        "(time, living_area, age, bedrooms, bathrooms, condition).",
+    )
+    adjusted_price: int | None = Field(default=None, description="Sale price plus the adjustments.")
+    gross_adjustment_pct: float | None = Field(
+        default=None, description="Sum of the adjustments' absolute values, in % of the sale price."
+    )
+    weight: float | None = Field(
+        default=None, ge=0, le=1, description="Share in the estimate (0 if an outlier)."
+    )
+    outlier: bool = False
+    notes: list[str] = Field(default_factory=list)
+
+
 class Cma(BaseModel):
     """Comparative market analysis."""
 
     market_analysis: dict[str, Any] = Field(
         description="Figures of the local market, e.g. median_price, price_per_sqft, days_on_market."
     )
-    comparable_properties: list[ComparableProperty]
+    comparable_properties: list[AdjustedComparable]
     price_recommendation: PriceRecommendation
 
 
@@ -129,6 +150,26 @@ class SellerAnalysisResult(BaseModel):
     cma: Cma
     market_conditions: str = Field(examples=["Strong buyer market"])
     recommendations: list[str]
+
+
+class SellerAnalyzedPayload(BaseModel):
+    """A stored seller analysis: completed with its CMA, or failed with the reason."""
+
+    analysis_id: str
+    seller_id: str
+    status: Literal["completed", "failed"]
+    result: SellerAnalysisResult | None = None
+    failure_reason: str | None = None
+    completed_at: datetime
+
+
+class SellerAnalyzed(EventEnvelope):
+    """The seller analyzer stored an analysis (keyed by seller id)."""
+
+    EVENT_TYPE: ClassVar[str] = "seller.analyzed"
+    event_type: Literal["seller.analyzed"] = "seller.analyzed"
+    schema_version: Literal[1] = 1
+    payload: SellerAnalyzedPayload
 
 
 class AnalysisAccepted(BaseModel):

@@ -88,10 +88,28 @@ class LeadRepository:
         """The lead's most recent qualification record, or None."""
         row = await pool.fetchrow(
             """SELECT qualification_id, lead_id, status, engine, result, created_at, completed_at,
-                      expires_at
-                 FROM qualifications WHERE organization_id = $1 AND lead_id = $2
+                      expires_at,
+                      (SELECT m.result FROM match_sessions m
+                        WHERE m.organization_id = q.organization_id
+                          AND m.qualification_id = q.qualification_id AND m.status = 'completed'
+                        ORDER BY m.completed_at DESC LIMIT 1) AS matches
+                 FROM qualifications q WHERE organization_id = $1 AND lead_id = $2
                 ORDER BY created_at DESC LIMIT 1""",
             organization_id,
             lead_id,
         )
-        return dict(row) if row else None
+        if row is None:
+            return None
+        record = dict(row)
+        # The matcher's session for a qualified buyer lead, in the spec's short form.
+        record["recommended_properties"] = [
+            {
+                "id": m["property"]["id"],
+                "address": m["property"]["address"],
+                "price": m["property"]["price"],
+                "beds": m["property"].get("bedrooms"),
+                "match_score": m["match_score"],
+            }
+            for m in (record.pop("matches") or {}).get("matches", [])
+        ]
+        return record
