@@ -300,3 +300,22 @@ class WebhookDeliveryRequested(EventEnvelope):
     event_type: Literal["webhook.delivery_requested"] = "webhook.delivery_requested"
     schema_version: Literal[1] = 1
     payload: WebhookDeliveryRequestedPayload
+
+
+class WebhookEndpointDisabledPayload(BaseModel):
+    """Which endpoint the delivery engine disabled, and why."""
+
+    endpoint_id: str
+    url: str
+    reason: str = Field(description="endpoint_gone (it answered 410) or failing_too_long.")
+    failing_since: datetime | None = None
+    last_response_code: int | None = None
+
+
+class WebhookEndpointDisabled(EventEnvelope):
+    """The delivery engine disabled an endpoint; the organisation should be told (keyed by endpoint id)."""
+
+    EVENT_TYPE: ClassVar[str] = "webhook.endpoint_disabled"
+    event_type: Literal["webhook.endpoint_disabled"] = "webhook.endpoint_disabled"
+    schema_version: Literal[1] = 1
+    payload: WebhookEndpointDisabledPayload

@@ -1,0 +1,261 @@
+"""The dispatcher: claims due deliveries from PostgreSQL and sends each as its own task.
+
+Why the database and not Kafka drives sending: retries are due at arbitrary times (seconds to
+hours), per-endpoint concurrency must hold across replicas, and a slow endpoint must not hold
+up a partition. Due deliveries are claimed with `FOR UPDATE SKIP LOCKED` under a lease, so any
+number of crm_sync replicas share the work, an endpoint never has more requests in flight than
+its `max_concurrency`, each attempt is an independent task (no head-of-line blocking), and a
+process that dies mid-attempt loses nothing: its lease expires and another claim retries with
+the same webhook-id. Fan-out wakes the dispatcher at once; the poll only finds retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+
+from jorge_runtime.broker import OutgoingMessage, event_message
+from jorge_runtime.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DURATION, WEBHOOK_FAILURES
+from schemas.webhooks import WebhookEndpointDisabled, WebhookEndpointDisabledPayload
+from services.crm_sync.webhooks.payloads import encode
+from services.crm_sync.webhooks.repository import AttemptRecord, Claimed, DeliveryRepository
+from services.crm_sync.webhooks.schedule import AttemptOutcome, RetryPolicy, decide
+from services.crm_sync.webhooks.sender import SendResult, WebhookSender
+from services.crm_sync.webhooks.signing import active_secrets, webhook_headers
+
+log = logging.getLogger(__name__)
+
+#: Outbox owner of the endpoint-disabled events this engine stages.
+CONSUMER = "crm_sync.webhooks"
+_MAX_ENDPOINTS_PER_CLAIM = 100
+_OUTBOX_SWEEP_SECONDS = 30.0
+_COALESCE_SECONDS = 0.005
+
+Publish = Callable[[OutgoingMessage], Awaitable[None]]
+
+
+def failure_reason(result: SendResult) -> str:
+    """A bounded label for the failures metric."""
+    if result.status_code is not None:
+        code = result.status_code
+        return f"http_{code}" if code in (408, 410, 429, 500, 502, 503, 504) else f"http_{code // 100}xx"
+    if result.timed_out:
+        return "timeout"
+    if result.error and result.error.startswith(("address not allowed", "refused")):
+        return "address_not_allowed"
+    return "connection_error"
+
+
+class Dispatcher:
+    """Runs the claim loop and the attempts of one crm_sync process."""
+
+    def __init__(
+        self,
+        *,
+        pool: Callable[[], asyncpg.Pool],
+        repository: DeliveryRepository,
+        sender: WebhookSender,
+        policy: RetryPolicy,
+        publish: Publish,
+        disabled_topic: str,
+        poll_seconds: float,
+        max_in_flight: int,
+        lease_seconds: float,
+    ) -> None:
+        self._pool = pool
+        self._repository = repository
+        self._sender = sender
+        self._policy = policy
+        self._publish = publish
+        self._disabled_topic = disabled_topic
+        self._poll = poll_seconds
+        self._max_in_flight = max_in_flight
+        self._lease = lease_seconds
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._last_sweep = 0.0
+
+    def wake(self) -> None:
+        """Look for due deliveries now (fan-out just created some, or a slot freed up)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Start the claim loop (after the pool is open)."""
+        self._loop_task = asyncio.create_task(self._run(), name="webhook-dispatcher")
+
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """Stop claiming; give attempts in flight a moment, then abandon them to their leases."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._in_flight:
+            _, pending = await asyncio.wait(self._in_flight, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self._sender.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            claimed = 0
+            try:
+                claimed = await self.dispatch_once()
+                await self._sweep_outbox()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhook dispatcher could not claim deliveries; retrying")
+            if claimed and len(self._in_flight) < self._max_in_flight:
+                continue  # there may be more due work right now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll)
+            if self._in_flight:
+                # Woken by attempts finishing: let a few more finish so one claim fills them all.
+                await asyncio.sleep(_COALESCE_SECONDS)
+
+    async def dispatch_once(self) -> int:
+        """Claim what is due within the free slots and start an attempt task for each."""
+        free = self._max_in_flight - len(self._in_flight)
+        if free <= 0:
+            return 0
+        token, claims = await self._repository.claim(
+            self._pool(), max_endpoints=_MAX_ENDPOINTS_PER_CLAIM, limit=free, lease_seconds=self._lease
+        )
+        for claim in claims:
+            task = asyncio.create_task(self._attempt(token, claim), name=f"webhook-{claim.delivery_id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+        return len(claims)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()  # a slot of this endpoint (and of this process) is free again
+
+    async def _attempt(self, token: uuid.UUID, claim: Claimed) -> None:
+        try:
+            await self._send_and_record(token, claim)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Nothing is lost: the lease expires and the next claim retries (same webhook-id).
+            log.exception("webhook attempt could not be recorded", extra={"delivery_id": claim.delivery_id})
+
+    async def _send_and_record(self, token: uuid.UUID, claim: Claimed) -> None:
+        now = datetime.now(UTC)
+        body = encode(claim.payload)
+        secrets = active_secrets(claim.secret, claim.previous_secret, claim.previous_secret_expires_at, now)
+        headers = webhook_headers(secrets, claim.message_id, int(now.timestamp()), body)
+        result = await self._sender.send(
+            claim.url, body, headers, pool_key=claim.endpoint_id, pool_size=claim.max_concurrency
+        )
+        self._observe(claim, result)
+        outcome = AttemptOutcome(result.status_code, result.error, result.timed_out, result.retry_after)
+        attempt = AttemptRecord(
+            attempt_number=claim.attempt_number,
+            trigger=claim.trigger,
+            succeeded=outcome.succeeded,
+            url=claim.url,
+            started_at=now,
+            duration_ms=result.duration_ms,
+            response_status=result.status_code,
+            response_body=result.body,
+            error=result.error,
+        )
+        if outcome.succeeded:  # needs no endpoint state: one statement, no lock
+            await self._repository.record_success(self._pool(), claim, token, attempt)
+            return
+        staged: OutgoingMessage | None = None
+        async with self._pool().acquire() as conn, conn.transaction():
+            state = await self._repository.lock_endpoint(conn, claim.endpoint_id)
+            decision = decide(
+                self._policy,
+                outcome,
+                attempts_made=claim.attempt_number,
+                failing_since=state.failing_since if state else None,
+                now=datetime.now(UTC),
+            )
+            kept = await self._repository.record_attempt(
+                conn,
+                claim,
+                token,
+                attempt,
+                delivery_status=decision.delivery_status,
+                next_attempt_at=decision.next_attempt_at,
+            )
+            if not kept or state is None:
+                return  # the lease was lost to another claimer; its answer decides
+            await self._repository.update_endpoint(
+                conn,
+                claim.endpoint_id,
+                failing_since=decision.failing_since,
+                disable_reason=decision.disable_reason,
+            )
+            if decision.disable_reason and state.status == "active":
+                staged = self._disabled_event(claim, decision.disable_reason, decision.failing_since, result)
+                await self._repository.stage(conn, CONSUMER, staged)
+        if staged is not None:
+            log.warning(
+                "webhook endpoint disabled",
+                extra={"endpoint_id": claim.endpoint_id, "reason": decision.disable_reason},
+            )
+            await self._publish_staged(staged)
+
+    def _observe(self, claim: Claimed, result: SendResult) -> None:
+        succeeded = result.status_code is not None and 200 <= result.status_code < 300
+        WEBHOOK_ATTEMPTS.labels(claim.event_type, "succeeded" if succeeded else "failed").inc()
+        WEBHOOK_DURATION.labels(claim.event_type).observe(result.duration_ms / 1000)
+        if not succeeded:
+            WEBHOOK_FAILURES.labels(claim.event_type, failure_reason(result)).inc()
+        log.info(
+            "webhook attempt",
+            extra={
+                "delivery_id": claim.delivery_id,
+                "endpoint_id": claim.endpoint_id,
+                "event": claim.event_type,
+                "attempt": claim.attempt_number,
+                "status_code": result.status_code,
+                "duration_ms": result.duration_ms,
+                "succeeded": succeeded,
+            },
+        )
+
+    def _disabled_event(
+        self, claim: Claimed, reason: str, failing_since: datetime | None, result: SendResult
+    ) -> OutgoingMessage:
+        event = WebhookEndpointDisabled(
+            organization_id=claim.organization_id,
+            correlation_id=claim.delivery_id,
+            payload=WebhookEndpointDisabledPayload(
+                endpoint_id=claim.endpoint_id,
+                url=claim.url,
+                reason=reason,
+                failing_since=failing_since,
+                last_response_code=result.status_code,
+            ),
+        )
+        return event_message(event, topic=self._disabled_topic, key=claim.endpoint_id)
+
+    async def _publish_staged(self, message: OutgoingMessage) -> None:
+        try:
+            await self._publish(message)
+            await self._repository.mark_published(self._pool(), message.message_id)
+        except Exception:
+            log.exception("endpoint-disabled event not published yet; the outbox sweep retries")
+
+    async def _sweep_outbox(self) -> None:
+        """Publish staged events whose process died before publishing them."""
+        if time.monotonic() - self._last_sweep < _OUTBOX_SWEEP_SECONDS:
+            return
+        self._last_sweep = time.monotonic()
+        for message in await self._repository.unpublished(self._pool(), CONSUMER, _OUTBOX_SWEEP_SECONDS):
+            await self._publish_staged(message)
