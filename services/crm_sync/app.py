@@ -1,15 +1,36 @@
-"""Composition root of the crm_sync worker (its handlers arrive with its own issue)."""
+"""Composition root of the crm_sync worker: GoHighLevel sync (and webhook delivery)."""
 
 from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
+from jorge_runtime.broker import create_broker
 from jorge_runtime.settings import Settings
-from jorge_runtime.worker import bare_worker_app
+from jorge_runtime.worker import WorkerResources, install_dead_letter_policy, worker_app
+from schemas.topics import TopicNames
+from services.crm_sync.ghl_install import install_ghl_sync
+from services.crm_sync.webhooks import install_webhook_delivery
 
 SERVICE = "crm_sync"
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
-    """Start the worker with its broker, pool and health endpoint."""
-    return bare_worker_app(SERVICE, settings)
+    """Wire broker, resources and the GHL sync; nothing connects until the app starts."""
+    broker = create_broker(settings, client_id=f"jorge-{SERVICE}")
+    install_dead_letter_policy(broker, settings, SERVICE)
+    resources = WorkerResources(settings)
+    ghl = install_ghl_sync(settings, resources)
+
+    app = worker_app(SERVICE, broker, resources)
+    app.on_startup(ghl.open)
+    app.after_startup(ghl.start)
+    app.on_shutdown(ghl.stop)
+    app.after_shutdown(ghl.close)
+
+    # --- Webhook delivery (issue 6; services/crm_sync/webhooks/): its own broker and consumer
+    # groups, and a dispatcher task; starts once the pool is open, stops before it closes.
+    webhooks = install_webhook_delivery(broker, resources, settings, TopicNames(settings.kafka_topic_prefix))
+    app.on_startup(webhooks.start)
+    app.on_shutdown(webhooks.stop)
+    # --- end webhook delivery
+    return app

@@ -116,6 +116,7 @@ async def test_up_runs_everything_embedded_and_keeps_demo_data(tmp_path: Path) -
             "matcher",
             "seller_analyzer",
             "crm_sync",
+            "ghl_sandbox",
             "kafka",
             "postgresql",
             "redis",
@@ -124,6 +125,17 @@ async def test_up_runs_everything_embedded_and_keeps_demo_data(tmp_path: Path) -
         assert key in output
         view = await qualify(first["components"]["gateway"]["url"], key, "demo-lead")
         assert view["result"]["temperature"] == "hot"
+        # Without a GHL token the lead lands in the GHL sandbox, readable as JSON.
+        crm_url = first["components"]["ghl_sandbox"]["url"]
+        async with httpx.AsyncClient(timeout=5) as client:
+            deadline = time.monotonic() + 30
+            while (
+                not (contacts := (await client.get(f"{crm_url}/")).json()["contacts"])
+                or not contacts[0]["notes"]
+            ):
+                assert time.monotonic() < deadline, "the lead never reached the GHL sandbox"
+                await asyncio.sleep(0.3)
+        assert "temperature:hot" in contacts[0]["tags"]
     finally:
         stopped = await stop_up(process)
     assert "Stopped." in stopped

@@ -1,0 +1,277 @@
+"""How close crm_sync gets to GoHighLevel's rate limit, and how fast a lead reaches the CRM.
+
+Two phases against the GHL sandbox (``python -m sandboxes.ghl``), with real crm_sync worker
+processes on the embedded stack (or the services given by KAFKA_BOOTSTRAP_SERVERS,
+DATABASE_URL, REDIS_URL):
+
+1. Latency, nothing throttling (sandbox limit 100,000 per 10 s): ``--latency-leads`` qualified
+   leads are published one at a time, ``--spacing`` seconds apart; for each, the time from the
+   publish to the contact's creation in the sandbox, and to its note (the last write).
+2. Drain, GHL's real figures (100 requests per 10 s per location, the budget's defaults): a
+   backlog of ``--leads`` qualified leads (a third hot: they also get an opportunity) is
+   published before ``--replicas`` crm_sync workers share one location's budget. The sandbox
+   records when each request it let through arrived. Printed: requests, 429s answered because
+   of the limit, and the sustained share of the allowed rate: request i + burst may arrive one
+   interval after request i at the earliest, so interval / mean(t[i + burst] - t[i]) is the
+   share of the limit used, whether the budget sends in bursts or evenly.
+
+Run from the repository root:
+    .venv/bin/python -m bench.ghl_drain [--leads 120] [--replicas 2] [--latency-leads 30] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from jorge_cli.stack import EmbeddedStack, StackUrls
+from jorge_runtime.db import create_pool, migrate
+from jorge_runtime.kafka_admin import ensure_topics
+from jorge_runtime.settings import Settings
+from jorge_runtime.tenancy import TenancyStore
+from schemas.topics import TopicNames
+from services.crm_sync.repository import CrmRepository
+from tests.support.ghl import Sandbox, publish_qualified, qualified_event
+from tests.support.services import ServiceProcess, create_database, drop_database, with_database
+
+GHL_BURST, GHL_INTERVAL_MS = 100, 10_000
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def wait_for(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def latency_phase(
+    sandbox: Sandbox, settings: Settings, org: str, leads: int, spacing: float
+) -> dict[str, Any]:
+    """Publish leads one at a time; time publish -> contact created and publish -> note written."""
+    assert settings.kafka_bootstrap_servers
+    await sandbox.limits(burst=100_000, interval_ms=10_000, daily=10_000_000)
+    topics = TopicNames(settings.kafka_topic_prefix)
+    location = settings.ghl_location_id
+    published: dict[str, float] = {}
+    for n in range(leads):
+        event = qualified_event(org, n, hot=n % 3 == 0)
+        published[f"lead{n}@example.com"] = time.time()
+        await publish_qualified(settings.kafka_bootstrap_servers, topics, [event])
+        await asyncio.sleep(spacing)
+
+    async def all_noted() -> bool:
+        contacts = await sandbox.contacts(location)
+        return len(contacts) == leads and all(c["notes"] for c in contacts)
+
+    await wait_for(all_noted, 60, "every lead of the latency phase")
+    created, noted = [], []
+    for contact in await sandbox.contacts(location):
+        sent = published[contact["email"]]
+        created.append(_epoch(contact["dateAdded"]) - sent)
+        noted.append(_epoch(contact["notes"][0]["dateAdded"]) - sent)
+    return {
+        "leads": leads,
+        "contact_ms": _summary(created),
+        "note_ms": _summary(noted),
+    }
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _summary(seconds: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in seconds]
+    return {
+        "p50": round(statistics.median(ms), 1),
+        "p95": round(percentile(ms, 0.95), 1),
+        "max": round(max(ms), 1),
+    }
+
+
+async def drain_phase(
+    sandbox: Sandbox, settings: Settings, org: str, pool: Any, leads: int, workers: list[ServiceProcess]
+) -> dict[str, Any]:
+    """A backlog drained by every worker under GHL's real burst limit."""
+    assert settings.kafka_bootstrap_servers
+    location = f"drain-{uuid.uuid4().hex[:6]}"
+    await CrmRepository(pool).save_credentials(
+        org, location, SecretStr(f"token-{location}"), "pipeline-bench"
+    )
+    await sandbox.limits(burst=GHL_BURST, interval_ms=GHL_INTERVAL_MS, daily=200_000)
+    before = len((await _get(sandbox, "/_sandbox/requests"))["accepted_at"])
+    limited_before = (await sandbox.stats()).get("rate_limited", 0)
+    events = [qualified_event(org, n, hot=n % 3 == 0) for n in range(leads)]
+    await publish_qualified(settings.kafka_bootstrap_servers, TopicNames(settings.kafka_topic_prefix), events)
+    log(
+        f"drain: {leads} leads published; {len(workers)} workers draining at {GHL_BURST}/{GHL_INTERVAL_MS} ms"
+    )
+
+    async def drained() -> bool:
+        contacts = await sandbox.contacts(location)
+        hot = sum(1 for c in contacts if c["opportunities"])
+        return len(contacts) == leads and all(c["notes"] for c in contacts) and hot == (leads + 2) // 3
+
+    await wait_for(drained, 60 + leads * 4 * GHL_INTERVAL_MS / 1000 / GHL_BURST * 1.5, "the drain")
+    times = sorted((await _get(sandbox, "/_sandbox/requests"))["accepted_at"][before:])
+    limited = (await sandbox.stats()).get("rate_limited", 0) - limited_before
+    interval = GHL_INTERVAL_MS / 1000
+    first, last = times[0], times[-1]
+    # Request i + burst can go at the earliest one interval after request i: the mean of those
+    # gaps against the interval is the sustained share of the limit, whatever the burst shape.
+    gaps = [times[i + GHL_BURST] - times[i] for i in range(len(times) - GHL_BURST)]
+    share = interval / statistics.mean(gaps) if gaps else float("nan")
+    allowed_in_span = GHL_BURST * (int((last - first) / interval) + 1)
+    return {
+        "leads": leads,
+        "replicas": len(workers),
+        "requests": len(times),
+        "seconds": round(last - first, 2),
+        "rate_limited_429": limited,
+        "mean_gap_ms": round(statistics.mean(gaps) * 1000, 1) if gaps else None,
+        "share_of_allowed": round(share, 4),
+        "share_of_allowed_in_span": round(len(times) / allowed_in_span, 4),
+        "max_in_any_window": _max_in_window(times, interval),
+    }
+
+
+def _max_in_window(times: list[float], interval: float) -> int:
+    """The most requests that arrived within any `interval` seconds (must not exceed the burst)."""
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= interval:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+async def _get(sandbox: Sandbox, path: str) -> Any:
+    async with httpx.AsyncClient(timeout=10) as client:
+        return (await client.get(f"{sandbox.url}{path}")).json()
+
+
+async def run(
+    args: argparse.Namespace, work: Path, given: dict[str, str | None], urls: StackUrls
+) -> dict[str, Any]:
+    admin_url = given["DATABASE_URL"] or urls.database_url
+    assert admin_url
+    database = f"jorge_bench_{uuid.uuid4().hex[:8]}"
+    await create_database(admin_url, database)
+    workers: list[ServiceProcess] = []
+    sandbox = await Sandbox.start(work / "ghl.log", burst=GHL_BURST, interval_ms=GHL_INTERVAL_MS)
+    try:
+        database_url = with_database(admin_url, database)
+        await migrate(database_url)
+        run_id = uuid.uuid4().hex[:6]
+        org = f"bench-{run_id}"
+        settings = Settings(
+            kafka_bootstrap_servers=given["KAFKA_BOOTSTRAP_SERVERS"] or urls.kafka_bootstrap_servers,
+            database_url=database_url,
+            redis_url=given["REDIS_URL"] or urls.redis_url,
+            kafka_topic_prefix=f"bench{run_id}.",
+            kafka_consumer_group_prefix=f"bench{run_id}.",
+            kafka_enable_idempotence=given["KAFKA_BOOTSTRAP_SERVERS"] is not None,
+            ghl_base_url=sandbox.url,
+            ghl_token=SecretStr(f"token-fast-{run_id}"),
+            ghl_location_id=f"fast-{run_id}",
+            ghl_pipeline_id="pipeline-bench",
+            log_level="WARNING",
+        )
+        assert settings.kafka_bootstrap_servers
+        await ensure_topics(settings.kafka_bootstrap_servers, TopicNames(settings.kafka_topic_prefix).all())
+        pool = await create_pool(database_url, min_size=1, max_size=2)
+        await TenancyStore(pool).create_organization(org, "Bench Realty")
+        for i in range(args.replicas):
+            (work / f"w{i}").mkdir()
+            workers.append(ServiceProcess.worker("crm_sync", settings, work / f"w{i}"))
+        await asyncio.gather(*(w.start() for w in workers))
+        await asyncio.sleep(6)  # consumer groups join in about 5 s on the embedded broker
+        log("latency phase")
+        latency = await latency_phase(sandbox, settings, org, args.latency_leads, args.spacing)
+        log("drain phase")
+        await TenancyStore(pool).create_organization(f"{org}-d", "Bench Realty (drain)")
+        drain = await drain_phase(sandbox, settings, f"{org}-d", pool, args.leads, workers)
+        await pool.close()
+        return {"latency_unthrottled": latency, "drain_ghl_limits": drain}
+    finally:
+        for worker in workers:
+            worker.stop()
+        sandbox.stop()
+        await drop_database(admin_url, database)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run both phases; print a table, or JSON with --json."""
+    parser = argparse.ArgumentParser(prog="python -m bench.ghl_drain", description=__doc__.split("\n")[0])
+    parser.add_argument("--leads", type=int, default=120, help="backlog of the drain phase")
+    parser.add_argument("--replicas", type=int, default=2, help="crm_sync workers")
+    parser.add_argument("--latency-leads", type=int, default=30)
+    parser.add_argument("--spacing", type=float, default=0.2, help="seconds between latency-phase leads")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    given = {n: os.environ.get(n) or None for n in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")}
+    with tempfile.TemporaryDirectory(prefix="jorge-bench-ghl-") as tmp:
+        stack = EmbeddedStack(Path(tmp) / "stack")
+        try:
+            urls = stack.start(
+                kafka=given["KAFKA_BOOTSTRAP_SERVERS"] is None,
+                postgres=given["DATABASE_URL"] is None,
+                redis=given["REDIS_URL"] is None,
+            )
+            result = asyncio.run(run(args, Path(tmp), given, urls))
+        finally:
+            stack.stop()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    lat, drain = result["latency_unthrottled"], result["drain_ghl_limits"]
+    created, noted = lat["contact_ms"], lat["note_ms"]
+    print(
+        f"lead.qualified -> contact created (unthrottled, {lat['leads']} leads): "
+        f"p50 {created['p50']} ms, p95 {created['p95']} ms, max {created['max']} ms"
+    )
+    print(
+        f"lead.qualified -> note written (last write):          "
+        f"p50 {noted['p50']} ms, p95 {noted['p95']} ms, max {noted['max']} ms"
+    )
+    print(
+        f"drain at {GHL_BURST} per {GHL_INTERVAL_MS // 1000} s: {drain['leads']} leads, "
+        f"{drain['requests']} requests "
+        f"in {drain['seconds']} s by {drain['replicas']} workers"
+    )
+    print(
+        f"  sustained share of the allowed rate: {drain['share_of_allowed']:.1%} (request i+{GHL_BURST} "
+        f"follows request i by {drain['mean_gap_ms']} ms on average, {GHL_INTERVAL_MS} ms at best); "
+        f"requests / allowed in the span: {drain['share_of_allowed_in_span']:.1%}"
+    )
+    print(
+        f"  429s caused by the limit: {drain['rate_limited_429']}; "
+        f"most requests in any {GHL_INTERVAL_MS // 1000} s: {drain['max_in_any_window']}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Local stand-ins for third-party services, for development and tests (not deployed)."""

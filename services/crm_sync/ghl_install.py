@@ -1,0 +1,158 @@
+"""Wiring of the GHL sync into the crm_sync worker: intake, lanes, delay queue, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from jorge_runtime.broker import KafkaPublisher, create_broker
+from jorge_runtime.settings import Settings
+from jorge_runtime.worker import WorkerResources, consumer_options, install_dead_letter_policy
+from schemas.topics import (
+    BUYER_MATCHED,
+    CRM_LANE_HOT,
+    CRM_LANE_STANDARD,
+    CRM_RETRY_TOPICS,
+    LEAD_QUALIFIED,
+    SELLER_ANALYZED,
+    SELLER_CONSULTATION_REQUESTED,
+    TopicNames,
+    TopicSpec,
+)
+from services.crm_sync.budget import Priority
+from services.crm_sync.handlers import SERVICE, IntakeHandler, SyncHandler, text_headers
+from services.crm_sync.retry_queue import DelayQueue
+from services.crm_sync.retry_schedule import attempt_of
+
+log = logging.getLogger(__name__)
+
+#: Consumer groups are `{prefix}crm_sync.ghl.{topic}`: one per topic, apart from the webhook
+#: engine's, so a rebalance or a slow CRM on one never pauses the others.
+GROUP = "crm_sync.ghl"
+FETCH_MAX_WAIT_MS = 100
+INTAKE_TOPICS = (LEAD_QUALIFIED, BUYER_MATCHED, SELLER_ANALYZED, SELLER_CONSULTATION_REQUESTED)
+
+
+class GhlSync:
+    """The installed sync, on a Kafka broker of its own: open it once the worker's pool and
+    Redis are open, start it after the worker's broker, stop and close it in reverse."""
+
+    def __init__(self, broker: KafkaBroker, handler: SyncHandler, delay_queue: DelayQueue) -> None:
+        self.broker = broker
+        self.handler = handler
+        self.delay_queue = delay_queue
+        self._starting: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        await self.handler.open()
+
+    async def start(self) -> None:
+        """Start the consumers in the background: they join their groups in parallel (a broker's
+        own start joins them one after another, about 5 s each on the embedded broker)."""
+        self._starting = asyncio.create_task(self._start_consumers(), name="crm_sync-ghl-consumers")
+
+    async def _start_consumers(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self.broker.connect()
+                await asyncio.gather(
+                    *(sub.start() for sub in self.broker.subscribers), self.delay_queue.start()
+                )
+                self.broker.running = True
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("GHL sync consumers could not start; retrying")
+                with contextlib.suppress(Exception):
+                    await self.delay_queue.stop()
+                    await self.broker.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def stop(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starting
+        await self.delay_queue.stop()
+        await self.broker.stop()
+
+    async def close(self) -> None:
+        await self.handler.close()
+
+
+def _options(settings: Settings, topic: TopicSpec) -> dict[str, Any]:
+    return {
+        **consumer_options(settings, SERVICE),
+        "group_id": f"{settings.kafka_consumer_group_prefix}{GROUP}.{topic.name}",
+        # Two hops (intake, lane) before GHL: a shorter broker wait keeps a lead's way to the
+        # CRM short when traffic is light (aiokafka's default waits up to 500 ms per fetch).
+        "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
+    }
+
+
+def install_ghl_sync(settings: Settings, resources: WorkerResources) -> GhlSync:
+    """Subscribe the intake and lane handlers on a broker of their own; build the delay queue."""
+    settings.require("kafka_bootstrap_servers")
+    assert settings.kafka_bootstrap_servers
+    broker = create_broker(settings, client_id="jorge-crm_sync-ghl")
+    install_dead_letter_policy(broker, settings, SERVICE)
+    publisher = KafkaPublisher(broker, settings.kafka_publish_timeout_seconds)
+    topics = TopicNames(settings.kafka_topic_prefix)
+    intake = IntakeHandler(publisher, topics)
+    handler = SyncHandler(settings=settings, resources=resources, publisher=publisher, topics=topics)
+
+    for spec in INTAKE_TOPICS:
+
+        @broker.subscriber(topics(spec), **_options(settings, spec))
+        async def on_event(msg: KafkaMessage) -> None:
+            """Forward the event to the hot or standard lane."""
+            record = msg.raw_message
+            await intake.forward(msg.body, text_headers(msg.headers), _key(record))
+
+    for spec, lane in ((CRM_LANE_HOT, "hot"), (CRM_LANE_STANDARD, "standard")):
+        _subscribe_lane(broker, settings, topics, spec, lane, handler)  # type: ignore[arg-type]
+
+    async def reject(
+        body: bytes, headers: dict[str, str], key: str | None, lane: str, attempt: int, error: BaseException
+    ) -> None:
+        await handler.failures.dead_letter(
+            body, headers, key, lane, attempt, "invalid_message", f"{type(error).__name__}: {error}"[:300],
+            error_type=type(error).__name__,
+        )  # fmt: skip
+
+    delay_queue = DelayQueue(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        topics=[topics(spec) for spec in CRM_RETRY_TOPICS],
+        group_id=f"{settings.kafka_consumer_group_prefix}{GROUP}.retry",
+        handle=handler.handle,
+        reject=reject,
+    )
+    return GhlSync(broker, handler, delay_queue)
+
+
+def _subscribe_lane(
+    broker: KafkaBroker,
+    settings: Settings,
+    topics: TopicNames,
+    spec: TopicSpec,
+    lane: Priority,
+    handler: SyncHandler,
+) -> None:
+    @broker.subscriber(topics(spec), **_options(settings, spec))
+    async def on_lane(msg: KafkaMessage) -> None:
+        """Write the event to GHL (retries and dead letters are the handler's business)."""
+        headers = text_headers(msg.headers)
+        await handler.handle(msg.body, headers, _key(msg.raw_message), lane, attempt_of(headers))
+
+
+def _key(record: Any) -> str | None:
+    key = getattr(record, "key", None)
+    return key.decode(errors="replace") if isinstance(key, bytes) else None

@@ -1,0 +1,116 @@
+"""Carries out a CrmPlan against GHL so that every write happens once, whatever is retried.
+
+- The contact goes through upsert only when our mapping (person -> contact id) has none; a 422
+  is checked with GHL's duplicate search, because a 422 may still have created the contact.
+- Tags go through the tags endpoint (adding is idempotent).
+- A note is 'started' in PostgreSQL before it is sent and 'done' after; a 'started' note found
+  later (crash, timeout, 5xx) is looked up by its marker line before it is sent again.
+- The opportunity goes through GHL's upsert, matched by contact and pipeline.
+One replica at a time works on a person (an advisory lock), so concurrent deliveries of the
+same event cannot both write a note.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from services.crm_sync.ghl_client import GhlClient, GhlCredentials, GhlRejectedError
+from services.crm_sync.mapping import CrmPlan
+from services.crm_sync.notes import marker
+from services.crm_sync.repository import CrmRepository
+
+
+class NoContactDetails(Exception):
+    """Neither our mapping nor the event or database has a way to reach this person."""
+
+
+class CrmWriter:
+    """Applies plans; raises the GHL client's errors for the handler to sort."""
+
+    def __init__(self, client: GhlClient, repository: CrmRepository) -> None:
+        self._client = client
+        self._repository = repository
+
+    async def apply(
+        self, event_id: uuid.UUID, organization_id: str, credentials: GhlCredentials, plan: CrmPlan
+    ) -> str:
+        """Write the plan; return the contact id."""
+        async with self._repository.person_lock(organization_id, plan.person_id):
+            contact_id = await self._contact(organization_id, credentials, plan)
+            if plan.tags:
+                await self._tags(event_id, credentials, contact_id, plan)
+            if plan.note:
+                await self._note(event_id, credentials, contact_id, plan)
+            if plan.opportunity and credentials.pipeline_id:
+                await self._opportunity(event_id, credentials, contact_id, plan)
+            return contact_id
+
+    async def _contact(self, organization_id: str, credentials: GhlCredentials, plan: CrmPlan) -> str:
+        repo = self._repository
+        location = credentials.location_id
+        if known := await repo.contact_id(organization_id, location, plan.person_id):
+            return known
+        if not plan.contact.reachable:
+            raise NoContactDetails(plan.person_id)
+        fields = dict(plan.contact_fields)
+        if plan.custom_fields:
+            fields["customFields"] = list(plan.custom_fields)
+        answer = await self._client.upsert_contact(credentials, fields, plan.priority)
+        if answer.status == 422:
+            found = await self._client.find_duplicate(
+                credentials, plan.contact.email, plan.contact.phone, plan.priority
+            )
+            if found is None:
+                raise GhlRejectedError("upsert_contact", 422, str(answer.body.get("message", ""))[:200])
+            contact_id = found
+        else:
+            contact_id = str(answer.body["contact"]["id"])
+        return await repo.save_contact(organization_id, location, plan.person_id, contact_id)
+
+    async def _tags(
+        self, event_id: uuid.UUID, credentials: GhlCredentials, contact_id: str, plan: CrmPlan
+    ) -> None:
+        status = await self._repository.step_status(event_id, "tags")
+        if status and status[0] == "done":
+            return
+        await self._client.add_tags(credentials, contact_id, list(plan.tags), plan.priority)
+        await self._repository.finish_step(event_id, "tags")
+
+    async def _note(
+        self, event_id: uuid.UUID, credentials: GhlCredentials, contact_id: str, plan: CrmPlan
+    ) -> None:
+        assert plan.note is not None
+        repo = self._repository
+        status = await repo.step_status(event_id, "note")
+        if status and status[0] == "done":
+            return
+        if status is not None:  # sent before with an unknown outcome: look before sending again
+            wanted = marker(str(event_id))
+            notes = await self._client.list_notes(credentials, contact_id, plan.priority)
+            if found := next((n for n in notes if wanted in str(n.get("body", ""))), None):
+                await repo.finish_step(event_id, "note", str(found.get("id", "")))
+                return
+        else:
+            await repo.start_step(event_id, "note")
+        note_id = await self._client.add_note(credentials, contact_id, plan.note, plan.priority)
+        await repo.finish_step(event_id, "note", note_id)
+
+    async def _opportunity(
+        self, event_id: uuid.UUID, credentials: GhlCredentials, contact_id: str, plan: CrmPlan
+    ) -> None:
+        assert plan.opportunity is not None and credentials.pipeline_id
+        status = await self._repository.step_status(event_id, "opportunity")
+        if status and status[0] == "done":
+            return
+        fields: dict[str, object] = {
+            "pipelineId": credentials.pipeline_id,
+            "contactId": contact_id,
+            "name": plan.opportunity.name,
+            "status": "open",
+        }
+        if credentials.stage_id:
+            fields["pipelineStageId"] = credentials.stage_id
+        if plan.opportunity.monetary_value is not None:
+            fields["monetaryValue"] = plan.opportunity.monetary_value
+        opportunity_id = await self._client.upsert_opportunity(credentials, fields, plan.priority)
+        await self._repository.finish_step(event_id, "opportunity", opportunity_id)

@@ -1,0 +1,205 @@
+"""crm_sync against the real broker, PostgreSQL, Redis and the GHL sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from jorge_runtime.settings import Settings
+from schemas.buyers import BuyerMatched, BuyerMatchedPayload, MatchResults, PropertyListing, PropertyMatch
+from schemas.sellers import (
+    Cma,
+    ConsultationRequest,
+    ConsultationRequested,
+    ConsultationRequestedPayload,
+    PriceRecommendation,
+    SellerAnalysisResult,
+    SellerAnalyzed,
+    SellerAnalyzedPayload,
+)
+from schemas.topics import (
+    BUYER_MATCHED,
+    SELLER_ANALYZED,
+    SELLER_CONSULTATION_REQUESTED,
+    TopicNames,
+)
+from tests.support.ghl import Sandbox, publish, publish_qualified, qualified_event
+from tests.support.services import ServiceProcess
+
+
+@pytest.fixture
+async def sandbox(log_dir: Path) -> AsyncIterator[Sandbox]:
+    sandbox = await Sandbox.start(log_dir / "ghl.log", burst=1000, interval_ms=1000)
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def crm_settings(settings: Settings, sandbox: Sandbox, organization: str) -> Settings:
+    return settings.model_copy(
+        update={
+            "ghl_base_url": sandbox.url,
+            "ghl_token": SecretStr(f"token-{organization}"),
+            "ghl_location_id": f"loc-{organization}",
+            "ghl_pipeline_id": "pipeline-buyers",
+            "ghl_pipeline_stage_id": "stage-new",
+            "ghl_budget_burst": 1000,
+            "ghl_budget_interval_ms": 1000,
+            "ghl_budget_margin_ms": 50,
+            "crm_retry_delays_seconds": "0.3,0.6,1,1,1",
+            "crm_max_attempts": 6,
+        }
+    )
+
+
+@pytest.fixture
+async def crm_sync(
+    crm_settings: Settings, topics: TopicNames, log_dir: Path
+) -> AsyncIterator[ServiceProcess]:
+    service = ServiceProcess.worker("crm_sync", crm_settings, log_dir)
+    yield service
+    service.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
+
+
+async def test_qualified_leads_become_contacts_with_tags_note_and_hot_opportunity(
+    crm_settings: Settings, topics: TopicNames, organization: str, sandbox: Sandbox, crm_sync: ServiceProcess
+) -> None:
+    assert crm_settings.kafka_bootstrap_servers
+    events = [qualified_event(organization, n, hot=n % 2 == 0) for n in range(4)]
+    await crm_sync.start()
+    await publish_qualified(crm_settings.kafka_bootstrap_servers, topics, events)
+    location = f"loc-{organization}"
+
+    async def all_noted() -> list[dict[str, Any]] | None:
+        contacts = await sandbox.contacts(location)
+        return contacts if len(contacts) == 4 and all(c["notes"] for c in contacts) else None
+
+    contacts = await eventually(all_noted, what="4 contacts with notes")
+    await publish_qualified(crm_settings.kafka_bootstrap_servers, topics, [events[0]])  # a redelivery
+    await asyncio.sleep(1.5)
+    contacts = {c["email"]: c for c in await sandbox.contacts(location)}
+    assert len(contacts) == 4
+    for n in range(4):
+        contact = contacts[f"lead{n}@example.com"]
+        hot = n % 2 == 0
+        assert contact["firstName"] == "Lead" and contact["lastName"] == f"Number{n}"
+        assert contact["phone"] == f"+1909555{n:04d}"
+        assert set(contact["tags"]) == {
+            "jorge", "intent:buyer", f"temperature:{'hot' if hot else 'cold'}", "source:zillow"
+        }  # fmt: skip
+        assert len(contact["notes"]) == 1
+        assert "Next action:" in contact["notes"][0]["body"]
+        assert f"ref jorge:{events[n].event_id}" in contact["notes"][0]["body"]
+        if hot:
+            [opportunity] = contact["opportunities"]
+            assert opportunity["pipelineId"] == "pipeline-buyers"
+            assert opportunity["pipelineStageId"] == "stage-new"
+            assert opportunity["monetaryValue"] == 750_000 + n
+            assert opportunity["status"] == "open"
+        else:
+            assert contact["opportunities"] == []
+    assert (await sandbox.stats()).get("rate_limited", 0) == 0
+
+
+async def test_consultation_cma_and_matches_become_notes_on_the_same_contacts(
+    crm_settings: Settings, topics: TopicNames, organization: str, sandbox: Sandbox, crm_sync: ServiceProcess
+) -> None:
+    bootstrap = crm_settings.kafka_bootstrap_servers
+    assert bootstrap
+    location = f"loc-{organization}"
+    await crm_sync.start()
+    consultation = ConsultationRequested(
+        organization_id=organization,
+        correlation_id="req-c",
+        payload=ConsultationRequestedPayload(
+            consultation_id="consult-1",
+            seller_id="seller-1",
+            request=ConsultationRequest(
+                preferred_times=[datetime(2031, 1, 15, 18, 0, tzinfo=UTC)],
+                name="Sam Rivera",
+                email="sam@example.com",
+                notes="Mornings are best",
+            ),
+        ),
+    )
+    lead = qualified_event(organization, 5, hot=False)
+    await publish(bootstrap, topics(SELLER_CONSULTATION_REQUESTED), [consultation], lambda e: "seller-1")
+    await publish_qualified(bootstrap, topics, [lead])
+
+    async def noted(email: str, n: int) -> bool:
+        found = [c for c in await sandbox.contacts(location) if c["email"] == email]
+        return len(found) == 1 and len(found[0]["notes"]) == n
+
+    await eventually(lambda: noted("sam@example.com", 1), what="the consultation note")
+    await eventually(lambda: noted("lead5@example.com", 1), what="the lead's note")
+    analyzed = SellerAnalyzed(
+        organization_id=organization,
+        correlation_id="req-s",
+        payload=SellerAnalyzedPayload(
+            analysis_id="cma-1",
+            seller_id="seller-1",
+            status="completed",
+            result=SellerAnalysisResult(
+                cma=Cma(
+                    market_analysis={},
+                    comparable_properties=[],
+                    price_recommendation=PriceRecommendation(
+                        low=800_000, mid=850_000, high=900_000, confidence=0.8
+                    ),
+                ),
+                market_conditions="Balanced",
+                recommendations=["Stage the living room"],
+            ),
+            completed_at=datetime.now(UTC),
+        ),
+    )
+    matched = BuyerMatched(
+        organization_id=organization,
+        correlation_id="req-b",
+        payload=BuyerMatchedPayload(
+            match_session_id="match-1",
+            buyer_id="lead-00005",
+            status="completed",
+            result=MatchResults(
+                total_matches=1,
+                matches=[
+                    PropertyMatch(
+                        rank=1,
+                        property=PropertyListing(id="p1", address="1 Elm St", price=725_000),
+                        match_score=0.9,
+                        explanation="3 bed in Victoria",
+                    )
+                ],
+                next_actions=["Schedule showing"],
+            ),
+            completed_at=datetime.now(UTC),
+        ),
+    )
+    await publish(bootstrap, topics(SELLER_ANALYZED), [analyzed], lambda e: "seller-1")
+    await publish(bootstrap, topics(BUYER_MATCHED), [matched], lambda e: "lead-00005")
+    await eventually(lambda: noted("sam@example.com", 2), what="the CMA note")
+    await eventually(lambda: noted("lead5@example.com", 2), what="the matches note")
+    contacts = {c["email"]: c for c in await sandbox.contacts(location)}
+    assert len(contacts) == 2
+    sam = contacts["sam@example.com"]
+    assert {"seller", "consultation-requested", "cma-ready"} <= set(sam["tags"])
+    assert any("$800,000 - $900,000" in n["body"] for n in sam["notes"])
+    assert any("1 Elm St" in n["body"] for n in contacts["lead5@example.com"]["notes"])
+    assert "homes-matched" in contacts["lead5@example.com"]["tags"]

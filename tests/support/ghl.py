@@ -1,0 +1,136 @@
+"""The GHL sandbox as a child process for tests, and LeadQualified events to feed crm_sync."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from jorge_cli.stack import free_port
+from schemas.envelope import EventEnvelope, utc_now
+from schemas.leads import LeadQualified, LeadQualifiedPayload, LeadToQualify
+from schemas.qualification import FinancialReadiness, FinancingStatus, Intent, Qualification, Temperature
+from schemas.topics import LEAD_QUALIFIED, TopicNames
+from tests.support.services import REPO
+
+
+@dataclass
+class Sandbox:
+    """A running `python -m sandboxes.ghl`; read and steer it over HTTP."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    @classmethod
+    async def start(cls, log_path: Path, *, burst: int, interval_ms: int, daily: int = 200_000) -> Sandbox:
+        port = free_port()
+        argv = [sys.executable, "-m", "sandboxes.ghl", "--port", str(port), "--burst", str(burst),
+                "--interval-ms", str(interval_ms), "--daily", str(daily)]  # fmt: skip
+        with log_path.open("ab") as out:
+            process = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)  # noqa: ASYNC220
+        sandbox = cls(f"http://127.0.0.1:{port}", process)
+        deadline = time.monotonic() + 20
+        async with httpx.AsyncClient(timeout=1) as client:
+            while time.monotonic() < deadline:
+                try:
+                    if (await client.get(f"{sandbox.url}/health")).status_code == 200:
+                        return sandbox
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        sandbox.stop()
+        raise RuntimeError(f"GHL sandbox did not start; see {log_path}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    async def _get(self, path: str) -> Any:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(f"{self.url}{path}")
+            response.raise_for_status()
+            return response.json()
+
+    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(f"{self.url}{path}", json=body)
+            response.raise_for_status()
+            return response.json()
+
+    async def contacts(self, location_id: str | None = None) -> list[dict[str, Any]]:
+        query = f"?locationId={location_id}" if location_id else ""
+        return list((await self._get(f"/_sandbox/contacts{query}"))["contacts"])
+
+    async def stats(self) -> dict[str, Any]:
+        return dict(await self._get("/_sandbox/stats"))
+
+    async def faults(self, **faults: Any) -> None:
+        await self._post("/_sandbox/faults", faults)
+
+    async def limits(self, **limits: int) -> None:
+        await self._post("/_sandbox/limits", limits)
+
+    async def revoke(self, token: str) -> None:
+        await self._post("/_sandbox/revoke", {"token": token})
+
+
+def qualified_event(
+    organization_id: str, n: int, *, hot: bool, source: str | None = "zillow"
+) -> LeadQualified:
+    """A qualified lead with its own email and phone, hot or cold."""
+    lead = LeadToQualify(
+        lead_id=f"lead-{n:05d}",
+        name=f"Lead Number{n}",
+        email=f"lead{n}@example.com",
+        phone=f"+1909555{n:04d}",
+        message=f"Looking for a home, message {n}",
+        source=source,
+    )
+    qualification = Qualification(
+        intent=Intent.BUYER,
+        temperature=Temperature.HOT if hot else Temperature.COLD,
+        financial_readiness=FinancialReadiness(
+            status=FinancingStatus.PRE_APPROVED, pre_approved=True, budget_min=500_000, budget_max=750_000 + n
+        ),
+        next_action="Call within the hour" if hot else "Add to nurture campaign",
+        confidence=0.9,
+        engine="rules-v1",
+    )
+    return LeadQualified(
+        organization_id=organization_id,
+        correlation_id=f"req-{n}",
+        payload=LeadQualifiedPayload(
+            qualification_id=f"qual-{n:05d}", lead=lead, qualification=qualification, completed_at=utc_now()
+        ),
+    )
+
+
+async def publish(bootstrap: str, topic: str, events: list[EventEnvelope], key_of: Any) -> None:
+    """Publish events as the producing services would (keyed, with the envelope headers)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        sends = [
+            await producer.send(
+                topic,
+                event.model_dump_json().encode(),
+                key=key_of(event).encode(),
+                headers=[(k, v.encode()) for k, v in event.kafka_headers().items()],
+            )
+            for event in events
+        ]
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+
+
+async def publish_qualified(bootstrap: str, topics: TopicNames, events: list[LeadQualified]) -> None:
+    await publish(bootstrap, topics(LEAD_QUALIFIED), list(events), lambda e: e.payload.lead.lead_id)
