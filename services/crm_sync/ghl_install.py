@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from jorge_runtime.background_consumers import BackgroundConsumers
 from jorge_runtime.broker import KafkaPublisher, create_broker
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources, consumer_options, install_dead_letter_policy
@@ -29,8 +27,6 @@ from services.crm_sync.handlers import SERVICE, IntakeHandler, SyncHandler, text
 from services.crm_sync.retry_queue import DelayQueue
 from services.crm_sync.retry_schedule import attempt_of
 
-log = logging.getLogger(__name__)
-
 #: Consumer groups are `{prefix}crm_sync.ghl.{topic}`: one per topic, apart from the webhook
 #: engine's, so a rebalance or a slow CRM on one never pauses the others.
 GROUP = "crm_sync.ghl"
@@ -46,43 +42,17 @@ class GhlSync:
         self.broker = broker
         self.handler = handler
         self.delay_queue = delay_queue
-        self._starting: asyncio.Task[None] | None = None
+        self._consumers = BackgroundConsumers(broker, name="crm_sync-ghl-consumers", companions=[delay_queue])
 
     async def open(self) -> None:
         await self.handler.open()
 
     async def start(self) -> None:
-        """Start the consumers in the background: they join their groups in parallel (a broker's
-        own start joins them one after another, about 5 s each on the embedded broker)."""
-        self._starting = asyncio.create_task(self._start_consumers(), name="crm_sync-ghl-consumers")
-
-    async def _start_consumers(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                await self.broker.connect()
-                await asyncio.gather(
-                    *(sub.start() for sub in self.broker.subscribers), self.delay_queue.start()
-                )
-                self.broker.running = True
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("GHL sync consumers could not start; retrying")
-                with contextlib.suppress(Exception):
-                    await self.delay_queue.stop()
-                    await self.broker.stop()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        """Start the intake, lane and delay-queue consumers in the background, in parallel."""
+        self._consumers.start()
 
     async def stop(self) -> None:
-        if self._starting is not None and not self._starting.done():
-            self._starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._starting
-        await self.delay_queue.stop()
-        await self.broker.stop()
+        await self._consumers.stop()
 
     async def close(self) -> None:
         await self.handler.close()

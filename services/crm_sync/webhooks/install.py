@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
 
 from faststream.kafka import KafkaBroker
 
+from jorge_runtime.background_consumers import BackgroundConsumers
 from jorge_runtime.broker import KafkaPublisher, create_broker
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources, consumer_options, install_dead_letter_policy
@@ -37,7 +36,6 @@ from services.crm_sync.webhooks.sender import WebhookSender
 #: never delays webhooks, and one per topic, so a rebalance on one topic pauses no other.
 GROUP = "crm_sync.webhooks"
 
-log = logging.getLogger(__name__)
 _STOP_SECONDS = 3.0
 
 
@@ -49,43 +47,19 @@ class WebhookDelivery:
         self.broker = broker
         self.dispatcher = dispatcher
         self.fan_out = fan_out
-        self._starting: asyncio.Task[None] | None = None
+        self._consumers = BackgroundConsumers(
+            broker, name="webhook-consumers", stop_timeout_seconds=_STOP_SECONDS
+        )
 
     async def start(self) -> None:
         """Start the dispatcher now and the consumers in the background (they join their groups
         in parallel, not one after another as a broker's start would, nor after GHL's)."""
         await self.dispatcher.start()
-        self._starting = asyncio.create_task(self._start_consumers(), name="webhook-consumers")
-
-    async def _start_consumers(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                await self.broker.connect()
-                await asyncio.gather(*(sub.start() for sub in self.broker.subscribers))
-                for publisher in self.broker.publishers:
-                    await publisher.start()
-                self.broker.running = True
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhook consumers could not start; retrying")
-                with contextlib.suppress(Exception):
-                    await self.broker.stop()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        self._consumers.start()
 
     async def stop(self) -> None:
         """Stop consuming, then let the attempts in flight finish briefly (leases cover the rest)."""
-        if self._starting is not None and not self._starting.done():
-            self._starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._starting
-        # A consumer stopped while still joining its group can wait on the coordinator for
-        # long; offsets are committed per message, so giving up on a clean leave loses nothing.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.broker.stop(), _STOP_SECONDS)
+        await self._consumers.stop()
         await self.dispatcher.stop(grace_seconds=_STOP_SECONDS)
 
 
