@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from jorge_cli.state import settings_for_command
 from jorge_runtime.db import create_pool
+from jorge_runtime.kafka_security import kafka_client_options
 from jorge_runtime.settings import ConfigError, Settings
 from schemas.topics import CRM_RETRY_TOPICS, TopicNames
 from services.crm_sync.repository import DeadLetter, list_dead_letters, mark_replayed
@@ -92,7 +93,7 @@ async def _replay(settings: Settings, letters: list[DeadLetter]) -> int:
     assert settings.database_url and settings.kafka_bootstrap_servers
     topic = TopicNames(settings.kafka_topic_prefix)(CRM_RETRY_TOPICS[0])
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        **kafka_client_options(settings),
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
     )

@@ -12,6 +12,10 @@ import httpx
 import typer
 
 from jorge_cli.admin import keys, orgs
+from jorge_cli.catalog import catalog
+from jorge_cli.dlq import dlq
+from jorge_cli.mcp_server import mcp_tools
+from jorge_cli.qualifier_tools import qualifier_tools
 from jorge_cli.state import project_home, read_running_state, settings_for_command
 from jorge_runtime.logs import configure_logging, redact
 from jorge_runtime.settings import ConfigError, Settings
@@ -27,6 +31,10 @@ app = typer.Typer(
 )
 app.add_typer(orgs, name="orgs")
 app.add_typer(keys, name="keys")
+app.add_typer(qualifier_tools)  # jorge eval, jorge backfill
+app.add_typer(mcp_tools)  # jorge mcp
+app.add_typer(catalog, name="catalog")
+app.add_typer(dlq, name="dlq")  # crm_sync dead letters
 
 
 @app.command()
@@ -51,6 +59,11 @@ def gateway(
     settings = _settings()
     settings.require("kafka_bootstrap_servers", "database_url", "redis_url", "jwt_secret")
     configure_logging("gateway", settings.log_level)
+    if workers > 1 or settings.prometheus_multiproc_dir:
+        from jorge_runtime.multiproc import prepare_multiprocess_dir
+
+        # Before any prometheus_client import: /metrics then adds up every worker's values.
+        prepare_multiprocess_dir(settings.prometheus_multiproc_dir)
     uvicorn.run(
         "services.gateway.app:create_app_from_environment",
         factory=True,
@@ -96,6 +109,7 @@ def migrate() -> None:
 def topics() -> None:
     """Create every topic with its partition count (existing topics are left as they are)."""
     from jorge_runtime.kafka_admin import ensure_topics
+    from jorge_runtime.kafka_security import kafka_client_options
 
     settings = _settings()
     _require(settings, "kafka_bootstrap_servers")
@@ -106,6 +120,7 @@ def topics() -> None:
             settings.kafka_bootstrap_servers,
             names.all(),
             replication_factor=settings.kafka_replication_factor,
+            connection=kafka_client_options(settings),
         )
     )
     for spec in ALL_TOPICS:
@@ -133,6 +148,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     typer.echo(
         f"  demo API key     {report['demo']['api_key']}  (organisation {report['demo']['organization_id']})"
     )
+    if sandbox := report["components"].get("ghl_sandbox"):
+        typer.echo(f"  CRM (GHL sandbox) contacts, tags, notes: curl -s {sandbox['url']}/")
 
 
 def _status_report(state: dict[str, Any]) -> dict[str, Any]:

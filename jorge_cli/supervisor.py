@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from jorge_cli.demo_catalog import load_demo_catalog
 from jorge_cli.stack import EmbeddedStack, free_port
 from jorge_cli.state import clear_state, read_running_state, write_state
 from jorge_runtime.db import create_pool, migrate
@@ -86,6 +87,8 @@ async def _prepare(settings: Settings, home: Path) -> str:
     try:
         tenancy = TenancyStore(pool)
         await tenancy.create_organization(DEMO_ORGANIZATION, DEMO_ORGANIZATION_NAME)
+        counts = await load_demo_catalog(pool, DEMO_ORGANIZATION)
+        _say(f"  demo catalog: {counts.inserted} new, {counts.updated} updated, {counts.unchanged} unchanged")
         key_file = home / "demo_api_key"
         if key_file.exists():
             saved = key_file.read_text().strip()
@@ -134,6 +137,37 @@ def _children(settings: Settings, env: dict[str, str], home: Path) -> list[Child
             )
         )
     return children
+
+
+def _ghl_sandbox(environment: dict[str, Any], settings: Settings) -> int | None:
+    """Without a GHL token, point crm_sync at a local GHL sandbox; return its port (else None)."""
+    if settings.ghl_token is not None:
+        return None
+    port = free_port()
+    environment.update(
+        {
+            "GHL_BASE_URL": f"http://127.0.0.1:{port}",
+            "GHL_TOKEN": "sandbox-token",
+            # The sandbox keeps its CRM in memory: a new location per run, so contact mappings
+            # stored by an earlier run never point into an empty sandbox.
+            "GHL_LOCATION_ID": f"sandbox-{secrets.token_hex(4)}",
+            "GHL_PIPELINE_ID": settings.ghl_pipeline_id or "sandbox-pipeline",
+            "GHL_PIPELINE_STAGE_ID": settings.ghl_pipeline_stage_id or "new-lead",
+        }
+    )
+    return port
+
+
+def _ghl_sandbox_child(port: int, env: dict[str, str], home: Path) -> Child:
+    url = f"http://127.0.0.1:{port}"
+    return Child(
+        name="ghl_sandbox",
+        argv=[sys.executable, "-m", "sandboxes.ghl", "--port", str(port)],
+        env=env,
+        url=url,
+        health_url=f"{url}/health",
+        log_path=home / "logs" / "ghl_sandbox.log",
+    )
 
 
 def _port_is_free(port: int) -> bool:
@@ -226,16 +260,21 @@ def run_up(home: Path) -> int:
             environment["WEBHOOK_ALLOWED_SUBNETS"] = "127.0.0.0/8,::1/128"
         if settings.jwt_secret is None:
             environment["JWT_SECRET"] = _local_secret(home / "jwt_secret")
+        sandbox_port = _ghl_sandbox(environment, settings)
         settings = load_settings(**{k.lower(): v for k, v in environment.items()})
         api_key = asyncio.run(_prepare(settings, home))
         env = {**os.environ, **{k: str(v) for k, v in environment.items()}}
         children = _children(settings, env, home)
+        if sandbox_port is not None:
+            children.insert(1, _ghl_sandbox_child(sandbox_port, env, home))
         for child in children:
             child.start()
         _save_state(home, environment, children, api_key)
         if (failed := _wait_healthy(children, lambda: stopping)) and not stopping:
             _say(f"Not healthy: {', '.join(failed)}; see their logs in {home / 'logs'}.")
         _banner(children[0].url, api_key, home, "embedded stack" if embedded else "external services")
+        if sandbox_port is not None:
+            _say(f"CRM (GHL sandbox, no GHL_TOKEN set): curl -s http://127.0.0.1:{sandbox_port}/")
         while not stopping:
             _restart_dead(children, home, environment, api_key)
             time.sleep(0.5)

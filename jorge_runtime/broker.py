@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 from faststream.kafka import KafkaBroker
 
+from jorge_runtime.kafka_security import kafka_security
 from jorge_runtime.settings import Settings
+from jorge_runtime.telemetry import kafka_middlewares
 from schemas.envelope import EventEnvelope
 
 
@@ -31,7 +33,9 @@ def create_broker(settings: Settings, *, client_id: str, producer_only: bool = F
 
     A producer-only broker (the gateway) lets unsent messages expire with the publish timeout,
     so a request answered 503 is not delivered later when Kafka comes back. Consumers keep
-    aiokafka's default, which group joins need.
+    aiokafka's default, which group joins need. Trace propagation and Kafka metrics come with
+    every broker (jorge_runtime.telemetry.kafka_middlewares); the service is the client id
+    without its ``jorge-`` prefix.
     """
     settings.require("kafka_bootstrap_servers")
     assert settings.kafka_bootstrap_servers is not None
@@ -44,6 +48,8 @@ def create_broker(settings: Settings, *, client_id: str, producer_only: bool = F
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
         logger=None,
+        security=kafka_security(settings),
+        middlewares=kafka_middlewares(settings, client_id.removeprefix("jorge-")),
         **timeouts,  # type: ignore[arg-type]
     )
 

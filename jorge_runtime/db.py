@@ -9,6 +9,8 @@ from importlib import resources
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from jorge_runtime.db_telemetry import TimedConnection
+
 log = logging.getLogger(__name__)
 
 #: A connection of its own or one borrowed from a pool: repositories take either.
@@ -34,7 +36,12 @@ async def _release_connection(conn: asyncpg.Connection) -> None:
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """Open a pool whose connections speak jsonb as Python objects. DSNs may use a socket dir."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_release_connection
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_release_connection,
+        connection_class=TimedConnection,
     )
     assert pool is not None
     return pool

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from jorge_runtime.broker import OutgoingMessage
 from jorge_runtime.failures import INFRASTRUCTURE_ERRORS
+from jorge_runtime.metrics import DEAD_LETTERED, MESSAGES_PROCESSED
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,9 @@ def dead_letter_middleware(
     """Build the middleware class for one consumer (its name goes in the dlq-consumer header)."""
     failures: dict[tuple[str, int, int], int] = {}
 
-    async def send_to_dead_letter(msg: StreamMessage[Any], error: BaseException, attempts: int) -> None:
+    async def send_to_dead_letter(
+        msg: StreamMessage[Any], error: BaseException, attempts: int, cause: str
+    ) -> None:
         record = msg.raw_message
         reason = describe(error)
         await publish(
@@ -96,6 +99,9 @@ def dead_letter_middleware(
                 ),
             )
         )
+        # The reason label is a fixed word: the free-text reason goes to the headers and the log.
+        DEAD_LETTERED.labels(consumer, cause).inc()
+        MESSAGES_PROCESSED.labels(consumer, str(getattr(record, "topic", "")), "dead_lettered").inc()
         log.error(
             "message dead-lettered",
             extra={
@@ -121,7 +127,7 @@ def dead_letter_middleware(
                 result = await call_next(msg)
             except INVALID_MESSAGE_ERRORS as error:
                 failures.pop(position, None)
-                await send_to_dead_letter(msg, error, attempts=1)
+                await send_to_dead_letter(msg, error, attempts=1, cause="invalid_message")
                 return None
             except asyncio.CancelledError:
                 raise
@@ -130,9 +136,10 @@ def dead_letter_middleware(
                 outage = isinstance(error, INFRASTRUCTURE_ERRORS)
                 if not outage and attempts >= max_attempts:
                     failures.pop(position, None)
-                    await send_to_dead_letter(msg, error, attempts=attempts)
+                    await send_to_dead_letter(msg, error, attempts=attempts, cause="attempts_exhausted")
                     return None
                 failures[position] = attempts
+                MESSAGES_PROCESSED.labels(consumer, position[0], "retried").inc()
                 delay = min(backoff_seconds * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
                 log.warning(
                     "message will be redelivered",
@@ -148,6 +155,7 @@ def dead_letter_middleware(
                 await asyncio.sleep(delay)
                 raise
             failures.pop(position, None)
+            MESSAGES_PROCESSED.labels(consumer, position[0], "ok").inc()
             return result
 
     return DeadLetterMiddleware

@@ -12,7 +12,11 @@ import redis.asyncio as aioredis
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
+from jorge_runtime.metrics import EXTERNAL_UP
+
 CHECK_TIMEOUT_SECONDS = 2.0
+# Component names in the report -> the dependency label of jorge_external_service_up.
+_DEPENDENCY_LABELS = {"kafka": "kafka", "postgresql": "database", "redis": "redis"}
 
 
 class ComponentHealth(BaseModel):
@@ -50,12 +54,18 @@ async def _ping_kafka(broker: KafkaBroker) -> None:
 async def check_dependencies(
     service: str, *, broker: KafkaBroker, pool: asyncpg.Pool, redis: aioredis.Redis
 ) -> HealthReport:
-    """Check Kafka, PostgreSQL and Redis concurrently, each bounded by a short timeout."""
+    """Check Kafka, PostgreSQL and Redis concurrently, each bounded by a short timeout.
+
+    Each result also sets jorge_external_service_up: readiness probes (every 10 s in
+    deploy/k8s) keep it current, and its average over time is the dependency's availability.
+    """
     kafka, postgres, redis_health = await asyncio.gather(
         _timed(lambda: _ping_kafka(broker)),
         _timed(lambda: pool.fetchval("SELECT 1")),
         _timed(redis.ping),
     )
     components = {"kafka": kafka, "postgresql": postgres, "redis": redis_health}
+    for name, component in components.items():
+        EXTERNAL_UP.labels(service, _DEPENDENCY_LABELS[name]).set(1 if component.status == "ok" else 0)
     healthy = all(c.status == "ok" for c in components.values())
     return HealthReport(status="ok" if healthy else "degraded", service=service, components=components)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: dict[str, int], *, replication_factor: int = 1
+    bootstrap_servers: str,
+    topics: dict[str, int],
+    *,
+    replication_factor: int = 1,
+    connection: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","), client_id="jorge-admin")
+    """Create the topics that do not exist yet; return the names created.
+
+    ``connection`` (jorge_runtime.kafka_security.kafka_client_options) adds TLS/SASL options.
+    """
+    options = {**(connection or {}), "bootstrap_servers": bootstrap_servers.split(",")}
+    admin = AIOKafkaAdminClient(**options, client_id="jorge-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())

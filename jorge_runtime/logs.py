@@ -1,4 +1,8 @@
-"""Structured JSON logs with phones, emails and secrets redacted before they leave the process."""
+"""Structured JSON logs with phones, emails and secrets redacted before they leave the process.
+
+Inside a recording span (tracing on, see jorge_runtime.telemetry) each line also carries the
+span's ``trace_id`` and ``span_id``, in the hex form trace backends search by.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry import trace
 
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [REDACTED]"),
@@ -55,6 +61,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            entry["trace_id"] = format(span_context.trace_id, "032x")
+            entry["span_id"] = format(span_context.span_id, "016x")
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value

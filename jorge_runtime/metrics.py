@@ -111,6 +111,27 @@ CLAUDE_COST = Counter("jorge_claude_cost_usd_total", "Estimated Claude spend in 
 CLAUDE_DURATION = Histogram(
     "jorge_claude_duration_seconds", "Anthropic call latency.", ["model"], buckets=API_BUCKETS
 )
+CLAUDE_FALLBACKS = Counter(
+    "jorge_claude_fallbacks_total",
+    "Leads the rules engine qualified although Claude is configured, by reason.",
+    ["reason"],
+)
+CLAUDE_TOKENS_SAVED = Counter(
+    "jorge_claude_tokens_saved_total",
+    "Input tokens progressive skills saved against the full prompt (TRACK_TOKEN_SAVINGS).",
+    ["model"],
+)
+
+# --- Feature flags (read at start) ----------------------------------------------------------
+FEATURE_FLAG_ENABLED = Gauge(
+    "jorge_feature_flag_enabled",
+    "1 when the feature flag is on in this process.",
+    ["service", "flag"],
+    multiprocess_mode="livemax",
+)
+FEATURE_USES = Counter(
+    "jorge_feature_uses_total", "Times a flagged feature changed what a process did.", ["flag"]
+)
 
 # --- External availability (probes and calls feed these) --------------------------------
 EXTERNAL_UP = Gauge(
@@ -118,4 +139,24 @@ EXTERNAL_UP = Gauge(
     "1 when the last call or probe to a dependency succeeded, else 0 (claude, ghl, database, redis, kafka).",
     ["service", "dependency"],
     multiprocess_mode="livemin",
+)
+
+# --- Kafka lag and topic depth (issue 7: measured by the gateway, jorge_runtime/kafka_lag.py) ---
+# Every gateway replica and uvicorn worker measures the same values: read them with max().
+KAFKA_CONSUMER_LAG = Gauge(
+    "jorge_kafka_consumer_lag",
+    "Messages in a partition not yet committed by a consumer group (end offset minus committed).",
+    ["group", "topic", "partition"],
+    multiprocess_mode="livemostrecent",
+)
+KAFKA_TOPIC_MESSAGES = Gauge(
+    "jorge_kafka_topic_messages",
+    "Messages a topic holds (end minus earliest offset, all partitions): the dead-letter topic's depth.",
+    ["topic"],
+    multiprocess_mode="livemostrecent",
+)
+KAFKA_LAG_UP = Gauge(
+    "jorge_kafka_lag_exporter_up",
+    "1 when the last consumer lag measurement succeeded, else 0.",
+    multiprocess_mode="livemax",
 )

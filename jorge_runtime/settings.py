@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.webhook_urls import parse_subnets
@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     )
     kafka_publish_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     kafka_replication_factor: int = Field(default=1, ge=1, le=5)
+    # Managed clusters (MSK, Confluent Cloud, Aiven) need TLS and usually SASL.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="Never logged.")
+    kafka_ssl_cafile: str | None = Field(
+        default=None, description="CA bundle to verify the brokers; unset = the system's CAs."
+    )
 
     database_url: str | None = None
     database_pool_min_size: int = Field(default=1, ge=0, le=100)
@@ -78,6 +86,157 @@ class Settings(BaseSettings):
         default=86_400, ge=0, le=30 * 86_400, description="How long a rotated-out secret still signs."
     )
 
+    # Webhook delivery (crm_sync's delivery engine, services/crm_sync/webhooks/).
+    webhook_attempt_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=60, description="Whole-attempt limit: connect, send and read the answer."
+    )
+    webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=30, description="TCP+TLS connect.")
+    webhook_retry_schedule_seconds: str = Field(
+        default="5,300,1800,7200,18000,36000,36000",
+        pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)*\s*$",
+        description="Delays before each retry after the first, immediate attempt; its length is the "
+        "number of retries.",
+    )
+    webhook_retry_jitter: float = Field(
+        default=0.2, ge=0, le=0.5, description="Each delay is scaled by a random factor in 1 ± this."
+    )
+    webhook_throttled_min_delay_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Least wait after a timeout, 429 or 503 (Retry-After may ask more).",
+    )
+    webhook_retry_after_max_seconds: int = Field(
+        default=86_400, ge=0, le=7 * 86_400, description="Longest Retry-After honoured."
+    )
+    webhook_disable_after_seconds: int = Field(
+        default=5 * 86_400, ge=1, description="An endpoint failing without a success this long is disabled."
+    )
+    webhook_max_payload_bytes: int = Field(
+        default=20 * 1024, ge=1024, le=1024 * 1024, description="Bigger payloads keep only their ids."
+    )
+    webhook_dispatch_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often a dispatcher looks for due retries."
+    )
+    webhook_max_in_flight: int = Field(
+        default=200, ge=1, le=5000, description="Concurrent webhook requests per crm_sync process."
+    )
+    webhook_lease_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=600,
+        description="A claimed delivery is retried by any replica this long after its attempt timeout "
+        "if the claimer died.",
+    )
+
+    # Claude qualifier and feature flags (issue 8). Without ANTHROPIC_API_KEY the rules engine
+    # runs and nothing below changes behaviour. Flags are read once at start.
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, description="Turns the Claude qualifier on; never logged."
+    )
+    anthropic_base_url: str | None = Field(
+        default=None, description="Messages API base URL; tests point it at a local fake server."
+    )
+    claude_model: str = Field(
+        default="claude-sonnet-4-6", description="Qualifier model (the large one under cost-aware routing)."
+    )
+    claude_small_model: str = Field(
+        default="claude-haiku-4-5", description="Model for short, clear messages under cost-aware routing."
+    )
+    claude_timeout: float = Field(
+        default=30.0, gt=0, le=600, description="Seconds one lead may spend on Claude, retries included."
+    )
+    claude_max_concurrency: int = Field(
+        default=4, ge=1, le=256, description="Claude calls in flight per process; further leads wait."
+    )
+    claude_max_attempts: int = Field(
+        default=4, ge=1, le=10, description="Tries of one call answered 429/529 before the rules decide."
+    )
+    claude_max_tokens: int = Field(default=1024, ge=256, le=8192, description="Output cap per call.")
+    claude_prompt_cache_ttl: Literal["5m", "1h"] = Field(
+        default="5m", description="Life of the cached prompt prefix (instructions, tool, examples)."
+    )
+    enable_progressive_skills: bool = Field(
+        default=False, description="Load only the prompt skill sections a lead needs."
+    )
+    enable_agent_mesh: bool = Field(
+        default=False, description="Route each lead to a model by AGENT_MESH_ROUTING."
+    )
+    agent_mesh_routing: Literal["cost_aware", "fixed"] = Field(
+        default="cost_aware", description="cost_aware: cheapest model able to handle the lead."
+    )
+    enable_mcp_integration: bool = Field(
+        default=False, description="Allow `jorge mcp`: read tools for external agents (experimental)."
+    )
+    log_feature_usage: bool = Field(default=False, description="Log each use of a feature flag.")
+    track_token_savings: bool = Field(
+        default=False, description="Measure and export tokens saved by progressive skills."
+    )
+
+    # GoHighLevel sync (crm_sync, issue 5). Without GHL_TOKEN, `jorge up` runs the GHL sandbox.
+    ghl_base_url: str = Field(
+        default="https://services.leadconnectorhq.com", description="GHL API v2 base URL (or the sandbox's)."
+    )
+    ghl_token: SecretStr | None = Field(
+        default=None, description="Default Private Integration/OAuth token; never logged."
+    )
+    ghl_location_id: str | None = Field(
+        default=None, description="Default location for organisations without credentials of their own."
+    )
+    ghl_pipeline_id: str | None = Field(
+        default=None, description="Pipeline of hot leads' opportunities; unset: no opportunities."
+    )
+    ghl_pipeline_stage_id: str | None = Field(default=None, description="Stage of new opportunities.")
+    ghl_custom_fields: str = Field(
+        default="",
+        description="Qualification fields written to GHL custom fields, as name=fieldKeyOrId pairs "
+        "separated by commas, e.g. timeline=contact.timeline,budget_max=contact.budget.",
+    )
+    ghl_timeout_seconds: float = Field(default=15.0, gt=0, le=120, description="One GHL call, end to end.")
+    ghl_budget_burst: int = Field(
+        default=100, ge=1, le=100_000, description="Requests per window until GHL's headers say otherwise."
+    )
+    ghl_budget_interval_ms: int = Field(
+        default=10_000, ge=100, le=3_600_000, description="Window length until GHL's headers say otherwise."
+    )
+    ghl_budget_daily: int = Field(
+        default=200_000, ge=1, description="Requests per day until GHL's headers say otherwise."
+    )
+    ghl_budget_margin_ms: int = Field(
+        default=250, ge=0, le=60_000, description="Added to each window so network jitter never causes a 429."
+    )
+    crm_retry_delays_seconds: str = Field(
+        default="10,60,600,3600,21600",
+        pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?){4}\s*$",
+        description="Delay of each of the five retry topics; later retries reuse the last.",
+    )
+    crm_max_attempts: int = Field(
+        default=12, ge=1, le=1000, description="Tries of one CRM write before it is dead-lettered."
+    )
+
+    # Observability (issue 7): metrics, traces, consumer lag. See docs/MONITORING.md.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector base URL (spans go to <url>/v1/traces); unset: no tracing at all.",
+    )
+    otel_service_name: str | None = Field(
+        default=None, description="service.name of this process's spans; default jorge-<service>."
+    )
+    metrics_enabled: bool = Field(
+        default=True, description="Record HTTP and Kafka metrics; false only to measure their cost."
+    )
+    prometheus_multiproc_dir: str | None = Field(
+        default=None,
+        description="Directory shared by the gateway's uvicorn workers so /metrics adds them up; "
+        "`jorge gateway --workers N` makes a temporary one when unset.",
+    )
+    kafka_lag_interval_seconds: float = Field(
+        default=15.0, ge=0, le=3600, description="How often the gateway measures consumer lag; 0 = never."
+    )
+    metrics_refresh_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="How often each process samples its database pool gauges."
+    )
+
     @field_validator("webhook_allowed_subnets")
     @classmethod
     def _subnets_shape(cls, value: str) -> str:
@@ -112,6 +271,14 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @model_validator(mode="after")
+    def _sasl_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError("KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required for SASL")
+        return self
 
     def require(self, *names: str) -> None:
         """Raise ConfigError naming the first of ``names`` that is not set."""

@@ -11,14 +11,15 @@ import redis.asyncio as aioredis
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse
 from faststream.kafka import KafkaBroker
-from prometheus_client import make_asgi_app
 
 from jorge_runtime.broker import KafkaPublisher, create_broker
 from jorge_runtime.db import create_pool
 from jorge_runtime.deadletter import dead_letter_middleware
 from jorge_runtime.health import check_dependencies
+from jorge_runtime.process_metrics import Sampler, metrics_asgi_app, track_pool, untrack_pool
 from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
+from jorge_runtime.telemetry import shutdown_tracing
 from schemas.topics import DEAD_LETTER, TopicNames
 
 
@@ -30,6 +31,10 @@ class WorkerResources:
         self._settings = settings
         self._pool: asyncpg.Pool | None = None
         self._redis: aioredis.Redis | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -91,8 +96,19 @@ def worker_app(service: str, broker: KafkaBroker, resources: WorkerResources) ->
     """The worker as an ASGI app: the broker runs in its lifespan.
 
     Serves /health (liveness: the process answers), /health/detailed (readiness: Kafka,
-    PostgreSQL and Redis with latency; 503 when one is down) and /metrics, like the gateway.
+    PostgreSQL and Redis with latency; 503 when one is down) and /metrics, like the gateway:
+    its pool gauges are sampled every ``metrics_refresh_seconds`` and on each scrape.
     """
+    sampler = Sampler(resources.settings.metrics_refresh_seconds)
+
+    async def start_metrics() -> None:
+        track_pool(service, resources.pool)
+        await sampler.start()
+
+    async def stop_metrics() -> None:
+        await sampler.stop()
+        untrack_pool(service)
+        shutdown_tracing()
 
     async def live(scope: Any, receive: Any, send: Any) -> None:
         body = json.dumps({"status": "ok", "service": service}).encode()
@@ -106,9 +122,10 @@ def worker_app(service: str, broker: KafkaBroker, resources: WorkerResources) ->
 
     return AsgiFastStream(
         broker,
-        asgi_routes=[("/health", live), ("/health/detailed", ready), ("/metrics", make_asgi_app())],
+        asgi_routes=[("/health", live), ("/health/detailed", ready), ("/metrics", metrics_asgi_app())],
         logger=logging.getLogger(f"jorge.{service}"),
-        on_startup=[resources.open],
+        on_startup=[resources.open, start_metrics],
+        on_shutdown=[stop_metrics],
         after_shutdown=[resources.close],
     )
 

@@ -48,6 +48,21 @@ WEBHOOK_DELIVERY_REQUESTED = TopicSpec(
 DEAD_LETTER = TopicSpec(
     "dead_letter", 3, "Messages a consumer could not process, with the reason and origin in headers."
 )
+WEBHOOK_ENDPOINT_DISABLED = TopicSpec(
+    "webhook.endpoint_disabled",
+    3,
+    "crm_sync -> whoever tells the organisation: the delivery engine disabled a webhook endpoint "
+    "(WebhookEndpointDisabled).",
+)
+
+# crm_sync's own topics: priority lanes (hot leads never queue behind cold ones) and five
+# delay topics, one per retry delay, so each is ordered by due time.
+CRM_LANE_HOT = TopicSpec("crm_sync.lane.hot", 6, "crm_sync intake -> crm_sync: hot leads and consultations.")
+CRM_LANE_STANDARD = TopicSpec("crm_sync.lane.standard", 6, "crm_sync intake -> crm_sync: everything else.")
+CRM_RETRY_TOPICS: tuple[TopicSpec, ...] = tuple(
+    TopicSpec(f"crm_sync.retry.{n}", 3, f"crm_sync -> crm_sync: CRM writes waiting for retry delay {n}.")
+    for n in range(1, 6)
+)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     LEAD_QUALIFICATION_REQUESTED,
@@ -59,6 +74,10 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     SELLER_CONSULTATION_REQUESTED,
     WEBHOOK_DELIVERY_REQUESTED,
     DEAD_LETTER,
+    WEBHOOK_ENDPOINT_DISABLED,
+    CRM_LANE_HOT,
+    CRM_LANE_STANDARD,
+    *CRM_RETRY_TOPICS,
 )
 
 

@@ -72,6 +72,7 @@ def settings(stack: StackUrls, kafka_is_embedded: bool) -> Settings:
         kafka_enable_idempotence=not kafka_is_embedded,
         consumer_retry_backoff_seconds=0.05,
         jwt_secret=f"test-secret-{test_id}-0123456789abcdefghijklmnop",
+        anthropic_api_key=None,  # the rules engine, whatever the developer's environment holds
     )
 
 

@@ -9,6 +9,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from jorge_runtime.background_consumers import BackgroundConsumers
 from jorge_runtime.broker import KafkaPublisher, create_broker
+from jorge_runtime.kafka_security import kafka_client_options
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources, consumer_options, install_dead_letter_policy
 from schemas.topics import (
@@ -99,7 +100,7 @@ def install_ghl_sync(settings: Settings, resources: WorkerResources) -> GhlSync:
         )  # fmt: skip
 
     delay_queue = DelayQueue(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        connection=kafka_client_options(settings),
         topics=[topics(spec) for spec in CRM_RETRY_TOPICS],
         group_id=f"{settings.kafka_consumer_group_prefix}{GROUP}.retry",
         handle=handler.handle,

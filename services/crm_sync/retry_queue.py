@@ -39,9 +39,9 @@ class DelayQueue:
     """One aiokafka consumer over every delay topic, in the service's retry group."""
 
     def __init__(
-        self, *, bootstrap_servers: str, topics: list[str], group_id: str, handle: Handle, reject: Reject
+        self, *, connection: dict[str, Any], topics: list[str], group_id: str, handle: Handle, reject: Reject
     ) -> None:
-        self._bootstrap = bootstrap_servers
+        self._connection = connection
         self._topics = topics
         self._group_id = group_id
         self._handle = handle
@@ -52,7 +52,7 @@ class DelayQueue:
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
             *self._topics,
-            bootstrap_servers=self._bootstrap.split(","),
+            **self._connection,
             group_id=self._group_id,
             client_id="jorge-crm_sync-retry",
             enable_auto_commit=False,

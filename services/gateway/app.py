@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,8 +11,11 @@ from fastapi import FastAPI
 
 from jorge_runtime.broker import KafkaPublisher, create_broker
 from jorge_runtime.db import create_pool
+from jorge_runtime.kafka_lag import LagMonitor
+from jorge_runtime.process_metrics import Sampler, mark_process_dead, track_pool, untrack_pool
 from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
+from jorge_runtime.telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, instrument_app, shutdown_tracing
 from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
 from services.gateway import buyers, sellers, tokens, webhooks
@@ -18,6 +23,7 @@ from services.gateway.auth import Authenticator
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import install_error_handlers
 from services.gateway.limits import RateLimiter
+from services.gateway.metrics import HttpMetricsMiddleware, metrics_router
 from services.gateway.middleware import EdgeMiddleware
 from services.gateway.repository import LeadRepository
 from services.gateway.results import ResultWaiter
@@ -40,9 +46,16 @@ def create_app(settings: Settings) -> FastAPI:
         )
         redis = create_redis(settings.redis_url)
         results = ResultWaiter(settings.database_url, pool)
+        sampler = Sampler(settings.metrics_refresh_seconds)
+        lag = LagMonitor.for_settings(settings)
+        lag_task: asyncio.Task[None] | None = None
         try:
             await broker.connect()
             await results.start()
+            track_pool("gateway", pool)
+            await sampler.start()
+            if lag is not None:
+                lag_task = asyncio.get_running_loop().create_task(lag.run())
             app.state.gateway = Gateway(
                 settings=settings,
                 pool=pool,
@@ -65,10 +78,18 @@ def create_app(settings: Settings) -> FastAPI:
             )
             yield
         finally:
+            if lag_task is not None:
+                lag_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lag_task
+            await sampler.stop()
+            untrack_pool("gateway")
             await results.stop()
             await broker.stop()
             await pool.close()
             await redis.aclose()
+            shutdown_tracing()
+            mark_process_dead()
 
     app = FastAPI(
         title="Jorge Platform API",
@@ -80,10 +101,16 @@ def create_app(settings: Settings) -> FastAPI:
         # EdgeMiddleware answers declared oversize bodies in the error model; this outer limit
         # is the backstop for chunked bodies, which declare no length.
         max_body_size=settings.max_request_bytes * 2,
+        telemetry=FASTAPI_NATIVE_TELEMETRY_OFF,
     )
     install_error_handlers(app)
 
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_request_bytes)
+    if settings.metrics_enabled:
+        # Added last, so outermost: it also times and counts what EdgeMiddleware refuses.
+        app.add_middleware(HttpMetricsMiddleware)
+    instrument_app(app, settings, "gateway")
+    app.include_router(metrics_router())
     app.include_router(router)
     app.include_router(tokens.router)
     app.include_router(buyers.router)

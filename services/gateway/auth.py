@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 
 import jwt
 
+from jorge_runtime.metrics import CACHE_HITS, CACHE_MISSES
 from jorge_runtime.tenancy import KEY_PREFIX, Caller, KeyRecord, TenancyStore, hash_key
 
 ISSUER = "jorge"
+CACHE_NAME = "api_key"  # the cache label of jorge_cache_hits_total / jorge_cache_misses_total
 ALGORITHM = "HS256"
 
 
@@ -95,7 +97,9 @@ class Authenticator:
         now = time.monotonic()
         cached = self._cache.get(lookup)
         if cached is not None and cached[1] > now:
+            CACHE_HITS.labels(CACHE_NAME).inc()
             return cached[0]
+        CACHE_MISSES.labels(CACHE_NAME).inc()
         if isinstance(lookup, bytes):
             record = await self._tenancy.find_key(key_hash=lookup)
         else:

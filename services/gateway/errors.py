@@ -62,6 +62,7 @@ def _response(
         retry_after=retry_after,
         request_id=getattr(request.state, "request_id", None),
     )
+    request.state.error_code = error  # the error label of jorge_api_errors_total
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from jorge_runtime.kafka_security import kafka_client_options
 from jorge_runtime.settings import Settings
 from schemas.topics import CRM_RETRY_TOPICS, TopicNames
 from services.crm_sync.budget import Priority
@@ -26,7 +27,7 @@ async def test_messages_wait_until_due_and_keep_their_order(settings: Settings, 
         raise AssertionError(f"nothing here is invalid: {args}")
 
     queue = DelayQueue(
-        bootstrap_servers=bootstrap,
+        connection=kafka_client_options(settings),
         topics=[topics(spec) for spec in CRM_RETRY_TOPICS],
         group_id=f"{settings.kafka_consumer_group_prefix}delay-test",
         handle=handle,

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import SecretStr
 
 from jorge_cli.stack import free_port
 from jorge_runtime.settings import Settings
@@ -50,8 +51,12 @@ async def drop_database(admin_url: str, name: str) -> None:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process see exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DATABASE_", "REDIS_"))}
+    # A developer's own ANTHROPIC_API_KEY or GHL_TOKEN must never reach a test's children.
+    own = ("KAFKA_", "DATABASE_", "REDIS_", "ANTHROPIC_", "CLAUDE_", "GHL_", "CRM_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
     for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         if value is not None:
             env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
