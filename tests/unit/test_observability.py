@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import httpx
@@ -112,4 +113,6 @@ def test_multiprocess_directory_is_emptied_of_metric_files_only(tmp_path: Path, 
     (tmp_path / "keep.txt").write_text("x")
     assert prepare_multiprocess_dir(str(tmp_path)) == str(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    # Not monkeypatch.delenv: it would record the value just set and restore it afterwards,
+    # and every later test's child processes would start in multiprocess mode.
+    del os.environ["PROMETHEUS_MULTIPROC_DIR"]
