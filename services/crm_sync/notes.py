@@ -25,6 +25,22 @@ def _label(value: str) -> str:
     return value.replace("_", " ")
 
 
+_TIMELINES = {
+    "within_1_month": "within a month",
+    "1_3_months": "1-3 months",
+    "3_6_months": "3-6 months",
+    "6_12_months": "6-12 months",
+    "over_12_months": "over a year",
+}
+
+
+def _budget(low: int | None, high: int | None) -> str:
+    """A salesperson's reading of the budget: a range, a ceiling or a floor."""
+    if low is not None and high is not None:
+        return f"{_money(low)}-{_money(high)}"
+    return f"up to {_money(high)}" if high is not None else f"from {_money(low)}"
+
+
 def qualification_note(
     lead_name: str | None, message: str, qualification: Qualification, property_address: str | None
 ) -> str:
@@ -35,10 +51,14 @@ def qualification_note(
     lines = [
         f"Jorge qualified {lead_name or 'this lead'}: {q.temperature.value.upper()} {_label(q.intent.value)}"
         + (" (investor)" if q.is_investor else ""),
-        f"Timeline: {_label(q.timeline.value)}"
+        f"Timeline: {_TIMELINES.get(q.timeline.value, _label(q.timeline.value))}"
         + (f" (~{q.timeline_months} months)" if q.timeline_months is not None else ""),
         f"Financing: {_label(money.status.value)}"
-        + (f", budget {_money(money.budget_min)}-{_money(money.budget_max)}" if money.budget_max else ""),
+        + (
+            f", budget {_budget(money.budget_min, money.budget_max)}"
+            if money.budget_max or money.budget_min
+            else ""
+        ),
     ]
     wanted = [
         f"{prefs.bedrooms}+ bed" if prefs.bedrooms else "",

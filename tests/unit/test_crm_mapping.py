@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from schemas.qualification import Timeline
 from schemas.sellers import ConsultationRequest, ConsultationRequestedPayload
 from services.crm_sync.mapping import (
     ContactDetails,
@@ -134,3 +135,20 @@ def test_buyer_matches_and_seller_cma_become_notes() -> None:
         "$800,000 - $900,000 (suggested $850,000)" in seller.note and "Stage the living room" in seller.note
     )
     assert seller.note.endswith(marker("e-3"))
+
+
+def test_note_reads_like_a_salesperson_would_write_it() -> None:
+    event = qualified_event("org-1", 4, hot=True)
+    qualification = event.payload.qualification
+    money = qualification.financial_readiness.model_copy(update={"budget_min": None, "budget_max": 750_000})
+    ceiling_only = event.payload.model_copy(
+        update={
+            "qualification": qualification.model_copy(
+                update={"financial_readiness": money, "timeline": Timeline.MONTHS_1_3}
+            )
+        }
+    )
+    plan = lead_qualified_plan(event.model_copy(update={"payload": ceiling_only}), {}, opportunities=True)
+    assert plan.note is not None
+    assert "Timeline: 1-3 months" in plan.note
+    assert "budget up to $750,000" in plan.note
