@@ -1,8 +1,9 @@
 """Each service's /metrics after real traffic: every metric the rules and dashboard read is there.
 
-The gateway runs with two uvicorn workers (prometheus_client multiprocess mode), the qualifier
-as one worker process; traffic is real HTTP and a poison Kafka message. To cover another
-worker, add it to SCRAPED_WORKERS with the metrics it must have produced.
+The gateway runs with two uvicorn workers (prometheus_client multiprocess mode), each worker as
+one process, crm_sync against the GHL sandbox; traffic is real HTTP (buyer leads, which the
+matcher also ranks homes for, and a seller analysis) and a poison Kafka message. To cover
+another worker, add it to SCRAPED_WORKERS with the metrics it must have produced.
 """
 
 from __future__ import annotations
@@ -14,17 +15,29 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+from pydantic import SecretStr
 
+from jorge_cli.demo_catalog import load_demo_catalog
 from jorge_runtime.settings import Settings
 from schemas.topics import DEAD_LETTER, LEAD_QUALIFICATION_REQUESTED, TopicNames
+from tests.support.ghl import Sandbox
 from tests.support.monitoring import queried_metric_names
 from tests.support.services import ServiceProcess, produce
 
 GATEWAY_WORKERS = 2
+SELLER_HOME = {
+    "seller_id": "seller-metrics",
+    "property_address": "456 Oak Ave, Rancho Cucamonga, CA",
+    "bedrooms": 4,
+    "bathrooms": 2.5,
+    "square_feet": 2500,
+    "condition": "good",
+}
 POOL_SIZE = 3
 # Metrics each process must have SAMPLES of after the traffic below (not only a declaration).
 GATEWAY_PRODUCES = {
@@ -54,16 +67,35 @@ SCRAPED_WORKERS: dict[str, set[str]] = {
         "faststream_received_messages_total",
         "faststream_received_processed_messages_duration_seconds_bucket",
     },
+    "matcher": {"jorge_buyers_matched_total", "jorge_messages_processed_total"},
+    "seller_analyzer": {"jorge_sellers_analyzed_total", "jorge_messages_processed_total"},
+    "crm_sync": {
+        "jorge_ghl_requests_total",
+        "jorge_ghl_request_duration_seconds_bucket",
+        "jorge_ghl_budget_remaining",
+        "jorge_db_pool_max_connections",
+    },
 }
 
 
 @pytest.fixture
-def observed(settings: Settings) -> Settings:
+async def sandbox(log_dir: Path) -> AsyncIterator[Sandbox]:
+    sandbox = await Sandbox.start(log_dir / "ghl.log", burst=1000, interval_ms=1000)
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+async def observed(settings: Settings, sandbox: Sandbox, organization: str, pool: asyncpg.Pool) -> Settings:
+    await load_demo_catalog(pool, organization)
     return settings.model_copy(
         update={
             "kafka_lag_interval_seconds": 0.5,
             "metrics_refresh_seconds": 0.5,
             "database_pool_size": POOL_SIZE,
+            "ghl_base_url": sandbox.url,
+            "ghl_token": SecretStr(f"token-{organization}"),
+            "ghl_location_id": f"location-{uuid.uuid4().hex[:8]}",  # a GHL id: a bounded label
         }
     )
 
@@ -117,9 +149,13 @@ async def test_metrics_after_real_traffic(
     ) as client:
         for lead_id in leads:
             body = {"lead_id": lead_id, "name": "Ana", "phone": phone, "email": f"{lead_id}@example.com"}
-            response = await client.post(f"{gateway}/v1/leads/qualify", json={**body, "message": "3 bed"})
+            message = "Pre-approved, looking to buy a 3 bed in Rancho Cucamonga up to $800k"
+            response = await client.post(f"{gateway}/v1/leads/qualify", json={**body, "message": message})
             assert response.status_code == 201, response.text
             sent += 1
+        response = await client.post(f"{gateway}/v1/sellers/analyze", json=SELLER_HOME)
+        assert response.status_code == 202, response.text
+        sent += 1
         response = await client.post(f"{gateway}/v1/leads/qualify", json={"lead_id": "bad id"})
         assert response.status_code == 422
         response = await client.get(f"{gateway}/v1/leads/{leads[0]}x/qualification")
@@ -145,6 +181,9 @@ async def test_metrics_after_real_traffic(
             qualifier = workers["qualifier"]
             done = (
                 total(gw, "jorge_api_requests_total") == sent
+                and total(workers["matcher"], "jorge_buyers_matched_total") >= len(leads)
+                and total(workers["seller_analyzer"], "jorge_sellers_analyzed_total") == 1
+                and total(workers["crm_sync"], "jorge_ghl_requests_total") > 0
                 and total(qualifier, "jorge_leads_qualified_total") == len(leads)
                 and total(qualifier, "jorge_dead_lettered_total") == 1
                 and total(gw, "jorge_kafka_topic_messages", topic=topics(DEAD_LETTER)) == 1
@@ -157,6 +196,9 @@ async def test_metrics_after_real_traffic(
             assert time.monotonic() < deadline, {
                 "requests": total(gw, "jorge_api_requests_total"),
                 "qualified": total(qualifier, "jorge_leads_qualified_total"),
+                "matched": total(workers["matcher"], "jorge_buyers_matched_total"),
+                "analyzed": total(workers["seller_analyzer"], "jorge_sellers_analyzed_total"),
+                "ghl": total(workers["crm_sync"], "jorge_ghl_requests_total"),
                 "dead_lettered": total(qualifier, "jorge_dead_lettered_total"),
                 "lag": gw.get("jorge_kafka_consumer_lag"),
                 "depth": gw.get("jorge_kafka_topic_messages"),
