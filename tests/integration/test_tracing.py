@@ -1,8 +1,10 @@
-"""One trace follows a lead: gateway request -> Kafka -> qualifier -> PostgreSQL.
+"""One trace follows a lead: gateway request -> Kafka -> qualifier -> PostgreSQL -> crm_sync ->
+GHL (through a retry on the delay topics) and the webhook delivery.
 
 The services run as real processes with OTEL_EXPORTER_OTLP_ENDPOINT pointing at an in-memory
-OTLP collector (tests/support/otlp.py). To follow the lead further, add the worker's name to
-TRACED_WORKERS: it is started, and its spans must share the lead's trace id.
+OTLP collector (tests/support/otlp.py); GHL is the sandbox, the subscriber a real receiver.
+To follow the lead further, add the worker's name to TRACED_WORKERS: it is started, and its
+spans must share the lead's trace id.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from jorge_runtime.settings import Settings
-from schemas.topics import TopicNames
+from schemas.topics import CRM_LANE_HOT, CRM_LANE_STANDARD, CRM_RETRY_TOPICS, LEAD_QUALIFIED, TopicNames
+from tests.support.ghl import Sandbox
 from tests.support.otlp import OtlpCollector, ReceivedSpan
 from tests.support.services import ServiceProcess
+from tests.support.webhook_receiver import Receiver
 
-TRACED_WORKERS: tuple[str, ...] = ("qualifier",)
-SERVER, CONSUMER = 2, 5  # OTLP span kinds
+TRACED_WORKERS: tuple[str, ...] = ("qualifier", "crm_sync")
+SERVER, CLIENT, CONSUMER = 2, 3, 5  # OTLP span kinds
 QUALIFY_ROUTE = "/v1/leads/qualify"
 
 
@@ -33,8 +38,28 @@ def collector() -> Iterator[OtlpCollector]:
 
 
 @pytest.fixture
-def traced(settings: Settings, collector: OtlpCollector) -> Settings:
-    return settings.model_copy(update={"otel_exporter_otlp_endpoint": collector.url})
+async def sandbox(log_dir: Path) -> AsyncIterator[Sandbox]:
+    sandbox = await Sandbox.start(log_dir / "ghl.log", burst=1000, interval_ms=1000)
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def traced(settings: Settings, collector: OtlpCollector, sandbox: Sandbox, organization: str) -> Settings:
+    return settings.model_copy(
+        update={
+            "otel_exporter_otlp_endpoint": collector.url,
+            "ghl_base_url": sandbox.url,
+            "ghl_token": SecretStr(f"token-{organization}"),
+            "ghl_location_id": f"loc-{organization}",
+            "ghl_budget_burst": 1000,
+            "ghl_budget_interval_ms": 1000,
+            "ghl_budget_margin_ms": 50,
+            "crm_retry_delays_seconds": "0.2,0.5,1,1,1",
+            "webhook_allowed_subnets": "127.0.0.0/8",
+            "webhook_dispatch_poll_seconds": 0.1,
+        }
+    )
 
 
 @pytest.fixture
@@ -53,17 +78,6 @@ async def services(
             process.stop()
 
 
-async def wait_completed(client: httpx.AsyncClient, lead_id: str, timeout: float = 30) -> None:
-    """Poll the lead's qualification until the worker completed it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = await client.get(f"/v1/leads/{lead_id}/qualification")
-        if response.status_code == 200 and response.json()["status"] == "completed":
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{lead_id} not completed in {timeout}s")
-
-
 def _in_trace(spans: list[ReceivedSpan], trace_id: str) -> dict[str, list[ReceivedSpan]]:
     by_service: dict[str, list[ReceivedSpan]] = {}
     for span in spans:
@@ -72,39 +86,81 @@ def _in_trace(spans: list[ReceivedSpan], trace_id: str) -> dict[str, list[Receiv
     return by_service
 
 
+def _to(port: int) -> str:
+    return f"127.0.0.1:{port}"
+
+
+def _calls(spans: list[ReceivedSpan], port: int) -> list[ReceivedSpan]:
+    """httpx client spans to 127.0.0.1:<port>."""
+    return [s for s in spans if s.kind == CLIENT and any(_to(port) in str(v) for v in s.attributes.values())]
+
+
+def _ancestors(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[ReceivedSpan]:
+    found = []
+    while span.parent_span_id in by_id:
+        span = by_id[span.parent_span_id]
+        found.append(span)
+    return found
+
+
 async def test_one_trace_follows_a_lead_across_services(
-    services: dict[str, ServiceProcess], collector: OtlpCollector, api_key: str
+    services: dict[str, ServiceProcess],
+    collector: OtlpCollector,
+    sandbox: Sandbox,
+    topics: TopicNames,
+    api_key: str,
 ) -> None:
     lead_id = f"lead-trace-{uuid.uuid4().hex[:8]}"
-    async with httpx.AsyncClient(
-        base_url=services["gateway"].base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=10
-    ) as client:
+    ghl_port = int(sandbox.url.rsplit(":", 1)[1])
+    retry_topics = {topics(spec) for spec in CRM_RETRY_TOPICS}
+    async with (
+        Receiver() as rx,
+        httpx.AsyncClient(
+            base_url=services["gateway"].base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=10
+        ) as client,
+    ):
+        registered = await client.post(
+            "/v1/webhooks/register", json={"url": rx.url(), "events": ["lead.qualified"]}
+        )
+        assert registered.status_code == 201, registered.text
+        receiver_port = rx.port
+        await sandbox.faults(burst_5xx=1)  # GHL's first answer is a 503: the write goes via a delay topic
         response = await client.post(
             QUALIFY_ROUTE,
             json={
                 "lead_id": lead_id,
                 "name": "Ana",
                 "email": "ana@example.com",
-                "message": "Pre-approved, 3 bed",
+                "message": "Pre-approved for $700k, 3 bed, moving next month",
             },
         )
         assert response.status_code == 201, response.text
-        await wait_completed(client, lead_id)
+        await rx.wait_for(1, timeout=30)
 
-    expected = {"jorge-gateway", *(f"jorge-{name}" for name in TRACED_WORKERS)}
-    deadline = time.monotonic() + 20
-    while True:
-        spans = collector.snapshot()
-        roots = [s for s in spans if s.kind == SERVER and s.attributes.get("http.route") == QUALIFY_ROUTE]
-        trace = _in_trace(spans, roots[0].trace_id) if roots else {}
-        if expected <= trace.keys() and any(s.kind == CONSUMER for s in trace.get("jorge-qualifier", [])):
-            break
-        assert time.monotonic() < deadline, f"services in the trace: {sorted(trace)}; spans: {spans[:20]}"
-        await asyncio.sleep(0.2)
+        deadline = time.monotonic() + 30
+        while True:
+            spans = collector.snapshot()
+            roots = [s for s in spans if s.kind == SERVER and s.attributes.get("http.route") == QUALIFY_ROUTE]
+            trace = _in_trace(spans, roots[0].trace_id) if roots else {}
+            crm = trace.get("jorge-crm_sync", [])
+            consumed = {s.name.removesuffix(" process") for s in crm if s.kind == CONSUMER}
+            if (
+                any(s.kind == CONSUMER for s in trace.get("jorge-qualifier", []))
+                and consumed & retry_topics
+                and len(_calls(crm, ghl_port)) >= 2  # the failed call and, after the retry, the good ones
+                and _calls(crm, receiver_port)
+                and any(s.name == "webhook.deliver" for s in crm)
+            ):
+                break
+            assert time.monotonic() < deadline, (
+                f"in the trace: { {k: sorted({s.name for s in v}) for k, v in trace.items()} }"
+            )
+            await asyncio.sleep(0.2)
 
     assert len(roots) == 1
     trace_id = roots[0].trace_id
     names = {service: {s.name for s in found} for service, found in trace.items()}
+    by_id = {s.span_id: s for found in trace.values() for s in found}
     # The gateway stored the request and published it; the qualifier consumed it in the same trace.
     assert any(s.kind == CONSUMER and s.name.endswith("process") for s in trace["jorge-qualifier"]), names
     assert any("publish" in n for n in names["jorge-gateway"]), names
@@ -114,6 +170,36 @@ async def test_one_trace_follows_a_lead_across_services(
     gateway_ids = {s.span_id for s in trace["jorge-gateway"]}
     process = next(s for s in trace["jorge-qualifier"] if s.kind == CONSUMER and s.name.endswith("process"))
     assert process.parent_span_id in gateway_ids
+
+    # crm_sync: intake of lead.qualified, its lane, and the delay topic after GHL's 503, each
+    # consumer span a descendant of the gateway's request.
+    lanes = {topics(CRM_LANE_HOT), topics(CRM_LANE_STANDARD)}
+    crm = trace["jorge-crm_sync"]
+    consumers = {s.name.removesuffix(" process"): s for s in crm if s.kind == CONSUMER}
+    assert topics(LEAD_QUALIFIED) in consumers, names
+    assert consumers.keys() & lanes, names
+    assert consumers.keys() & retry_topics, names
+    for topic, consumer in consumers.items():
+        assert roots[0] in _ancestors(consumer, by_id), consumer
+        if topic != topics(LEAD_QUALIFIED):  # republished by crm_sync: its own publish is the parent
+            assert by_id[consumer.parent_span_id].service == "jorge-crm_sync", consumer
+    # GHL calls: the failed one under the lane's span, the successful ones under the retry's.
+    retry_span = next(s for topic, s in consumers.items() if topic in retry_topics)
+    ghl_calls = _calls(crm, ghl_port)
+    assert any(retry_span in _ancestors(call, by_id) for call in ghl_calls), names
+    [lane] = consumers.keys() & lanes
+    assert any(consumers[lane] in _ancestors(call, by_id) for call in ghl_calls), names
+    # The webhook: an attempt span continuing the fan-out's context, and its POST under it.
+    [deliver] = [s for s in crm if s.name == "webhook.deliver"]
+    assert deliver.attributes == {
+        "webhook.event_type": "lead.qualified",
+        "webhook.attempt": 1,
+        "webhook.trigger": "scheduled",
+        "webhook.outcome": "succeeded",
+    }
+    assert roots[0] in _ancestors(deliver, by_id)
+    [post] = _calls(crm, receiver_port)
+    assert post.parent_span_id == deliver.span_id
 
     # Logs written while handling the lead carry its trace id.
     log = services["qualifier"].log_path.read_text()

@@ -7,6 +7,8 @@ number of crm_sync replicas share the work, an endpoint never has more requests 
 its `max_concurrency`, each attempt is an independent task (no head-of-line blocking), and a
 process that dies mid-attempt loses nothing: its lease expires and another claim retries with
 the same webhook-id. Fan-out wakes the dispatcher at once; the poll only finds retries.
+Each attempt is a `webhook.deliver` span in the trace of the event the message came from (the
+context fan-out stored with it), so the POST shows up in the lead's trace, retries included.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
+from opentelemetry.trace import StatusCode
 
 from jorge_runtime.broker import OutgoingMessage, event_message
 from jorge_runtime.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DURATION, WEBHOOK_FAILURES
+from jorge_runtime.telemetry import continued_span
 from schemas.webhooks import WebhookEndpointDisabled, WebhookEndpointDisabledPayload
 from services.crm_sync.webhooks.payloads import encode
 from services.crm_sync.webhooks.repository import AttemptRecord, Claimed, DeliveryRepository
@@ -143,14 +147,28 @@ class Dispatcher:
 
     async def _attempt(self, token: uuid.UUID, claim: Claimed) -> None:
         try:
-            await self._send_and_record(token, claim)
+            with continued_span("webhook.deliver", claim.trace_context) as span:
+                if span is not None:  # never the URL or ids: they may name people or hold tokens
+                    span.set_attributes(
+                        {
+                            "webhook.event_type": claim.event_type,
+                            "webhook.attempt": claim.attempt_number,
+                            "webhook.trigger": claim.trigger,
+                        }
+                    )
+                outcome = await self._send_and_record(token, claim)
+                if span is not None:
+                    span.set_attribute("webhook.outcome", outcome)
+                    if outcome != "succeeded":
+                        span.set_status(StatusCode.ERROR, outcome)
         except asyncio.CancelledError:
             raise
         except Exception:
             # Nothing is lost: the lease expires and the next claim retries (same webhook-id).
             log.exception("webhook attempt could not be recorded", extra={"delivery_id": claim.delivery_id})
 
-    async def _send_and_record(self, token: uuid.UUID, claim: Claimed) -> None:
+    async def _send_and_record(self, token: uuid.UUID, claim: Claimed) -> str:
+        """Make the attempt and record it; return its outcome ("succeeded" or a failure reason)."""
         now = datetime.now(UTC)
         body = encode(claim.payload)
         secrets = active_secrets(claim.secret, claim.previous_secret, claim.previous_secret_expires_at, now)
@@ -158,7 +176,7 @@ class Dispatcher:
         result = await self._sender.send(
             claim.url, body, headers, pool_key=claim.endpoint_id, pool_size=claim.max_concurrency
         )
-        self._observe(claim, result)
+        label = self._observe(claim, result)
         outcome = AttemptOutcome(result.status_code, result.error, result.timed_out, result.retry_after)
         attempt = AttemptRecord(
             attempt_number=claim.attempt_number,
@@ -173,7 +191,7 @@ class Dispatcher:
         )
         if outcome.succeeded:  # needs no endpoint state: one statement, no lock
             await self._repository.record_success(self._pool(), claim, token, attempt)
-            return
+            return label
         staged: OutgoingMessage | None = None
         async with self._pool().acquire() as conn, conn.transaction():
             state = await self._repository.lock_endpoint(conn, claim.endpoint_id)
@@ -193,7 +211,7 @@ class Dispatcher:
                 next_attempt_at=decision.next_attempt_at,
             )
             if not kept or state is None:
-                return  # the lease was lost to another claimer; its answer decides
+                return label  # the lease was lost to another claimer; its answer decides
             await self._repository.update_endpoint(
                 conn,
                 claim.endpoint_id,
@@ -209,13 +227,16 @@ class Dispatcher:
                 extra={"endpoint_id": claim.endpoint_id, "reason": decision.disable_reason},
             )
             await self._publish_staged(staged)
+        return label
 
-    def _observe(self, claim: Claimed, result: SendResult) -> None:
+    def _observe(self, claim: Claimed, result: SendResult) -> str:
+        """Count and log the attempt; return its outcome label."""
         succeeded = result.status_code is not None and 200 <= result.status_code < 300
         WEBHOOK_ATTEMPTS.labels(claim.event_type, "succeeded" if succeeded else "failed").inc()
         WEBHOOK_DURATION.labels(claim.event_type).observe(result.duration_ms / 1000)
+        label = "succeeded" if succeeded else failure_reason(result)
         if not succeeded:
-            WEBHOOK_FAILURES.labels(claim.event_type, failure_reason(result)).inc()
+            WEBHOOK_FAILURES.labels(claim.event_type, label).inc()
         log.info(
             "webhook attempt",
             extra={
@@ -228,6 +249,7 @@ class Dispatcher:
                 "succeeded": succeeded,
             },
         )
+        return label
 
     def _disabled_event(
         self, claim: Claimed, reason: str, failing_since: datetime | None, result: SendResult

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from jorge_runtime.telemetry import trace_context
 from jorge_runtime.worker import WorkerResources
 from schemas.buyers import BuyerMatched
 from schemas.envelope import EventEnvelope
@@ -66,6 +67,8 @@ class FanOut:
                 source_event_id=event.event_id,
                 message_id=new_message_id(),
                 payload=body,
+                # The consumer span's context: the dispatcher's attempts continue this trace.
+                trace_context=trace_context(),
             )
         if created:
             log.info("webhook message stored", extra={"event": event_type, "deliveries": created})

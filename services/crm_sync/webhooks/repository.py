@@ -63,7 +63,7 @@ RETURNING d.id, d.endpoint_id, d.message_id, d.attempts, picked.trigger,
           picked.old_token IS NOT NULL AS interrupted, picked.old_claimed_at,
           e.organization_id, e.url, e.max_concurrency, e.secret, e.previous_secret,
           e.previous_secret_expires_at,
-          m.event_type, m.payload"""
+          m.event_type, m.payload, m.trace_context"""
 
 _FINISH_DELIVERY = """
 UPDATE webhook_deliveries
@@ -93,6 +93,8 @@ class Claimed:
     previous_secret_expires_at: datetime | None
     event_type: str
     payload: dict[str, Any]
+    #: The W3C trace context of the event the message was made from (None: a new trace).
+    trace_context: dict[str, str] | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Claimed:
@@ -112,6 +114,7 @@ class Claimed:
             previous_secret_expires_at=row["previous_secret_expires_at"],
             event_type=row["event_type"],
             payload=row["payload"],
+            trace_context=row["trace_context"],
         )
 
 
@@ -158,11 +161,13 @@ class DeliveryRepository:
         source_event_id: uuid.UUID,
         message_id: str,
         payload: dict[str, Any],
+        trace_context: dict[str, str] | None = None,
     ) -> int:
         """Store the message and a due delivery per active subscribed endpoint, once per event.
 
-        Returns the number of deliveries created (0 when nobody subscribes or the event was
-        already fanned out)."""
+        ``trace_context`` (W3C, from ``jorge_runtime.telemetry.trace_context``) makes the
+        deliveries' attempts part of the event's trace. Returns the number of deliveries created
+        (0 when nobody subscribes or the event was already fanned out)."""
         async with conn.transaction():
             endpoints = await conn.fetch(
                 """SELECT id FROM webhook_endpoints
@@ -173,13 +178,15 @@ class DeliveryRepository:
             if not endpoints:
                 return 0
             created = await conn.fetchval(
-                """INSERT INTO webhook_messages (id, organization_id, event_type, payload, source_event_id)
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source_event_id) DO NOTHING RETURNING true""",
+                """INSERT INTO webhook_messages (id, organization_id, event_type, payload, source_event_id,
+                                                trace_context)
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source_event_id) DO NOTHING RETURNING true""",
                 message_id,
                 organization_id,
                 event_type,
                 payload,
                 source_event_id,
+                trace_context or None,
             )
             if not created:
                 return 0
