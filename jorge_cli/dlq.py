@@ -12,9 +12,11 @@ from aiokafka import AIOKafkaProducer
 
 from jorge_cli.state import settings_for_command
 from jorge_runtime.db import create_pool
+from jorge_runtime.deadletter import INVALID_MESSAGE_ERRORS, describe
 from jorge_runtime.kafka_security import kafka_client_options
 from jorge_runtime.settings import ConfigError, Settings
 from schemas.topics import CRM_RETRY_TOPICS, TopicNames
+from services.crm_sync.outcomes import parse_event
 from services.crm_sync.repository import DeadLetter, list_dead_letters, mark_replayed
 from services.crm_sync.retry_schedule import ATTEMPT_HEADER, DUE_AT_HEADER, LANE_HEADER
 
@@ -89,6 +91,16 @@ def list_letters(
         )
 
 
+def still_invalid(letter: DeadLetter) -> str | None:
+    """Why this dead letter cannot be replayed (its body is still not an event crm_sync can
+    read, checked with crm_sync's own validation), or None if it can."""
+    try:
+        parse_event(letter.body)
+    except INVALID_MESSAGE_ERRORS as error:
+        return describe(error)
+    return None
+
+
 async def _replay(settings: Settings, letters: list[DeadLetter]) -> int:
     assert settings.database_url and settings.kafka_bootstrap_servers
     topic = TopicNames(settings.kafka_topic_prefix)(CRM_RETRY_TOPICS[0])
@@ -132,15 +144,31 @@ def replay(
 ) -> None:
     """Put dead letters back through crm_sync's normal path: one or more ids, a filter, or --all.
 
-    Fix the cause first (e.g. the organisation's GHL token for ghl_unauthorized)."""
+    Fix the cause first (e.g. the organisation's GHL token for ghl_unauthorized). A body that is
+    still not a valid event (invalid_message) is refused: exit code 1, the row stays open."""
     if not (ids or reason or organization or replay_all):
         typer.echo("say which: dead-letter ids, --reason, --organization, or --all", err=True)
         raise typer.Exit(2)
     settings = _settings("database_url", "kafka_bootstrap_servers")
 
-    async def run() -> tuple[int, int]:
+    async def run() -> tuple[int, int, list[tuple[DeadLetter, str]]]:
         letters = await _fetch(settings, ids=ids or None, reason=reason, organization_id=organization)
-        return len(letters), await _replay(settings, letters)
+        checked = [(d, still_invalid(d)) for d in letters]
+        refused = [(d, why) for d, why in checked if why is not None]
+        valid = [d for d, why in checked if why is None]
+        return len(letters), await _replay(settings, valid) if valid else 0, refused
 
-    found, replayed = asyncio.run(run())
-    typer.echo(f"replayed {replayed} dead letter(s)" if found else "nothing to replay")
+    found, replayed, refused = asyncio.run(run())
+    if found and (replayed or not refused):
+        typer.echo(f"replayed {replayed} dead letter(s)")
+    elif not found:
+        typer.echo("nothing to replay")
+    for letter, why in refused:
+        # Replaying it would only dead-letter it again: its producer must be fixed instead.
+        typer.echo(
+            f"not replayed: {letter.id} ({letter.reason}) is still not a valid event: {why}. "
+            "Fix the producer (or upgrade crm_sync if it should accept it) and republish it.",
+            err=True,
+        )
+    if refused:
+        raise typer.Exit(1)

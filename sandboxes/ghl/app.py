@@ -2,9 +2,10 @@
 
 Run it with ``python -m sandboxes.ghl --port 8090``. ``GET /`` lists every contact with its
 tags, notes and opportunities. ``POST /_sandbox/faults`` injects 429 storms, 5xx bursts, slow
-answers and upserts that create the contact but answer 422; ``POST /_sandbox/limits`` changes
-the per-token limits (e.g. the trial token's 25 per 10 s); ``GET /_sandbox/stats`` counts
-requests, 429s caused by the limit (``rate_limited``) and injected ones apart.
+answers, late answers to calls already carried out, permanent rejections (400/403/404/422) of
+the calls naming a marker, and upserts that create the contact but answer 422;
+``POST /_sandbox/limits`` changes the per-token limits (e.g. the trial token's 25 per 10 s);
+``GET /_sandbox/stats`` counts requests, 429s caused by the limit (``rate_limited``) and injected ones apart.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
     async def gate(request: Request) -> JSONResponse | dict[str, str]:
         auth = request.headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        verdict = sandbox.gate(token, request.headers.get("version"))
+        call = f"{request.method} {request.url.path}"
+        content = f"{request.url.query} {(await request.body()).decode(errors='replace')}"
+        verdict = sandbox.gate(token, request.headers.get("version"), call, content)
+        request.state.late_ms = verdict.late_ms
         if verdict.status is not None:
             assert verdict.body is not None
             return JSONResponse(verdict.body, status_code=verdict.status, headers=verdict.headers)
@@ -40,6 +44,14 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             await asyncio.sleep(verdict.delay_ms / 1000)
         request.state.created_then_422 = verdict.created_then_422
         return verdict.headers
+
+    @app.middleware("http")
+    async def answer_late(request: Request, call_next: Any) -> Any:
+        """The 'late answer' fault: the call was carried out; only its answer is delayed."""
+        response = await call_next(request)
+        if late_ms := getattr(request.state, "late_ms", 0):
+            await asyncio.sleep(late_ms / 1000)
+        return response
 
     def answer(body: Body, status: int, headers: dict[str, str]) -> JSONResponse:
         return JSONResponse(body, status_code=status, headers=headers)
@@ -86,6 +98,22 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             return gated
         contact = contact_or_none(contact_id)
         return answer({"contact": asdict(contact)}, 200, gated) if contact else missing(gated, "Contact")
+
+    @app.put("/contacts/{contact_id}")
+    async def update_contact(contact_id: str, request: Request) -> JSONResponse:
+        gated = await gate(request)
+        if isinstance(gated, JSONResponse):
+            return gated
+        contact = contact_or_none(contact_id)
+        if contact is None:
+            return missing(gated, "Contact")
+        body = await request.json()
+        if "locationId" in body:  # GHL's update takes no locationId and says so
+            return unprocessable(gated, "property locationId should not exist")
+        # "succeded" is GHL's own spelling in this answer.
+        return answer(
+            {"succeded": True, "contact": asdict(sandbox.update_contact(contact, body))}, 200, gated
+        )
 
     @app.post("/contacts/{contact_id}/tags")
     async def add_tags(contact_id: str, request: Request) -> JSONResponse:

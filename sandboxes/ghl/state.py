@@ -40,6 +40,14 @@ class Faults:
     slow_rate: float = 0.0
     upsert_422_created: int = 0
     rate_422_created: float = 0.0
+    #: Permanent rejections: any API request whose path, query or body contains a marker
+    #: (e.g. an email) is answered with its status (400, 403, 404, or 422 without creating).
+    reject: dict[str, int] = field(default_factory=dict)
+    #: A timeout that still wrote: the next ``late_answers`` requests whose "METHOD path"
+    #: contains ``late_path`` are carried out, then answered ``late_ms`` late.
+    late_ms: int = 0
+    late_answers: int = 0
+    late_path: str = ""
 
 
 @dataclass
@@ -51,6 +59,7 @@ class Verdict:
     headers: dict[str, str]
     delay_ms: int = 0
     created_then_422: bool = False
+    late_ms: int = 0
 
 
 @dataclass
@@ -68,6 +77,18 @@ class Contact:
     customFields: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
     dateAdded: str = field(default_factory=_now_iso)
+
+
+def _rejection(status: int) -> dict[str, Any]:
+    """GHL's body for a permanent rejection with this status."""
+    if status == 422:
+        return {"statusCode": 422, "message": ["email must be an email"], "error": "Unprocessable Entity"}
+    messages = {
+        400: "Bad Request",
+        403: "The token does not have access to this location.",
+        404: "Contact not found",
+    }
+    return {"statusCode": status, "message": messages.get(status, "Rejected")}
 
 
 CONTACT_FIELDS = ("firstName", "lastName", "name", "email", "phone", "source", "address1")
@@ -90,8 +111,9 @@ class SandboxState:
         self.accepted_at: list[float] = []
 
     # --- the gate every API call goes through ----------------------------------------------
-    def gate(self, token: str | None, version: str | None) -> Verdict:
-        """Authenticate, count against the token's limits, inject faults."""
+    def gate(self, token: str | None, version: str | None, call: str = "", content: str = "") -> Verdict:
+        """Authenticate, count against the token's limits, inject faults. ``call`` ("METHOD
+        /path") and ``content`` (query and body as text) let faults target some calls."""
         self.stats["requests"] += 1
         if not token or token in self.revoked:
             self.stats["unauthorized"] += 1
@@ -120,11 +142,20 @@ class SandboxState:
             self.stats["injected_5xx"] += 1
             status = self.random.choice((500, 502, 503))
             return Verdict(status, {"statusCode": status, "message": "Internal Server Error"}, headers)
+        text = f"{call} {content}"
+        if rejected := next((status for mark, status in faults.reject.items() if mark in text), None):
+            self.stats["injected_rejected"] += 1
+            return Verdict(rejected, _rejection(rejected), headers)
+        late = 0
+        if faults.late_answers > 0 and faults.late_path in call:
+            faults.late_answers -= 1
+            self.stats["injected_late"] += 1
+            late = faults.late_ms
         delay = faults.slow_ms if faults.slow_rate and self.random.random() < faults.slow_rate else 0
         created_then_422 = faults.upsert_422_created > 0 or (
             faults.rate_422_created > 0 and self.random.random() < faults.rate_422_created
         )
-        return Verdict(None, None, headers, delay_ms=delay, created_then_422=created_then_422)
+        return Verdict(None, None, headers, delay_ms=delay, created_then_422=created_then_422, late_ms=late)
 
     def _headers(self, token: str) -> dict[str, str]:
         remaining = max(0, self.limits.burst - len(self._windows.get(token, ())))
@@ -166,6 +197,20 @@ class SandboxState:
         self.contacts[contact.id] = contact
         self.stats["contacts_created" if existing is None else "contacts_updated"] += 1
         return contact, existing is None
+
+    def update_contact(self, contact: Contact, body: dict[str, Any]) -> Contact:
+        """PUT /contacts/{id}: the fields given; ``tags`` replace; custom fields merge by id/key."""
+        for name in CONTACT_FIELDS:
+            if body.get(name) is not None:
+                setattr(contact, name, body[name])
+        if "tags" in body:
+            contact.tags = list(dict.fromkeys(body["tags"] or []))
+        for custom in body.get("customFields") or []:
+            ref = custom.get("id") or custom.get("key")
+            kept = [c for c in contact.customFields if (c.get("id") or c.get("key")) != ref]
+            contact.customFields = [*kept, custom]
+        self.stats["contacts_put"] += 1
+        return contact
 
     def add_tags(self, contact: Contact, tags: list[str]) -> list[str]:
         contact.tags = list(dict.fromkeys([*contact.tags, *tags]))

@@ -159,6 +159,14 @@ class GhlClient:
             accept=(422,),
         )
 
+    async def update_contact(
+        self, credentials: GhlCredentials, contact_id: str, fields: dict[str, Any], priority: Priority
+    ) -> None:
+        """PUT /contacts/{id}: only the fields given (no locationId: GHL refuses it here)."""
+        await self.call(
+            "update_contact", "PUT", f"/contacts/{contact_id}", credentials, priority=priority, json=fields
+        )
+
     async def find_duplicate(
         self, credentials: GhlCredentials, email: str | None, phone: str | None, priority: Priority
     ) -> str | None:

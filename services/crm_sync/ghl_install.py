@@ -9,6 +9,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from jorge_runtime.background_consumers import BackgroundConsumers
 from jorge_runtime.broker import KafkaPublisher, create_broker
+from jorge_runtime.deadletter import INVALID_MESSAGE_ERRORS, describe
 from jorge_runtime.kafka_security import kafka_client_options
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources, consumer_options, install_dead_letter_policy
@@ -85,8 +86,14 @@ def install_ghl_sync(settings: Settings, resources: WorkerResources) -> GhlSync:
         @broker.subscriber(topics(spec), **_options(settings, spec))
         async def on_event(msg: KafkaMessage) -> None:
             """Forward the event to the hot or standard lane."""
-            record = msg.raw_message
-            await intake.forward(msg.body, text_headers(msg.headers), _key(record))
+            headers = text_headers(msg.headers)
+            key = _key(msg.raw_message)
+            try:
+                await intake.forward(msg.body, headers, key)
+            except INVALID_MESSAGE_ERRORS as error:
+                # Kept for `jorge dlq`; re-raised so the shared policy publishes the dead letter.
+                await handler.failures.record_invalid(msg.body, headers, key, "standard", error)
+                raise
 
     for spec, lane in ((CRM_LANE_HOT, "hot"), (CRM_LANE_STANDARD, "standard")):
         _subscribe_lane(broker, settings, topics, spec, lane, handler)  # type: ignore[arg-type]
@@ -95,7 +102,7 @@ def install_ghl_sync(settings: Settings, resources: WorkerResources) -> GhlSync:
         body: bytes, headers: dict[str, str], key: str | None, lane: str, attempt: int, error: BaseException
     ) -> None:
         await handler.failures.dead_letter(
-            body, headers, key, lane, attempt, "invalid_message", f"{type(error).__name__}: {error}"[:300],
+            body, headers, key, lane, attempt, "invalid_message", describe(error),
             error_type=type(error).__name__,
         )  # fmt: skip
 
@@ -121,7 +128,12 @@ def _subscribe_lane(
     async def on_lane(msg: KafkaMessage) -> None:
         """Write the event to GHL (retries and dead letters are the handler's business)."""
         headers = text_headers(msg.headers)
-        await handler.handle(msg.body, headers, _key(msg.raw_message), lane, attempt_of(headers))
+        key = _key(msg.raw_message)
+        try:
+            await handler.handle(msg.body, headers, key, lane, attempt_of(headers))
+        except INVALID_MESSAGE_ERRORS as error:
+            await handler.failures.record_invalid(msg.body, headers, key, lane, error)
+            raise
 
 
 def _key(record: Any) -> str | None:

@@ -36,6 +36,7 @@ from services.crm_sync.outcomes import SERVICE, AnyEvent, FailureRouter
 from services.crm_sync.repository import CrmRepository, PersonBusy
 from services.crm_sync.retry_schedule import LANE_HEADER, parse_delays
 from services.crm_sync.sync import CrmWriter, NoContactDetails
+from services.crm_sync.written_fields import WrittenFields
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class SyncHandler:
         self._client = GhlClient(s.ghl_base_url, budget, timeout_seconds=s.ghl_timeout_seconds)
         await self._client.open()
         self._repository = CrmRepository(self._resources.pool)
-        self._writer = CrmWriter(self._client, self._repository)
+        self._writer = CrmWriter(self._client, self._repository, WrittenFields(self._resources.redis))
         self._failures = FailureRouter(
             pool=self._resources.pool,
             repository=self._repository,
@@ -158,7 +159,7 @@ class SyncHandler:
             else:
                 assert self._writer is not None
                 contact_id = await self._writer.apply(
-                    event.event_id, event.organization_id, credentials, plan
+                    event.event_id, event.organization_id, credentials, plan, event.occurred_at
                 )
                 log.info(
                     "crm synced",

@@ -1,7 +1,9 @@
-"""Where a failed CRM write goes: the next delay topic, or the dead letters (topic and table)."""
+"""Where a failed CRM write goes: the next delay topic, or the dead letters (topic and table).
+Invalid messages are recorded in the table too, so `jorge dlq list` shows every dead letter."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -12,7 +14,12 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict
 
 from jorge_runtime.broker import KafkaPublisher, OutgoingMessage
+from jorge_runtime.deadletter import describe
 from jorge_runtime.metrics import DEAD_LETTERED, MESSAGES_PROCESSED
+from schemas.buyers import BuyerMatched
+from schemas.envelope import EventEnvelope
+from schemas.leads import LeadQualified
+from schemas.sellers import ConsultationRequested, SellerAnalyzed
 from schemas.topics import CRM_RETRY_TOPICS, DEAD_LETTER, TopicNames
 from services.crm_sync.budget import Priority
 from services.crm_sync.ghl_client import GhlError
@@ -38,7 +45,37 @@ class AnyEvent(BaseModel):
     event_id: uuid.UUID
     event_type: str
     organization_id: str
+    occurred_at: datetime | None = None
     payload: dict[str, Any]
+
+
+#: The events crm_sync syncs, validated in full (any other type is skipped, not invalid).
+EVENT_MODELS: dict[str, type[EventEnvelope]] = {
+    model.EVENT_TYPE: model for model in (LeadQualified, ConsultationRequested, BuyerMatched, SellerAnalyzed)
+}
+
+
+def parse_event(body: bytes) -> AnyEvent:
+    """Decode an event as crm_sync does; raises the validation errors if it cannot be synced.
+    `jorge dlq replay` uses it to refuse invalid messages that are still invalid."""
+    event = AnyEvent.model_validate_json(body)
+    if model := EVENT_MODELS.get(event.event_type):
+        model.model_validate_json(body)
+    return event
+
+
+def _event_id(body: bytes, headers: dict[str, str]) -> uuid.UUID | None:
+    """The event id an invalid message claims (body, else headers), if it is a valid uuid."""
+    try:
+        raw = json.loads(body).get("event_id")
+    except (ValueError, AttributeError):
+        raw = None
+    for candidate in (raw, headers.get("event-id")):
+        try:
+            return uuid.UUID(str(candidate))
+        except ValueError:
+            continue
+    return None
 
 
 class FailureRouter:
@@ -149,4 +186,25 @@ class FailureRouter:
                 "organization_id": event.organization_id if event else None,
                 "attempts": attempts,
             },
+        )
+
+    async def record_invalid(
+        self, body: bytes, headers: dict[str, str], key: str | None, lane: str, error: BaseException
+    ) -> None:
+        """Store an invalid message in crm_dead_letters (reason ``invalid_message``, the raw body)
+        without publishing it: the shared dead-letter middleware publishes it to the topic when
+        the caller re-raises. The detail names the problem, never the payload's values."""
+        clean = {k: v for k, v in headers.items() if not k.startswith(("crm-", "dlq-"))}
+        await self._repository.add_dead_letter(
+            self._pool,
+            organization_id=clean.get("organization-id"),
+            event_id=_event_id(body, clean),
+            event_type=clean.get("event-type"),
+            message_key=key,
+            lane=lane,
+            reason="invalid_message",
+            detail=describe(error),
+            attempts=1,
+            headers=clean,
+            body=body,
         )

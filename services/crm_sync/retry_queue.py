@@ -4,7 +4,10 @@ Each delay topic holds messages with one fixed delay, so within a partition due 
 grow. When the head of a partition is not due yet, the consumer seeks back to it and pauses
 the partition until then; other partitions go on. A message is committed once handled (the
 handler itself reschedules or dead-letters failures). Infrastructure errors (PostgreSQL,
-Redis, Kafka down) leave the message uncommitted and retry it after a pause.
+Redis, Kafka down) leave the message uncommitted and retry it after a pause. With tracing on,
+each delivery is a consumer span continuing the message's ``traceparent`` (this consumer is
+plain aiokafka, outside FastStream's telemetry middleware), so a retried write stays in the
+event's trace.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from opentelemetry.trace import SpanKind, StatusCode
 
 from jorge_runtime.failures import INFRASTRUCTURE_ERRORS
+from jorge_runtime.telemetry import continued_span
 from services.crm_sync.budget import Priority
 from services.crm_sync.retry_schedule import DUE_AT_HEADER, LANE_HEADER, attempt_of
 
@@ -112,16 +117,33 @@ class DelayQueue:
         key = record.key.decode(errors="replace") if record.key else None
         lane: Priority = "hot" if headers.get(LANE_HEADER) == "hot" else "standard"
         attempt = attempt_of(headers)
-        try:
-            await self._handle(body, headers, key, lane, attempt)
-        except asyncio.CancelledError:
-            raise
-        except INFRASTRUCTURE_ERRORS as error:
-            log.warning("delay queue: dependency down, will retry", extra={"error": type(error).__name__})
-            return False
-        except Exception as error:  # the message itself is wrong or a bug: never loop on it
+        with continued_span(f"{record.topic} process", headers, kind=SpanKind.CONSUMER) as span:
+            if span is not None:
+                span.set_attributes(
+                    {
+                        # As FastStream's consumer spans name them, so one query finds both.
+                        "messaging.system": "kafka",
+                        "messaging.destination_publish.name": record.topic,
+                        "messaging.operation": "process",
+                        "messaging.kafka.destination.partition": record.partition,
+                        "messaging.kafka.message.offset": record.offset,
+                        "crm.attempt": attempt,
+                    }
+                )
             try:
-                await self._reject(body, headers, key, lane, attempt, error)
-            except INFRASTRUCTURE_ERRORS:
+                await self._handle(body, headers, key, lane, attempt)
+            except asyncio.CancelledError:
+                raise
+            except INFRASTRUCTURE_ERRORS as error:
+                log.warning("delay queue: dependency down, will retry", extra={"error": type(error).__name__})
+                if span is not None:
+                    span.set_status(StatusCode.ERROR, type(error).__name__)
                 return False
+            except Exception as error:  # the message itself is wrong or a bug: never loop on it
+                if span is not None:
+                    span.set_status(StatusCode.ERROR, type(error).__name__)
+                try:
+                    await self._reject(body, headers, key, lane, attempt, error)
+                except INFRASTRUCTURE_ERRORS:
+                    return False
         return True

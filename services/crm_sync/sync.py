@@ -2,6 +2,8 @@
 
 - The contact goes through upsert only when our mapping (person -> contact id) has none; a 422
   is checked with GHL's duplicate search, because a 422 may still have created the contact.
+  With a mapping, the fields a later event changed (email, phone, name, custom fields; never
+  tags or source) go through PUT /contacts/{id} (see contact_update.py).
 - Tags go through the tags endpoint (adding is idempotent).
 - A note is 'started' in PostgreSQL before it is sent and 'done' after; a 'started' note found
   later (crash, timeout, 5xx) is looked up by its marker line before it is sent again.
@@ -12,12 +14,16 @@ same event cannot both write a note.
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import datetime
 
+from services.crm_sync.contact_update import contact_update, plan_fields, written_entries
 from services.crm_sync.ghl_client import GhlClient, GhlCredentials, GhlRejectedError
 from services.crm_sync.mapping import CrmPlan
 from services.crm_sync.notes import marker
 from services.crm_sync.repository import CrmRepository
+from services.crm_sync.written_fields import WrittenFields
 
 
 class NoContactDetails(Exception):
@@ -27,16 +33,23 @@ class NoContactDetails(Exception):
 class CrmWriter:
     """Applies plans; raises the GHL client's errors for the handler to sort."""
 
-    def __init__(self, client: GhlClient, repository: CrmRepository) -> None:
+    def __init__(self, client: GhlClient, repository: CrmRepository, written: WrittenFields) -> None:
         self._client = client
         self._repository = repository
+        self._written = written
 
     async def apply(
-        self, event_id: uuid.UUID, organization_id: str, credentials: GhlCredentials, plan: CrmPlan
+        self,
+        event_id: uuid.UUID,
+        organization_id: str,
+        credentials: GhlCredentials,
+        plan: CrmPlan,
+        occurred_at: datetime | None = None,
     ) -> str:
-        """Write the plan; return the contact id."""
+        """Write the plan; return the contact id. ``occurred_at`` orders contact updates."""
+        at_ms = int((occurred_at.timestamp() if occurred_at else time.time()) * 1000)
         async with self._repository.person_lock(organization_id, plan.person_id):
-            contact_id = await self._contact(organization_id, credentials, plan)
+            contact_id = await self._contact(organization_id, credentials, plan, at_ms)
             if plan.tags:
                 await self._tags(event_id, credentials, contact_id, plan)
             if plan.note:
@@ -45,10 +58,16 @@ class CrmWriter:
                 await self._opportunity(event_id, credentials, contact_id, plan)
             return contact_id
 
-    async def _contact(self, organization_id: str, credentials: GhlCredentials, plan: CrmPlan) -> str:
+    async def _contact(
+        self, organization_id: str, credentials: GhlCredentials, plan: CrmPlan, at_ms: int
+    ) -> str:
         repo = self._repository
         location = credentials.location_id
         if known := await repo.contact_id(organization_id, location, plan.person_id):
+            update = contact_update(plan, await self._written.get(location, known), at_ms)
+            if update.body:
+                await self._client.update_contact(credentials, known, update.body, plan.priority)
+                await self._written.record(location, known, update.written)
             return known
         if not plan.contact.reachable:
             raise NoContactDetails(plan.person_id)
@@ -65,7 +84,9 @@ class CrmWriter:
             contact_id = found
         else:
             contact_id = str(answer.body["contact"]["id"])
-        return await repo.save_contact(organization_id, location, plan.person_id, contact_id)
+        contact_id = await repo.save_contact(organization_id, location, plan.person_id, contact_id)
+        await self._written.record(location, contact_id, written_entries(plan_fields(plan), at_ms))
+        return contact_id
 
     async def _tags(
         self, event_id: uuid.UUID, credentials: GhlCredentials, contact_id: str, plan: CrmPlan

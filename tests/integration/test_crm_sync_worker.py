@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -26,11 +27,12 @@ from schemas.sellers import (
 )
 from schemas.topics import (
     BUYER_MATCHED,
+    CRM_RETRY_TOPICS,
     SELLER_ANALYZED,
     SELLER_CONSULTATION_REQUESTED,
     TopicNames,
 )
-from tests.support.ghl import Sandbox, publish, publish_qualified, qualified_event
+from tests.support.ghl import Sandbox, publish, publish_qualified, qualified_event, topic_records
 from tests.support.services import ServiceProcess
 
 
@@ -203,3 +205,80 @@ async def test_consultation_cma_and_matches_become_notes_on_the_same_contacts(
     assert any("$800,000 - $900,000" in n["body"] for n in sam["notes"])
     assert any("1 Elm St" in n["body"] for n in contacts["lead5@example.com"]["notes"])
     assert "homes-matched" in contacts["lead5@example.com"]["tags"]
+
+
+async def test_a_timeout_that_still_wrote_is_retried_through_the_delay_topics_without_duplicates(
+    crm_settings: Settings, topics: TopicNames, organization: str, sandbox: Sandbox, log_dir: Path
+) -> None:
+    bootstrap = crm_settings.kafka_bootstrap_servers
+    assert bootstrap
+    location = f"loc-{organization}"
+    impatient = crm_settings.model_copy(update={"ghl_timeout_seconds": 1.0})
+    service = ServiceProcess.worker("crm_sync", impatient, log_dir)
+    await service.start()
+    events = [qualified_event(organization, n, hot=False) for n in range(2)]
+    try:
+        # GHL carries the call out but answers after the client gave up: first an upsert (the
+        # contact exists although we never saw its id), then a note (written, outcome unknown).
+        for event, late_path in zip(events, ("POST /contacts/upsert", "/notes"), strict=True):
+            await sandbox.faults(late_ms=2500, late_answers=1, late_path=late_path)
+            await publish_qualified(bootstrap, topics, [event])
+            email = event.payload.lead.email
+
+            async def noted(email: str | None = email) -> bool:
+                found = [c for c in await sandbox.contacts(location) if c["email"] == email]
+                return len(found) == 1 and len(found[0]["notes"]) == 1
+
+            await eventually(noted, what=f"{email}'s contact and note")
+        await asyncio.sleep(2.5)  # every late answer is in: room for a duplicate to show up
+        contacts = await sandbox.contacts(location)
+        assert len(contacts) == 2 and all(len(c["notes"]) == 1 for c in contacts), contacts
+        stats = await sandbox.stats()
+        assert stats["injected_late"] == 2 and stats["notes_created"] == 2, stats
+        # Retried by republishing to the first delay topic as attempt 2, not by waiting in the handler.
+        retried = await topic_records(bootstrap, topics(CRM_RETRY_TOPICS[0]))
+        assert sorted(r.headers["event-id"] for r in retried) == sorted(str(e.event_id) for e in events)
+        assert all(r.headers["crm-attempt"] == "2" for r in retried)
+        assert all("timeout" in r.headers["crm-last-error"] for r in retried), [r.headers for r in retried]
+    finally:
+        service.stop()
+
+
+async def test_a_later_event_updates_the_changed_contact_fields_and_leaves_tags_alone(
+    crm_settings: Settings, topics: TopicNames, organization: str, sandbox: Sandbox, log_dir: Path
+) -> None:
+    bootstrap = crm_settings.kafka_bootstrap_servers
+    assert bootstrap
+    location = f"loc-{organization}"
+    mapped = crm_settings.model_copy(update={"ghl_custom_fields": "temperature=contact.temperature"})
+    service = ServiceProcess.worker("crm_sync", mapped, log_dir)
+    await service.start()
+    try:
+        first = qualified_event(organization, 7, hot=False)
+        await publish_qualified(bootstrap, topics, [first])
+
+        async def notes(n: int) -> dict[str, Any] | None:
+            contacts = await sandbox.contacts(location)
+            return contacts[0] if len(contacts) == 1 and len(contacts[0]["notes"]) == n else None
+
+        contact = await eventually(lambda: notes(1), what="the first note")
+        async with httpx.AsyncClient(base_url=sandbox.url) as ghl:  # a salesperson tags the contact
+            headers = {"Authorization": f"Bearer token-{organization}", "Version": "2021-07-28"}
+            tagged = await ghl.post(
+                f"/contacts/{contact['id']}/tags", json={"tags": ["vip"]}, headers=headers
+            )
+            assert tagged.status_code == 201
+        later = qualified_event(organization, 7, hot=True)
+        lead = later.payload.lead.model_copy(
+            update={"email": "seven@new.example.com", "phone": "+19095550777"}
+        )
+        later = later.model_copy(update={"payload": later.payload.model_copy(update={"lead": lead})})
+        await publish_qualified(bootstrap, topics, [later])
+        updated = await eventually(lambda: notes(2), what="the second note")
+    finally:
+        service.stop()
+    assert updated["id"] == contact["id"]
+    assert updated["email"] == "seven@new.example.com" and updated["phone"] == "+19095550777"
+    assert updated["customFields"] == [{"key": "contact.temperature", "field_value": "hot"}]
+    assert {"vip", "temperature:cold", "temperature:hot", "jorge"} <= set(updated["tags"])
+    assert (await sandbox.stats())["contacts_put"] == 1

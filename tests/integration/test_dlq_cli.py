@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,11 +15,11 @@ import pytest
 from pydantic import SecretStr
 
 from jorge_runtime.settings import Settings
-from schemas.topics import DEAD_LETTER, TopicNames
+from schemas.topics import CRM_LANE_STANDARD, CRM_RETRY_TOPICS, DEAD_LETTER, LEAD_QUALIFIED, TopicNames
 from services.crm_sync.repository import CrmRepository
 from tests.integration.test_crm_sync_worker import eventually
-from tests.support.ghl import Sandbox, publish_qualified, qualified_event
-from tests.support.services import REPO, ServiceProcess, read_topic, settings_env
+from tests.support.ghl import Sandbox, publish_qualified, qualified_event, topic_records
+from tests.support.services import REPO, KafkaRecord, ServiceProcess, produce, read_topic, settings_env
 
 
 @pytest.fixture
@@ -28,9 +29,9 @@ async def sandbox(log_dir: Path) -> AsyncIterator[Sandbox]:
     sandbox.stop()
 
 
-def jorge(settings: Settings, home: Path, *args: str) -> str:
+def run_jorge(settings: Settings, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = settings_env(settings) | {"JORGE_HOME": str(home)}
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "jorge_cli", *args],
         cwd=REPO,
         env=env,
@@ -38,6 +39,10 @@ def jorge(settings: Settings, home: Path, *args: str) -> str:
         text=True,
         timeout=60,
     )
+
+
+def jorge(settings: Settings, home: Path, *args: str) -> str:
+    done = run_jorge(settings, home, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -114,5 +119,132 @@ async def test_unauthorized_writes_are_listed_and_replayed_once_the_token_is_fix
         assert "no dead letters" in await asyncio.to_thread(
             jorge, crm, tmp_path, "dlq", "list", "--organization", organization
         )
+    finally:
+        worker.stop()
+
+
+#: Lead number -> the status the sandbox answers every call naming the lead's email with.
+REJECTIONS = {0: 400, 1: 403, 2: 404, 3: 422}
+
+
+async def test_rejected_and_invalid_messages_are_dead_letters_and_only_fixed_ones_replay_once(
+    settings: Settings,
+    topics: TopicNames,
+    pool: asyncpg.Pool,
+    organization: str,
+    sandbox: Sandbox,
+    tmp_path: Path,
+) -> None:
+    bootstrap = settings.kafka_bootstrap_servers
+    assert bootstrap
+    location = f"loc-{organization}"
+    crm = settings.model_copy(
+        update={
+            "ghl_base_url": sandbox.url,
+            "ghl_token": SecretStr(f"token-{organization}"),
+            "ghl_location_id": location,
+            "crm_retry_delays_seconds": "0.2,0.5,1,1,1",
+        }
+    )
+    # 400, 403, 404, and a 422 that does NOT create (unlike the 422-that-created fault).
+    await sandbox.faults(reject={f"lead{n}@example.com": status for n, status in REJECTIONS.items()})
+    worker = ServiceProcess.worker("crm_sync", crm, tmp_path)
+    await worker.start()
+    try:
+        events = [qualified_event(organization, n, hot=n == 0) for n in range(5)]  # lead 4 goes through
+        await publish_qualified(bootstrap, topics, events)
+        # Malformed: undecodable on an intake topic; a valid envelope with a broken payload on a lane.
+        org_header = {"organization-id": organization, "event-type": "lead.qualified"}
+        await produce(bootstrap, topics(LEAD_QUALIFIED), b"{not json", key="x", headers=org_header)
+        broken_id = uuid.uuid4()
+        broken = {
+            "event_id": str(broken_id),
+            "event_type": "lead.qualified",
+            "schema_version": 1,
+            "organization_id": organization,
+            "correlation_id": "req-broken",
+            "payload": {"lead": {}},
+        }
+        await produce(bootstrap, topics(CRM_LANE_STANDARD), json.dumps(broken).encode(), headers=org_header)
+
+        async def dead_letters() -> list[asyncpg.Record] | None:
+            rows = await pool.fetch(
+                "SELECT * FROM crm_dead_letters WHERE organization_id = $1 ORDER BY id", organization
+            )
+            return rows if len(rows) >= 6 else None
+
+        rows = await eventually(dead_letters, what="4 rejected and 2 invalid dead letters")
+        by_event = {r["event_id"]: r for r in rows}
+        for n, status in REJECTIONS.items():
+            row = by_event[events[n].event_id]
+            assert row["reason"] == "ghl_rejected" and row["attempts"] == 1
+            assert f"upsert_contact: {status}" in row["detail"], row["detail"]
+        invalid = [r for r in rows if r["reason"] == "invalid_message"]
+        assert len(invalid) == 2
+        assert broken_id in {r["event_id"] for r in invalid}
+        assert {bytes(r["body"]) for r in invalid} == {b"{not json", json.dumps(broken).encode()}
+
+        def rejected(got: list[KafkaRecord]) -> dict[str, str]:
+            found = [r.headers for r in got if r.headers["dlq-reason"].startswith("ghl_rejected")]
+            return {h["event-id"]: h["dlq-reason"] for h in found}
+
+        def invalid_bodies(got: list[KafkaRecord]) -> set[bytes]:
+            return {r.value for r in got if r.headers["dlq-reason"].startswith("invalid message")}
+
+        bodies = {b"{not json", json.dumps(broken).encode()}
+        dead = await read_topic(
+            bootstrap,
+            topics(DEAD_LETTER),
+            until=lambda got: len(rejected(got)) == 4 and invalid_bodies(got) >= bodies,
+        )
+        assert set(rejected(dead)) == {str(events[n].event_id) for n in REJECTIONS}
+        assert invalid_bodies(dead) >= bodies  # the webhook engine also dead-letters the garbage
+        # Permanent: none went through the delay topics, each rejected call was made once.
+        assert await topic_records(bootstrap, topics(CRM_RETRY_TOPICS[0])) == []
+        assert (await sandbox.stats())["injected_rejected"] == 4
+        assert [c["email"] for c in await sandbox.contacts(location)] == ["lead4@example.com"]
+
+        listed = json.loads(
+            await asyncio.to_thread(
+                jorge, crm, tmp_path, "dlq", "list", "--json", "--organization", organization
+            )
+        )
+        assert sorted(row["reason"] for row in listed) == ["ghl_rejected"] * 4 + ["invalid_message"] * 2
+
+        await sandbox.faults()  # the data or configuration is fixed
+        first = str(by_event[events[0].event_id]["id"])
+        assert "replayed 1" in await asyncio.to_thread(jorge, crm, tmp_path, "dlq", "replay", first)
+        out = await asyncio.to_thread(
+            jorge, crm, tmp_path, "dlq", "replay", "--reason", "ghl_rejected", "--organization", organization
+        )
+        assert "replayed 3" in out
+        refused = await asyncio.to_thread(
+            run_jorge,
+            crm,
+            tmp_path,
+            "dlq",
+            "replay",
+            "--reason",
+            "invalid_message",
+            "--organization",
+            organization,
+        )
+        assert refused.returncode == 1 and refused.stderr.count("not replayed") == 2, refused
+
+        async def all_noted() -> bool:
+            contacts = await sandbox.contacts(location)
+            return len(contacts) == 5 and all(c["notes"] for c in contacts)
+
+        await eventually(all_noted, what="5 contacts with their notes")
+        await asyncio.sleep(1.0)  # room for a duplicate to show up
+        contacts = await sandbox.contacts(location)
+        assert sorted(c["email"] for c in contacts) == [f"lead{n}@example.com" for n in range(5)]
+        assert all(len(c["notes"]) == 1 for c in contacts)
+        still_open = json.loads(
+            await asyncio.to_thread(
+                jorge, crm, tmp_path, "dlq", "list", "--json", "--organization", organization
+            )
+        )
+        assert sorted(row["reason"] for row in still_open) == ["invalid_message"] * 2
     finally:
         worker.stop()

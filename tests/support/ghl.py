@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from jorge_cli.stack import free_port
 from schemas.envelope import EventEnvelope, utc_now
 from schemas.leads import LeadQualified, LeadQualifiedPayload, LeadToQualify
 from schemas.qualification import FinancialReadiness, FinancingStatus, Intent, Qualification, Temperature
 from schemas.topics import LEAD_QUALIFIED, TopicNames
-from tests.support.services import REPO
+from tests.support.services import REPO, KafkaRecord
 
 
 @dataclass
@@ -134,3 +134,28 @@ async def publish(bootstrap: str, topic: str, events: list[EventEnvelope], key_o
 
 async def publish_qualified(bootstrap: str, topics: TopicNames, events: list[LeadQualified]) -> None:
     await publish(bootstrap, topics(LEAD_QUALIFIED), list(events), lambda e: e.payload.lead.lead_id)
+
+
+async def topic_records(bootstrap: str, topic: str) -> list[KafkaRecord]:
+    """Everything a topic holds right now, read without a consumer group (no join to wait for)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    records: list[KafkaRecord] = []
+    try:
+        await consumer.topics()  # loads the metadata partitions_for_topic reads
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        deadline = time.monotonic() + 10
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for messages in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(
+                    KafkaRecord(m.topic, m.key.decode() if m.key else None, m.value or b"",
+                                {k: v.decode() for k, v in m.headers})
+                    for m in messages
+                )  # fmt: skip
+    finally:
+        await consumer.stop()
+    return records
