@@ -6,13 +6,16 @@ tracer provider is installed, no middleware or instrumentation is added, and not
 request or message: the cost of tracing off is nil, not merely small.
 
 When on, in each process:
-- every ``KafkaBroker`` gets FastStream's ``KafkaTelemetryMiddleware`` (``create_broker`` calls
+- every ``KafkaBroker`` gets ``LeanKafkaTelemetryMiddleware`` (jorge_runtime/kafka_telemetry.py,
+  FastStream's consumer side with a cheaper publish side; ``create_broker`` calls
   ``kafka_middlewares``): a publish injects the W3C ``traceparent`` header and a consumer
   continues that trace, so the gateway's request and the worker's handling share a trace id;
 - PostgreSQL statements (jorge_runtime/db_telemetry.py) and httpx requests (GHL, webhooks,
   Anthropic) get client spans, installed once per process, so no adapter knows about tracing;
 - the gateway's FastAPI app gets server spans named by route template (``instrument_app``,
-  a small ASGI middleware: the contrib ASGI instrumentation costs far more per request).
+  a small ASGI middleware: the contrib ASGI instrumentation costs far more per request);
+- work outside a FastStream consumer (crm_sync's delay queue, webhook attempts claimed from
+  PostgreSQL) joins its event's trace through ``trace_context`` / ``continued_span``.
 
 The standard ``OTEL_*`` variables the SDK reads itself (``OTEL_TRACES_SAMPLER``,
 ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_BSP_SCHEDULE_DELAY`` ...) work as documented by
@@ -22,6 +25,8 @@ OpenTelemetry, from the process environment.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from jorge_runtime.settings import Settings
@@ -31,7 +36,7 @@ if TYPE_CHECKING:
     from fastapi.telemetry import TelemetryConfig
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
-    from opentelemetry.trace import Tracer
+    from opentelemetry.trace import Span, SpanKind, Tracer
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +68,11 @@ def setup_tracing(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
+    from jorge_runtime.span_export import FixedHashResource
+
     name = settings.otel_service_name or f"jorge-{service}"
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": name, "deployment.environment": settings.environment})
-    )
+    resource = Resource.create({"service.name": name, "deployment.environment": settings.environment})
+    provider = TracerProvider(resource=FixedHashResource.of(resource))
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     else:
@@ -100,6 +106,44 @@ def shutdown_tracing() -> None:
         _provider.force_flush(timeout_millis=5000)
 
 
+def trace_context() -> dict[str, str]:
+    """The current span's W3C trace context (``traceparent`` ...), to store with work that runs
+    later outside it (a webhook delivery); ``{}`` when tracing is off or no span is current."""
+    if _provider is None:
+        return {}
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+@contextmanager
+def continued_span(
+    name: str,
+    carrier: Mapping[str, str] | None,
+    *,
+    kind: SpanKind | None = None,
+    attributes: Mapping[str, str | int | bool] | None = None,
+) -> Iterator[Span | None]:
+    """A current span whose parent is the trace context in ``carrier`` (Kafka headers, a stored
+    ``trace_context()``), or a new trace's root if it holds none. Yields None, and costs one
+    check, when tracing is off. Work done outside a FastStream consumer (a raw aiokafka
+    consumer, a task claiming rows) joins the trace it belongs to through this."""
+    if _provider is None:
+        yield None
+        return
+    from opentelemetry import propagate, trace
+
+    with _provider.get_tracer("jorge").start_as_current_span(
+        name,
+        context=propagate.extract(dict(carrier or {})),
+        kind=kind if kind is not None else trace.SpanKind.INTERNAL,
+        attributes=dict(attributes or {}),
+    ) as span:
+        yield span
+
+
 def kafka_middlewares(settings: Settings, service: str) -> list[Any]:
     """Broker middlewares of one process: trace propagation (when tracing) and Kafka metrics.
 
@@ -109,9 +153,9 @@ def kafka_middlewares(settings: Settings, service: str) -> list[Any]:
     middlewares: list[Any] = []
     provider = setup_tracing(settings, service)
     if provider is not None:
-        from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+        from jorge_runtime.kafka_telemetry import LeanKafkaTelemetryMiddleware
 
-        middlewares.append(KafkaTelemetryMiddleware(tracer_provider=provider))
+        middlewares.append(LeanKafkaTelemetryMiddleware(tracer_provider=provider))
     if settings.metrics_enabled:
         from faststream.kafka.prometheus import KafkaPrometheusMiddleware
         from prometheus_client import REGISTRY
@@ -148,17 +192,37 @@ class ServerSpanMiddleware:
     """
 
     def __init__(self, app: Any, tracer: Tracer) -> None:
+        from opentelemetry import context, propagate, trace
+
         self.app = app
         self.tracer = tracer
+        self._context, self._propagate, self._trace = context, propagate, trace
+        # Header names the configured propagators read (traceparent, tracestate, baggage ...).
+        self._fields = frozenset(name.encode("latin-1") for name in propagate.get_global_textmap().fields)
+        self._root = context.Context()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        from opentelemetry import propagate, trace
-
-        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        trace = self._trace
+        # Only the propagation headers, and extraction only when the caller sent one: decoding
+        # every header of every request cost more than an unsampled span.
+        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in self._fields}
+        parent = self._propagate.extract(carrier) if carrier else self._root
         method = scope["method"]
+        span = self.tracer.start_span(method, context=parent, kind=trace.SpanKind.SERVER)
+        token = self._context.attach(trace.set_span_in_context(span, parent))
+        try:
+            if span.is_recording():
+                await self._recorded(span, method, scope, receive, send)
+            else:  # not sampled: the span only carries the decision to the database and Kafka
+                await self.app(scope, receive, send)
+        finally:
+            self._context.detach(token)
+
+    async def _recorded(self, span: Span, method: str, scope: Any, receive: Any, send: Any) -> None:
+        trace = self._trace
         status = 500
 
         async def send_and_note_status(message: Any) -> None:
@@ -167,17 +231,18 @@ class ServerSpanMiddleware:
                 status = message["status"]
             await send(message)
 
-        with self.tracer.start_as_current_span(
-            method, context=propagate.extract(carrier), kind=trace.SpanKind.SERVER
-        ) as span:
-            try:
-                await self.app(scope, receive, send_and_note_status)
-            finally:
-                route = getattr(scope.get("route"), "path", None)
-                if isinstance(route, str):
-                    span.update_name(f"{method} {route}")
-                    span.set_attribute("http.route", route)
-                span.set_attribute("http.request.method", method)
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(trace.StatusCode.ERROR)
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        except BaseException as exc:
+            span.record_exception(exc)
+            raise
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            if isinstance(route, str):
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+            span.set_attribute("http.request.method", method)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(trace.StatusCode.ERROR)
+            span.end()
