@@ -29,6 +29,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from jorge_runtime.settings import Settings
 
 if TYPE_CHECKING:
@@ -97,7 +99,35 @@ def _instrument_clients(provider: TracerProvider) -> None:
     # the contrib asyncpg instrumentation. httpx: patched at class level, so clients created
     # before or after (GHL, webhooks, Anthropic) are all covered.
     QUERY_TRACER["tracer"] = provider.get_tracer("jorge.db")
-    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    HTTPXClientInstrumentor().instrument(
+        tracer_provider=provider, request_hook=redact_url, async_request_hook=redact_url_async
+    )
+
+
+def url_origin(url: object) -> str:
+    """``scheme://host[:port]`` of a transport-level URL (an httpx.URL or a raw tuple)."""
+    if isinstance(url, tuple):
+        scheme, host, port, _ = (p.decode() if isinstance(p, bytes) else p for p in url)
+    else:
+        parsed = url if isinstance(url, httpx.URL) else httpx.URL(str(url))
+        scheme, host, port = parsed.scheme, parsed.host, parsed.port
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
+
+
+def redact_url(span: Span, request: Any) -> None:
+    """Keep only the origin of a client span's URL: webhook paths and queries can carry a
+    subscriber's token and GHL paths carry contact ids, and traces leave the process."""
+    if not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for key in ("http.url", "url.full"):
+        if key in attributes:
+            span.set_attribute(key, url_origin(request[1]))
+
+
+async def redact_url_async(span: Span, request: Any) -> None:
+    """redact_url for async clients."""
+    redact_url(span, request)
 
 
 def shutdown_tracing() -> None:

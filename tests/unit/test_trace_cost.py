@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from faststream._internal.context.repository import ContextRepo
 from faststream.kafka.response import KafkaPublishCommand
@@ -18,7 +19,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased,
 
 from jorge_runtime.kafka_telemetry import LeanKafkaTelemetryMiddleware
 from jorge_runtime.span_export import FixedHashResource
-from jorge_runtime.telemetry import ServerSpanMiddleware
+from jorge_runtime.telemetry import ServerSpanMiddleware, redact_url
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 UNSAMPLED_PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
@@ -132,3 +133,24 @@ def test_the_resource_is_hashed_once_and_still_equal_to_the_plain_one() -> None:
     fixed = FixedHashResource.of(plain)
     assert fixed == plain and hash(fixed) == hash(plain)
     assert fixed.attributes == plain.attributes and fixed.schema_url == plain.schema_url
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        (httpx.URL("https://hooks.example.com/in/t0k3n?sig=abc"), "https://hooks.example.com"),
+        (httpx.URL("http://127.0.0.1:8099/contacts/c-123/notes"), "http://127.0.0.1:8099"),
+        (
+            (b"https", b"services.leadconnectorhq.com", None, b"/contacts/upsert"),
+            "https://services.leadconnectorhq.com",
+        ),
+    ],
+)
+def test_client_spans_keep_only_the_origin_of_a_url(url: object, origin: str) -> None:
+    provider = TracerProvider()
+    span = provider.get_tracer("t").start_span(
+        "POST", attributes={"url.full": str(url), "http.url": str(url)}
+    )
+    redact_url(span, ("POST", url, [], None, {}))
+    recorded = span.attributes or {}  # type: ignore[attr-defined]
+    assert recorded["url.full"] == origin and recorded["http.url"] == origin
