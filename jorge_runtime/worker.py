@@ -12,10 +12,11 @@ from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse
 from faststream.kafka import KafkaBroker
 
-from jorge_runtime.broker import KafkaPublisher, create_broker
+from jorge_runtime.broker import KafkaPublisher
 from jorge_runtime.db import create_pool
 from jorge_runtime.deadletter import dead_letter_middleware
 from jorge_runtime.health import check_dependencies
+from jorge_runtime.heap import freeze_startup_heap
 from jorge_runtime.process_metrics import Sampler, metrics_asgi_app, track_pool, untrack_pool
 from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
@@ -125,13 +126,7 @@ def worker_app(service: str, broker: KafkaBroker, resources: WorkerResources) ->
         asgi_routes=[("/health", live), ("/health/detailed", ready), ("/metrics", metrics_asgi_app())],
         logger=logging.getLogger(f"jorge.{service}"),
         on_startup=[resources.open, start_metrics],
+        after_startup=[freeze_startup_heap],
         on_shutdown=[stop_metrics],
         after_shutdown=[resources.close],
     )
-
-
-def bare_worker_app(service: str, settings: Settings) -> AsgiFastStream:
-    """A running, healthy worker with broker, pool and error policy but no subscribers yet."""
-    broker = create_broker(settings, client_id=f"jorge-{service}")
-    install_dead_letter_policy(broker, settings, service)
-    return worker_app(service, broker, WorkerResources(settings))
