@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,13 +26,26 @@ from schemas.topics import TopicNames
 from tests.support.services import create_database, drop_database, with_database
 
 SERVICE_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
+# Embedded PostgreSQL data lives outside pytest's temporary tree: every new pytest session resets
+# /tmp/pytest-of-USER to 0700, which locks the database's own system user (used under root) out
+# of a session still running.
+STACK_DIR_PREFIX = "jorge-test-stack-"
+
+
+@pytest.fixture
+def stack_dir() -> Iterator[Path]:
+    """A directory for a test's own embedded services (see STACK_DIR_PREFIX)."""
+    path = Path(tempfile.mkdtemp(prefix=STACK_DIR_PREFIX))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUrls]:
+def stack() -> Iterator[StackUrls]:
     """The three services: given by URL, or started from the embedded wheels."""
     given = {name: os.environ.get(name) or None for name in SERVICE_VARIABLES}
-    embedded = EmbeddedStack(tmp_path_factory.mktemp("stack"))
+    data_dir = Path(tempfile.mkdtemp(prefix=STACK_DIR_PREFIX))
+    embedded = EmbeddedStack(data_dir)
     started = embedded.start(
         kafka=given["KAFKA_BOOTSTRAP_SERVERS"] is None,
         postgres=given["DATABASE_URL"] is None,
@@ -51,6 +66,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUrls]:
     finally:
         asyncio.run(drop_database(admin_url, database))
         embedded.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -100,8 +100,8 @@ async def qualify(base_url: str, key: str, lead_id: str) -> dict[str, Any]:
     raise AssertionError("the lead was not qualified")
 
 
-async def test_up_runs_everything_embedded_and_keeps_demo_data(tmp_path: Path) -> None:
-    env = plain_env(tmp_path / "home")
+async def test_up_runs_everything_embedded_and_keeps_demo_data(stack_dir: Path) -> None:
+    env = plain_env(stack_dir / "home")
     process, lines = await start_up(env)
     try:
         output = "".join(lines)

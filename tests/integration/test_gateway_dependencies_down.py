@@ -45,9 +45,9 @@ async def test_kafka_down_means_503_and_nothing_half_written(
 
 
 @pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[EmbeddedStack]:
+def own_postgres(stack_dir: Path) -> Iterator[EmbeddedStack]:
     """A PostgreSQL of this test's own, so stopping it disturbs no other test."""
-    stack = EmbeddedStack(tmp_path / "postgres")
+    stack = EmbeddedStack(stack_dir)
     yield stack
     stack.stop()
 
