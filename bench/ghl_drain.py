@@ -43,7 +43,8 @@ from jorge_runtime.kafka_admin import ensure_topics
 from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
-from services.crm_sync.repository import CrmRepository
+from services.crm_sync.credential_cipher import CredentialCipher, generate_key
+from services.crm_sync.credential_store import CredentialStore
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event
 from tests.support.services import ServiceProcess, create_database, drop_database, with_database
 
@@ -118,7 +119,7 @@ async def drain_phase(
     """A backlog drained by every worker under GHL's real burst limit."""
     assert settings.kafka_bootstrap_servers
     location = f"drain-{uuid.uuid4().hex[:6]}"
-    await CrmRepository(pool).save_credentials(
+    await CredentialStore(pool, CredentialCipher.from_setting(settings.crm_credentials_key)).save(
         org, location, SecretStr(f"token-{location}"), "pipeline-bench"
     )
     await sandbox.limits(burst=GHL_BURST, interval_ms=GHL_INTERVAL_MS, daily=200_000)
@@ -198,6 +199,7 @@ async def run(
             ghl_token=SecretStr(f"token-fast-{run_id}"),
             ghl_location_id=f"fast-{run_id}",
             ghl_pipeline_id="pipeline-bench",
+            crm_credentials_key=SecretStr(generate_key()),
             log_level="WARNING",
         )
         assert settings.kafka_bootstrap_servers

@@ -16,6 +16,8 @@ from schemas.leads import LeadQualified
 from schemas.sellers import ConsultationRequested, SellerAnalyzed
 from schemas.topics import CRM_LANE_HOT, CRM_LANE_STANDARD, TopicNames
 from services.crm_sync.budget import BudgetDefaults, GhlBudget, Priority
+from services.crm_sync.credential_cipher import CredentialCipher, CredentialsUnreadable
+from services.crm_sync.credential_store import CredentialStore
 from services.crm_sync.ghl_client import (
     GhlClient,
     GhlCredentials,
@@ -90,6 +92,10 @@ class SyncHandler:
         self._repository: CrmRepository | None = None
         self._failures: FailureRouter | None = None
         self._unconfigured: set[str] = set()
+        self._plaintext_warned: set[str] = set()
+        # Built here so a malformed CRM_CREDENTIALS_KEY stops the worker at start (ConfigError).
+        self._cipher = CredentialCipher.from_setting(settings.crm_credentials_key)
+        self._credential_store: CredentialStore | None = None
 
     async def open(self) -> None:
         """Build the budget, client and repository once the pool and Redis are open."""
@@ -103,6 +109,7 @@ class SyncHandler:
         self._client = GhlClient(s.ghl_base_url, budget, timeout_seconds=s.ghl_timeout_seconds)
         await self._client.open()
         self._repository = CrmRepository(self._resources.pool)
+        self._credential_store = CredentialStore(self._resources.pool, self._cipher)
         self._writer = CrmWriter(self._client, self._repository, WrittenFields(self._resources.redis))
         self._failures = FailureRouter(
             pool=self._resources.pool,
@@ -139,7 +146,21 @@ class SyncHandler:
         if await ledger.outstanding(event.event_id) is not None:
             MESSAGES_PROCESSED.labels(SERVICE, event.event_type, "duplicate").inc()
             return
-        credentials = await self._credentials(event.organization_id)
+        try:
+            credentials = await self._credentials(event.organization_id)
+        except CredentialsUnreadable as error:
+            # A configuration problem of this organisation: keep the event for a replay once fixed.
+            log.error(
+                "the organisation's stored GHL credentials cannot be read: %s; fix CRM_CREDENTIALS_KEY "
+                "or `jorge crm credentials set` them, then `jorge dlq replay --reason "
+                "crm_credentials_unreadable`",
+                error,
+                extra={"organization_id": event.organization_id},
+            )
+            await self.failures.dead_letter(
+                body, headers, key, lane, attempt, "crm_credentials_unreadable", str(error), event=event
+            )
+            return
         if credentials is None:
             # Not the event's fault, and nothing to replay it into: say so once per organisation.
             if event.organization_id not in self._unconfigured:
@@ -198,8 +219,17 @@ class SyncHandler:
 
     async def _credentials(self, organization_id: str) -> GhlCredentials | None:
         s = self._settings
-        own = await self.repository.credentials(organization_id)
+        if self._credential_store is None:
+            raise RuntimeError("crm_sync handler is not open")
+        own = await self._credential_store.get(organization_id)
         if own is not None:
+            if not own.encrypted and organization_id not in self._plaintext_warned:
+                self._plaintext_warned.add(organization_id)
+                log.warning(
+                    "the organisation's GHL token is stored in plain text (from before encryption); "
+                    "`jorge crm credentials rotate` encrypts it",
+                    extra={"organization_id": organization_id},
+                )
             return GhlCredentials(
                 own.location_id,
                 own.token,

@@ -1,5 +1,6 @@
-"""PostgreSQL adapter of crm_sync: credentials, contact mapping, step progress, dead letters,
-and the people's contact details and results other services stored."""
+"""PostgreSQL adapter of crm_sync: contact mapping, step progress, dead letters,
+and the people's contact details and results other services stored (credentials: see
+credential_store.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from pydantic import SecretStr
 
 from jorge_runtime.db import DbConnection, Executor
-from services.crm_sync.ghl_client import GhlCredentials
 from services.crm_sync.mapping import ContactDetails
 
 
@@ -46,40 +45,6 @@ class CrmRepository:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-
-    # --- credentials ------------------------------------------------------------------------
-    async def credentials(self, organization_id: str) -> GhlCredentials | None:
-        row = await self._pool.fetchrow(
-            """SELECT location_id, token, pipeline_id, stage_id FROM crm_credentials
-                WHERE organization_id = $1""",
-            organization_id,
-        )
-        if row is None:
-            return None
-        return GhlCredentials(
-            row["location_id"], SecretStr(row["token"]), row["pipeline_id"], row["stage_id"]
-        )
-
-    async def save_credentials(
-        self,
-        organization_id: str,
-        location_id: str,
-        token: SecretStr,
-        pipeline_id: str | None = None,
-        stage_id: str | None = None,
-    ) -> None:
-        await self._pool.execute(
-            """INSERT INTO crm_credentials (organization_id, location_id, token, pipeline_id, stage_id)
-               VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT (organization_id) DO UPDATE
-                  SET location_id = EXCLUDED.location_id, token = EXCLUDED.token,
-                      pipeline_id = EXCLUDED.pipeline_id, stage_id = EXCLUDED.stage_id, updated_at = now()""",
-            organization_id,
-            location_id,
-            token.get_secret_value(),
-            pipeline_id,
-            stage_id,
-        )
 
     # --- one person at a time ---------------------------------------------------------------
     @asynccontextmanager

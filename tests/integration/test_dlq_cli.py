@@ -16,7 +16,8 @@ from pydantic import SecretStr
 
 from jorge_runtime.settings import Settings
 from schemas.topics import CRM_LANE_STANDARD, CRM_RETRY_TOPICS, DEAD_LETTER, LEAD_QUALIFIED, TopicNames
-from services.crm_sync.repository import CrmRepository
+from services.crm_sync.credential_cipher import CredentialCipher, generate_key
+from services.crm_sync.credential_store import CredentialStore
 from tests.integration.test_crm_sync_worker import eventually
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event, topic_records
 from tests.support.services import REPO, KafkaRecord, ServiceProcess, produce, read_topic, settings_env
@@ -56,11 +57,16 @@ async def test_unauthorized_writes_are_listed_and_replayed_once_the_token_is_fix
     tmp_path: Path,
 ) -> None:
     assert settings.kafka_bootstrap_servers
+    key = SecretStr(generate_key())
     crm = settings.model_copy(
-        update={"ghl_base_url": sandbox.url, "crm_retry_delays_seconds": "0.2,0.5,1,1,1"}
+        update={
+            "ghl_base_url": sandbox.url,
+            "crm_retry_delays_seconds": "0.2,0.5,1,1,1",
+            "crm_credentials_key": key,
+        }
     )
-    repository = CrmRepository(pool)
-    await repository.save_credentials(organization, f"loc-{organization}", SecretStr("old-token"))
+    store = CredentialStore(pool, CredentialCipher(key))
+    await store.save(organization, f"loc-{organization}", SecretStr("old-token"))
     await sandbox.revoke("old-token")
     worker = ServiceProcess.worker("crm_sync", crm, tmp_path)
     await worker.start()
@@ -92,7 +98,7 @@ async def test_unauthorized_writes_are_listed_and_replayed_once_the_token_is_fix
         assert all(r.headers["dlq-consumer"] == "crm_sync" for r in dead)
         assert all(r.headers["dlq-reason"].startswith("ghl_unauthorized") for r in dead)
 
-        await repository.save_credentials(organization, f"loc-{organization}", SecretStr("new-token"))
+        await store.save(organization, f"loc-{organization}", SecretStr("new-token"))
         first = str(listed[0]["id"])
         out = await asyncio.to_thread(jorge, crm, tmp_path, "dlq", "replay", first)
         assert "replayed 1" in out
