@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.fernet import Fernet
 
 from jorge_cli.demo_catalog import load_demo_catalog
 from jorge_cli.stack import EmbeddedStack, free_port
@@ -102,10 +103,10 @@ async def _prepare(settings: Settings, home: Path) -> str:
         await pool.close()
 
 
-def _local_secret(path: Path) -> str:
+def _local_secret(path: Path, new: Callable[[], str] = lambda: secrets.token_urlsafe(48)) -> str:
     """A random secret kept in the data directory, so tokens survive a restart of `jorge up`."""
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
+        path.write_text(new())
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -260,6 +261,11 @@ def run_up(home: Path) -> int:
             environment["WEBHOOK_ALLOWED_SUBNETS"] = "127.0.0.0/8,::1/128"
         if settings.jwt_secret is None:
             environment["JWT_SECRET"] = _local_secret(home / "jwt_secret")
+        if settings.crm_credentials_key is None:
+            # Kept, like the JWT secret: a new key would make the stored GHL tokens unreadable.
+            environment["CRM_CREDENTIALS_KEY"] = _local_secret(
+                home / "crm_credentials_key", lambda: Fernet.generate_key().decode()
+            )
         sandbox_port = _ghl_sandbox(environment, settings)
         settings = load_settings(**{k.lower(): v for k, v in environment.items()})
         api_key = asyncio.run(_prepare(settings, home))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from faststream.kafka import KafkaBroker
@@ -19,6 +21,18 @@ class Startable(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumersState:
+    """Where a BackgroundConsumers stands, for readiness (jorge_runtime/health.py)."""
+
+    started: bool  # every subscriber and companion started, at least once
+    stopped: bool  # stop() was called
+    seconds_since_start: float  # since start() was called (0 if it never was)
+    loops: int  # consume loops expected: one per subscriber and companion
+    loops_alive: int  # of those, still running
+    last_error: str | None  # why the last start attempt failed, if one did
 
 
 class BackgroundConsumers:
@@ -45,10 +59,34 @@ class BackgroundConsumers:
         self._companions = tuple(companions)
         self._stop_timeout = stop_timeout_seconds
         self._starting: asyncio.Task[None] | None = None
+        self._requested_at: float | None = None
+        self._started = False
+        self._stopped = False
+        self._last_error: str | None = None
 
     def start(self) -> None:
         """Begin starting in the background; returns at once."""
+        self._requested_at = time.monotonic()
         self._starting = asyncio.create_task(self._start(), name=self._name)
+
+    def state(self) -> ConsumersState:
+        """Started, stopped, and how many consume loops still run (a crashed loop is not)."""
+        subscribers = list(self.broker.subscribers)
+        alive = sum(
+            1
+            for s in subscribers
+            if getattr(s, "running", False) and not any(t.done() for t in getattr(s, "tasks", ()))
+        )
+        alive += sum(1 for c in self._companions if getattr(c, "running", True))
+        since = 0.0 if self._requested_at is None else time.monotonic() - self._requested_at
+        return ConsumersState(
+            started=self._started,
+            stopped=self._stopped,
+            seconds_since_start=since,
+            loops=len(subscribers) + len(self._companions),
+            loops_alive=alive if self._started else 0,
+            last_error=self._last_error,
+        )
 
     async def _start(self) -> None:
         delay = 0.5
@@ -62,10 +100,12 @@ class BackgroundConsumers:
                 for publisher in self.broker.publishers:
                     await publisher.start()
                 self.broker.running = True
+                self._started = True
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as error:
+                self._last_error = type(error).__name__
                 log.exception("%s could not start; retrying", self._name)
                 await self._stop_all()
                 await asyncio.sleep(delay)
@@ -73,6 +113,7 @@ class BackgroundConsumers:
 
     async def stop(self) -> None:
         """Cancel a start in progress, then stop companions and the broker within the bound."""
+        self._stopped = True
         if self._starting is not None and not self._starting.done():
             self._starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):

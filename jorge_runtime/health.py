@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Literal
 
 import asyncpg
@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
+from jorge_runtime.background_consumers import BackgroundConsumers, ConsumersState
 from jorge_runtime.metrics import EXTERNAL_UP
 
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -27,12 +28,65 @@ class ComponentHealth(BaseModel):
     error: str | None = None
 
 
+class ConsumersHealth(BaseModel):
+    """A worker's side Kafka client (its own broker and consumers): started? connected?
+
+    ``starting`` (not yet started, within the grace period) does not fail readiness.
+    """
+
+    status: Literal["ok", "starting", "down"]
+    latency_ms: float
+    started: bool
+    connected: bool
+    consumers: int
+    consumers_running: int
+    error: str | None = None
+
+
 class HealthReport(BaseModel):
     """Answer of /health/detailed: ok only when every dependency is."""
 
     status: Literal["ok", "degraded"]
     service: str
-    components: dict[str, ComponentHealth]
+    components: dict[str, ConsumersHealth | ComponentHealth]
+
+
+def consumers_verdict(
+    state: ConsumersState, *, connected: bool, grace_seconds: float
+) -> tuple[Literal["ok", "starting", "down"], str | None]:
+    """Readiness of side consumers from their state and a ping of their broker: down once
+    stopped, not started after the grace period, with a consume loop gone, or disconnected."""
+    if state.stopped:
+        return "down", "stopped"
+    if not state.started:
+        if state.seconds_since_start < grace_seconds:
+            return "starting", state.last_error
+        reason = f"not started after {grace_seconds:g}s"
+        return "down", f"{reason}: {state.last_error}" if state.last_error else reason
+    if state.loops_alive < state.loops:
+        return "down", f"{state.loops - state.loops_alive} of {state.loops} consumers stopped"
+    if not connected:
+        return "down", "no cluster metadata"
+    return "ok", None
+
+
+async def check_consumers(consumers: BackgroundConsumers, grace_seconds: float) -> ConsumersHealth:
+    """One side Kafka client's readiness (its broker pinged only once it has started)."""
+    started = time.perf_counter()
+    state = consumers.state()
+    connected = False
+    if state.started and not state.stopped:
+        connected = (await _timed(lambda: _ping_kafka(consumers.broker))).status == "ok"
+    status, error = consumers_verdict(state, connected=connected, grace_seconds=grace_seconds)
+    return ConsumersHealth(
+        status=status,
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        started=state.started,
+        connected=connected,
+        consumers=state.loops,
+        consumers_running=state.loops_alive,
+        error=error,
+    )
 
 
 async def _timed(check: Callable[[], Awaitable[object]]) -> ComponentHealth:
@@ -52,20 +106,35 @@ async def _ping_kafka(broker: KafkaBroker) -> None:
 
 
 async def check_dependencies(
-    service: str, *, broker: KafkaBroker, pool: asyncpg.Pool, redis: aioredis.Redis
+    service: str,
+    *,
+    broker: KafkaBroker,
+    pool: asyncpg.Pool,
+    redis: aioredis.Redis,
+    side_consumers: Mapping[str, BackgroundConsumers] | None = None,
+    consumer_grace_seconds: float = 60.0,
 ) -> HealthReport:
-    """Check Kafka, PostgreSQL and Redis concurrently, each bounded by a short timeout.
+    """Check Kafka, PostgreSQL and Redis concurrently, each bounded by a short timeout, and
+    each side Kafka client (``side_consumers``, by component name) of a worker that has some.
 
     Each result also sets jorge_external_service_up: readiness probes (every 10 s in
     deploy/k8s) keep it current, and its average over time is the dependency's availability.
     """
-    kafka, postgres, redis_health = await asyncio.gather(
-        _timed(lambda: _ping_kafka(broker)),
-        _timed(lambda: pool.fetchval("SELECT 1")),
-        _timed(redis.ping),
+    sides = dict(side_consumers or {})
+    (kafka, postgres, redis_health), side_health = await asyncio.gather(
+        asyncio.gather(
+            _timed(lambda: _ping_kafka(broker)),
+            _timed(lambda: pool.fetchval("SELECT 1")),
+            _timed(redis.ping),
+        ),
+        asyncio.gather(*(check_consumers(consumers, consumer_grace_seconds) for consumers in sides.values())),
     )
-    components = {"kafka": kafka, "postgresql": postgres, "redis": redis_health}
-    for name, component in components.items():
+    dependencies = {"kafka": kafka, "postgresql": postgres, "redis": redis_health}
+    for name, component in dependencies.items():
         EXTERNAL_UP.labels(service, _DEPENDENCY_LABELS[name]).set(1 if component.status == "ok" else 0)
-    healthy = all(c.status == "ok" for c in components.values())
+    components: dict[str, ConsumersHealth | ComponentHealth] = {
+        **dependencies,
+        **dict(zip(sides, side_health, strict=True)),
+    }
+    healthy = all(c.status != "down" for c in components.values())
     return HealthReport(status="ok" if healthy else "degraded", service=service, components=components)

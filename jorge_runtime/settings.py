@@ -213,6 +213,12 @@ class Settings(BaseSettings):
     crm_max_attempts: int = Field(
         default=12, ge=1, le=1000, description="Tries of one CRM write before it is dead-lettered."
     )
+    # crm_sync credentials at rest (issue 5): `jorge up` keeps one in .jorge/crm_credentials_key.
+    crm_credentials_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s) encrypting crm_credentials tokens, comma-separated: the first "
+        "encrypts, all decrypt (rotation). Never logged.",
+    )
 
     # Observability (issue 7): metrics, traces, consumer lag. See docs/MONITORING.md.
     otel_exporter_otlp_endpoint: str | None = Field(
@@ -235,6 +241,36 @@ class Settings(BaseSettings):
     )
     metrics_refresh_seconds: float = Field(
         default=5.0, gt=0, le=300, description="How often each process samples its database pool gauges."
+    )
+
+    # Retention and side-consumer readiness (operations). See docs/OPERATIONS.md. The ledger and
+    # webhook limits also deduplicate redelivered Kafka events: keep them above Kafka's retention.
+    retention_ledger_days: int = Field(
+        default=14, ge=8, le=3650, description="Consumers' inbox and published outbox rows kept this long."
+    )
+    retention_webhook_days: int = Field(
+        default=30,
+        ge=8,
+        le=3650,
+        description="Finished webhook deliveries (and attempts, then their messages) kept this long.",
+    )
+    retention_crm_steps_days: int = Field(
+        default=30, ge=8, le=3650, description="crm_sync_steps kept this long (an open dead letter's stay)."
+    )
+    retention_dead_letters_days: int = Field(
+        default=30, ge=1, le=3650, description="Replayed crm dead letters kept this long after their replay."
+    )
+    retention_batch_size: int = Field(
+        default=5000, ge=100, le=100_000, description="Rows deleted per statement by the purge."
+    )
+    retention_interval_seconds: float = Field(
+        default=3600, ge=0, le=7 * 86_400, description="How often crm_sync runs the purge; 0 = never."
+    )
+    health_consumer_start_grace_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="A worker's side consumers may take this long to start before readiness fails.",
     )
 
     @field_validator("webhook_allowed_subnets")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -12,6 +13,7 @@ from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse
 from faststream.kafka import KafkaBroker
 
+from jorge_runtime.background_consumers import BackgroundConsumers
 from jorge_runtime.broker import KafkaPublisher
 from jorge_runtime.db import create_pool
 from jorge_runtime.deadletter import dead_letter_middleware
@@ -93,12 +95,19 @@ def install_dead_letter_policy(broker: KafkaBroker, settings: Settings, service:
     )
 
 
-def worker_app(service: str, broker: KafkaBroker, resources: WorkerResources) -> AsgiFastStream:
+def worker_app(
+    service: str,
+    broker: KafkaBroker,
+    resources: WorkerResources,
+    *,
+    side_consumers: Mapping[str, BackgroundConsumers] | None = None,
+) -> AsgiFastStream:
     """The worker as an ASGI app: the broker runs in its lifespan.
 
     Serves /health (liveness: the process answers), /health/detailed (readiness: Kafka,
-    PostgreSQL and Redis with latency; 503 when one is down) and /metrics, like the gateway:
-    its pool gauges are sampled every ``metrics_refresh_seconds`` and on each scrape.
+    PostgreSQL and Redis with latency, and each of ``side_consumers``, the worker's other Kafka
+    clients by component name; 503 when one is down) and /metrics, like the gateway: its pool
+    gauges are sampled every ``metrics_refresh_seconds`` and on each scrape.
     """
     sampler = Sampler(resources.settings.metrics_refresh_seconds)
 
@@ -116,7 +125,14 @@ def worker_app(service: str, broker: KafkaBroker, resources: WorkerResources) ->
         await AsgiResponse(body, 200, {"content-type": "application/json"})(scope, receive, send)
 
     async def ready(scope: Any, receive: Any, send: Any) -> None:
-        report = await check_dependencies(service, broker=broker, pool=resources.pool, redis=resources.redis)
+        report = await check_dependencies(
+            service,
+            broker=broker,
+            pool=resources.pool,
+            redis=resources.redis,
+            side_consumers=side_consumers,
+            consumer_grace_seconds=resources.settings.health_consumer_start_grace_seconds,
+        )
         status = 200 if report.status == "ok" else 503
         body = json.dumps(report.model_dump(mode="json")).encode()
         await AsgiResponse(body, status, {"content-type": "application/json"})(scope, receive, send)

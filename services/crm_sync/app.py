@@ -5,6 +5,8 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 
 from jorge_runtime.broker import create_broker
+from jorge_runtime.retention import RetentionPolicy
+from jorge_runtime.retention_task import PeriodicPurge
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources, install_dead_letter_policy, worker_app
 from schemas.topics import TopicNames
@@ -20,17 +22,25 @@ def create_app(settings: Settings) -> AsgiFastStream:
     install_dead_letter_policy(broker, settings, SERVICE)
     resources = WorkerResources(settings)
     ghl = install_ghl_sync(settings, resources)
+    # Webhook delivery (issue 6; services/crm_sync/webhooks/): its own broker and consumer groups,
+    # and a dispatcher task; starts once the pool is open, stops before it closes.
+    webhooks = install_webhook_delivery(broker, resources, settings, TopicNames(settings.kafka_topic_prefix))
 
-    app = worker_app(SERVICE, broker, resources)
+    # Readiness covers the side brokers too: started within the grace period, still consuming.
+    side_consumers = {"kafka_ghl": ghl.consumers, "kafka_webhooks": webhooks.consumers}
+    app = worker_app(SERVICE, broker, resources, side_consumers=side_consumers)
     app.on_startup(ghl.open)
     app.after_startup(ghl.start)
     app.on_shutdown(ghl.stop)
     app.after_shutdown(ghl.close)
 
-    # --- Webhook delivery (issue 6; services/crm_sync/webhooks/): its own broker and consumer
-    # groups, and a dispatcher task; starts once the pool is open, stops before it closes.
-    webhooks = install_webhook_delivery(broker, resources, settings, TopicNames(settings.kafka_topic_prefix))
     app.on_startup(webhooks.start)
     app.on_shutdown(webhooks.stop)
-    # --- end webhook delivery
+
+    # Retention: one purge per RETENTION_INTERVAL_SECONDS across replicas (jorge_runtime/retention_task.py).
+    retention = PeriodicPurge(
+        lambda: resources.pool, RetentionPolicy.from_settings(settings), settings.retention_interval_seconds
+    )
+    app.after_startup(retention.start)
+    app.on_shutdown(retention.stop)
     return app

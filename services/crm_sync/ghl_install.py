@@ -44,17 +44,17 @@ class GhlSync:
         self.broker = broker
         self.handler = handler
         self.delay_queue = delay_queue
-        self._consumers = BackgroundConsumers(broker, name="crm_sync-ghl-consumers", companions=[delay_queue])
+        self.consumers = BackgroundConsumers(broker, name="crm_sync-ghl-consumers", companions=[delay_queue])
 
     async def open(self) -> None:
         await self.handler.open()
 
     async def start(self) -> None:
         """Start the intake, lane and delay-queue consumers in the background, in parallel."""
-        self._consumers.start()
+        self.consumers.start()
 
     async def stop(self) -> None:
-        await self._consumers.stop()
+        await self.consumers.stop()
 
     async def close(self) -> None:
         await self.handler.close()

@@ -67,6 +67,11 @@ class DelayQueue:
         self._consumer = consumer
         self._task = asyncio.create_task(self._run(consumer), name="crm_sync-delay-queue")
 
+    @property
+    def running(self) -> bool:
+        """Whether the poll loop is still going (readiness reports a crashed one)."""
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

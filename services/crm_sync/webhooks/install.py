@@ -47,7 +47,7 @@ class WebhookDelivery:
         self.broker = broker
         self.dispatcher = dispatcher
         self.fan_out = fan_out
-        self._consumers = BackgroundConsumers(
+        self.consumers = BackgroundConsumers(
             broker, name="webhook-consumers", stop_timeout_seconds=_STOP_SECONDS
         )
 
@@ -55,11 +55,11 @@ class WebhookDelivery:
         """Start the dispatcher now and the consumers in the background (they join their groups
         in parallel, not one after another as a broker's start would, nor after GHL's)."""
         await self.dispatcher.start()
-        self._consumers.start()
+        self.consumers.start()
 
     async def stop(self) -> None:
         """Stop consuming, then let the attempts in flight finish briefly (leases cover the rest)."""
-        await self._consumers.stop()
+        await self.consumers.stop()
         await self.dispatcher.stop(grace_seconds=_STOP_SECONDS)
 
 
