@@ -21,29 +21,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
-import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from bench.environment import BenchEnvironment, bench_environment
 from jorge_cli.demo_catalog import AREAS, demo_rows
-from jorge_cli.stack import EmbeddedStack
 from jorge_runtime.catalog import CatalogReader
 from jorge_runtime.catalog_import import load_rows
-from jorge_runtime.db import create_pool, migrate
-from jorge_runtime.tenancy import TenancyStore
 from schemas.buyers import BuyerPreferences
 from schemas.catalog import CatalogRow
 from services.matcher.scoring import match, min_bedrooms, price_window
-from tests.support.services import create_database, drop_database, with_database
 
 AS_OF = date(2026, 11, 23)
 ORGANIZATION = "bench"
@@ -147,30 +140,31 @@ async def measure(conn: asyncpg.Connection, queries: int) -> dict[str, dict[str,
     return {name: _stats(ms) for name, ms in results.items()}
 
 
-async def run(database_url: str, listings: int, queries: int) -> dict[str, Any]:
-    """Load, re-load, measure with and without indexes."""
-    await migrate(database_url)
-    pool = await create_pool(database_url, min_size=1, max_size=2)
-    try:
-        await TenancyStore(pool).create_organization(ORGANIZATION, "Bench Realty")
+async def run(listings: int, queries: int) -> dict[str, Any]:
+    """Load, re-load, measure with and without indexes, in a fresh database."""
+    async with bench_environment(kafka=False, redis=False, pool_size=2) as env:
+        return await _measure(env, listings, queries)
+
+
+async def _measure(env: BenchEnvironment, listings: int, queries: int) -> dict[str, Any]:
+    database_url, pool = env.database_url, env.pool
+    await env.create_organization(ORGANIZATION, "Bench Realty")
+    started = time.perf_counter()
+    rows = rows_with(listings)
+    generated = time.perf_counter() - started
+    async with pool.acquire() as conn:
         started = time.perf_counter()
-        rows = rows_with(listings)
-        generated = time.perf_counter() - started
-        async with pool.acquire() as conn:
-            started = time.perf_counter()
-            first = await load_rows(conn, ORGANIZATION, rows)
-            loaded = time.perf_counter() - started
-            started = time.perf_counter()
-            second = await load_rows(conn, ORGANIZATION, rows)
-            reloaded = time.perf_counter() - started
-            await conn.execute("ANALYZE catalog_properties")
-            active = await conn.fetchval(
-                "SELECT count(*) FROM catalog_properties WHERE organization_id = $1 AND standard_status = 'Active'",  # noqa: E501
-                ORGANIZATION,
-            )
-            indexed = await measure(conn, queries)
-    finally:
-        await pool.close()
+        first = await load_rows(conn, ORGANIZATION, rows)
+        loaded = time.perf_counter() - started
+        started = time.perf_counter()
+        second = await load_rows(conn, ORGANIZATION, rows)
+        reloaded = time.perf_counter() - started
+        await conn.execute("ANALYZE catalog_properties")
+        active = await conn.fetchval(
+            "SELECT count(*) FROM catalog_properties WHERE organization_id = $1 AND standard_status = 'Active'",  # noqa: E501
+            ORGANIZATION,
+        )
+        indexed = await measure(conn, queries)
     # A connection of its own: asyncpg caches prepared statements, and their plans, per connection.
     plain = await asyncpg.connect(
         database_url,
@@ -201,36 +195,13 @@ async def run(database_url: str, listings: int, queries: int) -> dict[str, Any]:
     }
 
 
-async def _in_fresh_database(admin: str, listings: int, queries: int) -> dict[str, Any]:
-    name = f"jorge_bench_{uuid.uuid4().hex[:8]}"
-    await create_database(admin, name)
-    try:
-        return await run(with_database(admin, name), listings, queries)
-    finally:
-        await drop_database(admin, name)
-
-
-def _measure_anywhere(listings: int, queries: int) -> dict[str, Any]:
-    given = os.environ.get("DATABASE_URL")
-    if given:
-        return asyncio.run(_in_fresh_database(given, listings, queries))
-    with tempfile.TemporaryDirectory(prefix="jorge-bench-") as work:
-        stack = EmbeddedStack(Path(work) / "stack")
-        admin = stack.start(kafka=False, postgres=True, redis=False).database_url
-        assert admin
-        try:
-            return asyncio.run(_in_fresh_database(admin, listings, queries))
-        finally:
-            stack.stop()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--listings", type=int, default=100_000, help="Active listings to load.")
     parser.add_argument("--queries", type=int, default=200, help="Queries of each kind.")
     parser.add_argument("--json", action="store_true", help="One JSON object instead of a table.")
     args = parser.parse_args()
-    report = _measure_anywhere(args.listings, args.queries)
+    report = asyncio.run(run(args.listings, args.queries))
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return

@@ -24,35 +24,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from jorge_cli.stack import EmbeddedStack, StackUrls
-from jorge_runtime.db import create_pool, migrate
-from jorge_runtime.kafka_admin import ensure_topics
+from bench.environment import bench_environment, log
+from jorge_cli.service_process import ServiceProcess
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
 from services.crm_sync.credential_cipher import CredentialCipher, generate_key
 from services.crm_sync.credential_store import CredentialStore
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event
-from tests.support.services import ServiceProcess, create_database, drop_database, with_database
 
 GHL_BURST, GHL_INTERVAL_MS = 100, 10_000
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -174,55 +163,39 @@ async def _get(sandbox: Sandbox, path: str) -> Any:
         return (await client.get(f"{sandbox.url}{path}")).json()
 
 
-async def run(
-    args: argparse.Namespace, work: Path, given: dict[str, str | None], urls: StackUrls
-) -> dict[str, Any]:
-    admin_url = given["DATABASE_URL"] or urls.database_url
-    assert admin_url
-    database = f"jorge_bench_{uuid.uuid4().hex[:8]}"
-    await create_database(admin_url, database)
-    workers: list[ServiceProcess] = []
-    sandbox = await Sandbox.start(work / "ghl.log", burst=GHL_BURST, interval_ms=GHL_INTERVAL_MS)
-    try:
-        database_url = with_database(admin_url, database)
-        await migrate(database_url)
-        run_id = uuid.uuid4().hex[:6]
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    async with bench_environment(log_level="WARNING", pool_size=2) as env:
+        run_id, work, pool = env.run_id[:6], env.work_dir, env.pool
         org = f"bench-{run_id}"
-        settings = Settings(
-            kafka_bootstrap_servers=given["KAFKA_BOOTSTRAP_SERVERS"] or urls.kafka_bootstrap_servers,
-            database_url=database_url,
-            redis_url=given["REDIS_URL"] or urls.redis_url,
-            kafka_topic_prefix=f"bench{run_id}.",
-            kafka_consumer_group_prefix=f"bench{run_id}.",
-            kafka_enable_idempotence=given["KAFKA_BOOTSTRAP_SERVERS"] is not None,
-            ghl_base_url=sandbox.url,
-            ghl_token=SecretStr(f"token-fast-{run_id}"),
-            ghl_location_id=f"fast-{run_id}",
-            ghl_pipeline_id="pipeline-bench",
-            crm_credentials_key=SecretStr(generate_key()),
-            log_level="WARNING",
-        )
-        assert settings.kafka_bootstrap_servers
-        await ensure_topics(settings.kafka_bootstrap_servers, TopicNames(settings.kafka_topic_prefix).all())
-        pool = await create_pool(database_url, min_size=1, max_size=2)
-        await TenancyStore(pool).create_organization(org, "Bench Realty")
-        for i in range(args.replicas):
-            (work / f"w{i}").mkdir()
-            workers.append(ServiceProcess.worker("crm_sync", settings, work / f"w{i}"))
-        await asyncio.gather(*(w.start() for w in workers))
-        await asyncio.sleep(6)  # consumer groups join in about 5 s on the embedded broker
-        log("latency phase")
-        latency = await latency_phase(sandbox, settings, org, args.latency_leads, args.spacing)
-        log("drain phase")
-        await TenancyStore(pool).create_organization(f"{org}-d", "Bench Realty (drain)")
-        drain = await drain_phase(sandbox, settings, f"{org}-d", pool, args.leads, workers)
-        await pool.close()
-        return {"latency_unthrottled": latency, "drain_ghl_limits": drain}
-    finally:
-        for worker in workers:
-            worker.stop()
-        sandbox.stop()
-        await drop_database(admin_url, database)
+        workers: list[ServiceProcess] = []
+        sandbox = await Sandbox.start(work / "ghl.log", burst=GHL_BURST, interval_ms=GHL_INTERVAL_MS)
+        try:
+            settings = Settings.model_validate(
+                env.settings.model_dump()
+                | {
+                    "ghl_base_url": sandbox.url,
+                    "ghl_token": SecretStr(f"token-fast-{run_id}"),
+                    "ghl_location_id": f"fast-{run_id}",
+                    "ghl_pipeline_id": "pipeline-bench",
+                    "crm_credentials_key": SecretStr(generate_key()),
+                }
+            )
+            await env.create_organization(org, "Bench Realty")
+            for i in range(args.replicas):
+                (work / f"w{i}").mkdir()
+                workers.append(ServiceProcess.worker("crm_sync", settings, work / f"w{i}"))
+            await asyncio.gather(*(w.start() for w in workers))
+            await asyncio.sleep(6)  # consumer groups join in about 5 s on the embedded broker
+            log("latency phase")
+            latency = await latency_phase(sandbox, settings, org, args.latency_leads, args.spacing)
+            log("drain phase")
+            await env.create_organization(f"{org}-d", "Bench Realty (drain)")
+            drain = await drain_phase(sandbox, settings, f"{org}-d", pool, args.leads, workers)
+            return {"latency_unthrottled": latency, "drain_ghl_limits": drain}
+        finally:
+            for worker in workers:
+                worker.stop()
+            sandbox.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -234,18 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spacing", type=float, default=0.2, help="seconds between latency-phase leads")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    given = {n: os.environ.get(n) or None for n in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")}
-    with tempfile.TemporaryDirectory(prefix="jorge-bench-ghl-") as tmp:
-        stack = EmbeddedStack(Path(tmp) / "stack")
-        try:
-            urls = stack.start(
-                kafka=given["KAFKA_BOOTSTRAP_SERVERS"] is None,
-                postgres=given["DATABASE_URL"] is None,
-                redis=given["REDIS_URL"] is None,
-            )
-            result = asyncio.run(run(args, Path(tmp), given, urls))
-        finally:
-            stack.stop()
+    result = asyncio.run(run(args))
     if args.json:
         print(json.dumps(result, indent=2))
         return

@@ -28,30 +28,16 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import statistics
 import sys
-import tempfile
-import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from bench.qualify_throughput import (
-    QUALIFY_PATH,
-    SERVICE_VARIABLES,
-    Load,
-    TargetResult,
-    _create_api_key,
-    log,
-    measure,
-)
-from jorge_cli.stack import EmbeddedStack, StackUrls, free_port
-from jorge_runtime.db import migrate
-from jorge_runtime.kafka_admin import ensure_topics
+from bench.environment import bench_environment, run_main
+from bench.qualify_throughput import QUALIFY_PATH, Load, TargetResult, measure
+from jorge_cli.service_process import ServiceProcess
+from jorge_cli.stack import free_port
 from jorge_runtime.settings import Settings
-from schemas.topics import TopicNames
-from tests.support.services import ServiceProcess, create_database, drop_database, with_database
 
 VARIANTS = ("off", "metrics", "metrics+tracing", "metrics+tracing@10%")
 # The SDK's own sampler variables: keep one trace in ten (child spans follow their parent).
@@ -68,68 +54,51 @@ def variant_settings(base: Settings, variant: str, sink_url: str) -> Settings:
     )
 
 
-async def run(
-    urls: StackUrls, load: Load, rounds: int, *, kafka_embedded: bool, work_dir: Path
-) -> dict[str, list[TargetResult]]:
+async def run(load: Load, rounds: int) -> dict[str, list[TargetResult]]:
     """Start the sink and the three gateways, then measure them in ``rounds`` rounds."""
-    assert urls.kafka_bootstrap_servers and urls.database_url and urls.redis_url
-    run_id = uuid.uuid4().hex[:8]
-    database = f"jorge_bench_{run_id}"
-    await create_database(urls.database_url, database)
-    processes: list[ServiceProcess] = []
-    try:
-        database_url = with_database(urls.database_url, database)
-        await migrate(database_url)
-        base = Settings(
-            kafka_bootstrap_servers=urls.kafka_bootstrap_servers,
-            database_url=database_url,
-            redis_url=urls.redis_url,
-            kafka_topic_prefix=f"bench{run_id}.",
-            kafka_consumer_group_prefix=f"bench{run_id}.",
-            kafka_enable_idempotence=not kafka_embedded,
-            jwt_secret=secrets.token_urlsafe(48),
-        )
-        await ensure_topics(urls.kafka_bootstrap_servers, TopicNames(base.kafka_topic_prefix).all())
-        api_key = await _create_api_key(database_url)
-        sink_port = free_port()
-        sink = ServiceProcess(
-            [sys.executable, "-m", "bench.otlp_sink", str(sink_port)],
-            dict(os.environ),
-            f"http://127.0.0.1:{sink_port}/",
-            f"http://127.0.0.1:{sink_port}",
-            work_dir / "sink.log",
-        )
-        processes.append(sink)
-        await sink.start()
-        gateways: dict[str, ServiceProcess] = {}
-        for variant in VARIANTS:
-            directory = work_dir / f"gateway-{len(gateways)}"
-            directory.mkdir()
-            gateway = ServiceProcess.gateway(variant_settings(base, variant, sink.base_url), directory)
-            if variant.endswith("@10%"):
-                gateway.env |= SAMPLED_10
-            processes.append(gateway)
-            await gateway.start()
-            gateways[variant] = gateway
-        headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
-        results: dict[str, list[TargetResult]] = {variant: [] for variant in VARIANTS}
-        for round_number in range(rounds):
-            for index, variant in enumerate(VARIANTS):
-                tag = f"r{round_number}v{index}"
+    async with bench_environment() as env:
+        base, work_dir, run_id = env.settings, env.work_dir, env.run_id
+        api_key = await env.issue_api_key()
+        processes: list[ServiceProcess] = []
+        try:
+            sink_port = free_port()
+            sink = ServiceProcess(
+                [sys.executable, "-m", "bench.otlp_sink", str(sink_port)],
+                dict(os.environ),
+                f"http://127.0.0.1:{sink_port}/",
+                f"http://127.0.0.1:{sink_port}",
+                work_dir / "sink.log",
+            )
+            processes.append(sink)
+            await sink.start()
+            gateways: dict[str, ServiceProcess] = {}
+            for variant in VARIANTS:
+                directory = work_dir / f"gateway-{len(gateways)}"
+                directory.mkdir()
+                gateway = ServiceProcess.gateway(variant_settings(base, variant, sink.base_url), directory)
+                if variant.endswith("@10%"):
+                    gateway.env |= SAMPLED_10
+                processes.append(gateway)
+                await gateway.start()
+                gateways[variant] = gateway
+            headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+            results: dict[str, list[TargetResult]] = {variant: [] for variant in VARIANTS}
+            for round_number in range(rounds):
+                for index, variant in enumerate(VARIANTS):
+                    tag = f"r{round_number}v{index}"
 
-                def lead_ids(phase: str, n: int, tag: str = tag) -> list[str]:
-                    return [f"bench-{run_id}-{tag}-{phase}-{i}" for i in range(n)]
+                    def lead_ids(phase: str, n: int, tag: str = tag) -> list[str]:
+                        return [f"bench-{run_id}-{tag}-{phase}-{i}" for i in range(n)]
 
-                gateway = gateways[variant]
-                pid = gateway.process.pid if gateway.process else None
-                results[variant].append(
-                    await measure(variant, gateway.base_url + QUALIFY_PATH, headers, lead_ids, load, pid)
-                )
-        return results
-    finally:
-        for process in reversed(processes):
-            process.stop()
-        await drop_database(urls.database_url, database)
+                    gateway = gateways[variant]
+                    pid = gateway.process.pid if gateway.process else None
+                    results[variant].append(
+                        await measure(variant, gateway.base_url + QUALIFY_PATH, headers, lead_ids, load, pid)
+                    )
+            return results
+        finally:
+            for process in reversed(processes):
+                process.stop()
 
 
 def summarize(results: dict[str, list[TargetResult]]) -> dict[str, dict[str, Any]]:
@@ -183,24 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     load = Load(args.requests, args.concurrency, args.warmup)
-    given = {name: os.environ.get(name) or None for name in SERVICE_VARIABLES}
-    kafka_embedded = given["KAFKA_BOOTSTRAP_SERVERS"] is None
-    with tempfile.TemporaryDirectory(prefix="jorge-bench-") as tmp:
-        stack = EmbeddedStack(Path(tmp) / "stack")
-        try:
-            started = stack.start(
-                kafka=kafka_embedded, postgres=given["DATABASE_URL"] is None, redis=given["REDIS_URL"] is None
-            )
-            urls = StackUrls(
-                kafka_bootstrap_servers=given["KAFKA_BOOTSTRAP_SERVERS"] or started.kafka_bootstrap_servers,
-                database_url=given["DATABASE_URL"] or started.database_url,
-                redis_url=given["REDIS_URL"] or started.redis_url,
-            )
-            results = asyncio.run(
-                run(urls, load, args.rounds, kafka_embedded=kafka_embedded, work_dir=Path(tmp))
-            )
-        finally:
-            stack.stop()
+    results = asyncio.run(run(load, args.rounds))
     summary = summarize(results)
     if args.json:
         print(
@@ -221,8 +173,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        log("interrupted; the services were stopped")
-        sys.exit(130)
+    run_main(main)

@@ -35,10 +35,8 @@ import json
 import math
 import os
 import resource
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -48,15 +46,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
-from jorge_cli.stack import EmbeddedStack, StackUrls, free_port
+from bench.environment import bench_environment, log, run_main
+from jorge_cli.service_process import ServiceProcess, settings_env
+from jorge_cli.stack import free_port
 from jorge_runtime.broker import event_message
-from jorge_runtime.db import create_pool, migrate
-from jorge_runtime.kafka_admin import ensure_topics
-from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.leads import (
     LeadQualificationRequested,
     LeadQualificationRequestedPayload,
@@ -64,17 +59,8 @@ from schemas.leads import (
     QualifyLeadRequest,
     new_qualification_id,
 )
-from schemas.limits import LIMITS
-from schemas.topics import LEAD_QUALIFICATION_REQUESTED, TopicNames
-from tests.support.services import (
-    ServiceProcess,
-    create_database,
-    drop_database,
-    settings_env,
-    with_database,
-)
+from schemas.topics import LEAD_QUALIFICATION_REQUESTED
 
-SERVICE_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
 FLOOR_TOPIC = "bench.floor"
 QUALIFY_PATH = "/v1/leads/qualify"
 FLOOR_PATH = "/publish"
@@ -85,11 +71,6 @@ _LEAD = {
     "message": "Pre-approved for $750k, looking for a 3 bed in Victoria within 2 months",
     "source": "bench",
 }
-
-
-def log(message: str) -> None:
-    """Progress on stderr, so that stdout holds only the result (one JSON object with --json)."""
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -327,49 +308,15 @@ def _pid(service: ServiceProcess) -> int | None:
     return service.process.pid if service.process else None
 
 
-async def _create_api_key(database_url: str) -> str:
-    pool: asyncpg.Pool = await create_pool(database_url, min_size=1, max_size=2)
-    try:
-        tenancy = TenancyStore(pool)
-        organization = f"org-bench-{uuid.uuid4().hex[:8]}"
-        await tenancy.create_organization(organization, "Benchmark Realty")
-        # Every request still runs the full rate-limit check; only the maxima are raised so the
-        # benchmark measures the cost of limiting, not 429s.
-        for name in LIMITS:
-            await tenancy.set_rate_limit(organization, name, 10_000_000)
-        return (await tenancy.issue_key(organization, "bench")).secret
-    finally:
-        await pool.close()
+async def run_benchmark(load: Load) -> tuple[TargetResult, TargetResult, dict[str, str | None]]:
+    """Prepare a database, topics and a key, start both apps, measure the floor then the gateway.
 
-
-async def run_benchmark(
-    urls: StackUrls, load: Load, *, kafka_embedded: bool, work_dir: Path
-) -> tuple[TargetResult, TargetResult]:
-    """Prepare a database, topics and a key, start both apps, measure the floor then the gateway."""
-    assert urls.kafka_bootstrap_servers and urls.database_url and urls.redis_url
-    run_id = uuid.uuid4().hex[:8]
-    admin_url = urls.database_url
-    database = f"jorge_bench_{run_id}"
-    await create_database(admin_url, database)
-    processes: list[ServiceProcess] = []
-    try:
-        database_url = with_database(admin_url, database)
-        await migrate(database_url)
-        settings = Settings(
-            kafka_bootstrap_servers=urls.kafka_bootstrap_servers,
-            database_url=database_url,
-            redis_url=urls.redis_url,
-            kafka_topic_prefix=f"bench{run_id}.",
-            kafka_consumer_group_prefix=f"bench{run_id}.",
-            kafka_enable_idempotence=not kafka_embedded,
-            jwt_secret=secrets.token_urlsafe(48),
-        )
-        topics = TopicNames(settings.kafka_topic_prefix)
-        floor_topic = topics.prefix + FLOOR_TOPIC
-        partitions = LEAD_QUALIFICATION_REQUESTED.partitions
-        await ensure_topics(urls.kafka_bootstrap_servers, {**topics.all(), floor_topic: partitions})
-        api_key = await _create_api_key(database_url)
-
+    Returns the floor's and the gateway's results and which services were given by URL.
+    """
+    partitions = LEAD_QUALIFICATION_REQUESTED.partitions
+    async with bench_environment(extra_topics={FLOOR_TOPIC: partitions}) as env:
+        settings, work_dir, run_id = env.settings, env.work_dir, env.run_id
+        api_key = await env.issue_api_key()
         gateway = ServiceProcess.gateway(settings, work_dir)
         floor_port = free_port()
         floor = ServiceProcess(
@@ -377,34 +324,35 @@ async def run_benchmark(
             settings_env(settings)
             | {
                 "FLOOR_PORT": str(floor_port),
-                "FLOOR_TOPIC": floor_topic,
+                "FLOOR_TOPIC": env.topics.prefix + FLOOR_TOPIC,
                 "FLOOR_MESSAGE_BYTES": str(gateway_message_bytes()),
             },
             f"http://127.0.0.1:{floor_port}/health",
             f"http://127.0.0.1:{floor_port}",
             work_dir / "floor.log",
         )
-        for process in (gateway, floor):
-            processes.append(process)
-            await process.start()
-        log(f"gateway on {gateway.base_url}, floor on {floor.base_url}")
+        processes: list[ServiceProcess] = []
+        try:
+            for process in (gateway, floor):
+                processes.append(process)
+                await process.start()
+            log(f"gateway on {gateway.base_url}, floor on {floor.base_url}")
 
-        headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+            headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
 
-        def lead_ids_for(target: str) -> Callable[[str, int], list[str]]:
-            return lambda phase, n: [f"bench-{run_id}-{target}-{phase}-{i}" for i in range(n)]
+            def lead_ids_for(target: str) -> Callable[[str, int], list[str]]:
+                return lambda phase, n: [f"bench-{run_id}-{target}-{phase}-{i}" for i in range(n)]
 
-        floor_result = await measure(
-            "floor", floor.base_url + FLOOR_PATH, headers, lead_ids_for("f"), load, _pid(floor)
-        )
-        gateway_result = await measure(
-            "gateway", gateway.base_url + QUALIFY_PATH, headers, lead_ids_for("g"), load, _pid(gateway)
-        )
-        return floor_result, gateway_result
-    finally:
-        for process in reversed(processes):
-            process.stop()
-        await drop_database(admin_url, database)
+            floor_result = await measure(
+                "floor", floor.base_url + FLOOR_PATH, headers, lead_ids_for("f"), load, _pid(floor)
+            )
+            gateway_result = await measure(
+                "gateway", gateway.base_url + QUALIFY_PATH, headers, lead_ids_for("g"), load, _pid(gateway)
+            )
+            return floor_result, gateway_result, env.given
+        finally:
+            for process in reversed(processes):
+                process.stop()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -436,29 +384,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the benchmark once and print a table, or one JSON object with --json."""
     args = parse_args(argv)
     load = Load(args.requests, args.concurrency, args.warmup, args.shared_pool)
-    given = {name: os.environ.get(name) or None for name in SERVICE_VARIABLES}
-    kafka_embedded = given["KAFKA_BOOTSTRAP_SERVERS"] is None
-    with tempfile.TemporaryDirectory(prefix="jorge-bench-") as tmp:
-        work_dir = Path(tmp)
-        stack = EmbeddedStack(work_dir / "stack")
-        try:
-            if any(value is None for value in given.values()):
-                log(f"starting the embedded stack for {[n for n, v in given.items() if v is None]}")
-            started = stack.start(
-                kafka=kafka_embedded,
-                postgres=given["DATABASE_URL"] is None,
-                redis=given["REDIS_URL"] is None,
-            )
-            urls = StackUrls(
-                kafka_bootstrap_servers=given["KAFKA_BOOTSTRAP_SERVERS"] or started.kafka_bootstrap_servers,
-                database_url=given["DATABASE_URL"] or started.database_url,
-                redis_url=given["REDIS_URL"] or started.redis_url,
-            )
-            floor, gateway = asyncio.run(
-                run_benchmark(urls, load, kafka_embedded=kafka_embedded, work_dir=work_dir)
-            )
-        finally:
-            stack.stop()
+    floor, gateway, given = asyncio.run(run_benchmark(load))
 
     if args.json:
         report = {
@@ -480,8 +406,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        log("interrupted; the services were stopped")
-        sys.exit(130)
+    run_main(main)

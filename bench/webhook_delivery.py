@@ -23,11 +23,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -38,32 +35,25 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from jorge_cli.stack import EmbeddedStack, StackUrls, free_port
-from jorge_runtime.db import create_pool, migrate
-from jorge_runtime.kafka_admin import ensure_topics
+from bench.environment import bench_environment, log
+from jorge_cli.service_process import ServiceProcess
+from jorge_cli.stack import free_port
 from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import TenancyStore
 from jorge_runtime.worker import WorkerResources
-from schemas.limits import LIMITS
 from schemas.topics import LEAD_QUALIFIED, TopicNames
 from schemas.webhooks import generate_secret, new_endpoint_id, new_message_id
 from services.crm_sync.webhooks.install import build_dispatcher
 from services.crm_sync.webhooks.payloads import encode
 from services.crm_sync.webhooks.repository import DeliveryRepository
 from services.crm_sync.webhooks.signing import webhook_headers
-from tests.support.services import ServiceProcess, create_database, drop_database, with_database
 from tests.support.webhook_receiver import Answer, Receiver
 
-SERVICE_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
 PAYLOAD = {
     "event": "lead.qualified",
     "timestamp": "2026-11-23T12:00:00Z",
     "data": {"lead_id": "lead-001", "qualification_id": "qual-001", "intent": "buyer", "temperature": "hot"},
 }
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -265,29 +255,12 @@ async def latency(
     }
 
 
-async def run(urls: StackUrls, args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
-    assert urls.kafka_bootstrap_servers and urls.database_url and urls.redis_url
-    run_id = uuid.uuid4().hex[:8]
-    database = f"jorge_bench_{run_id}"
-    await create_database(urls.database_url, database)
-    receiver: asyncio.subprocess.Process | None = None
-    try:
-        database_url = with_database(urls.database_url, database)
-        await migrate(database_url)
-        settings = Settings(
-            kafka_bootstrap_servers=urls.kafka_bootstrap_servers,
-            database_url=database_url,
-            redis_url=urls.redis_url,
-            kafka_topic_prefix=f"bench{run_id}.",
-            kafka_consumer_group_prefix=f"bench{run_id}.",
-            kafka_enable_idempotence=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") is not None,
-            jwt_secret=secrets.token_urlsafe(48),
-            webhook_allowed_subnets="127.0.0.0/8",
-            webhook_max_in_flight=args.endpoints * args.endpoint_concurrency,
-            database_pool_size=20,
-        )
-        await ensure_topics(urls.kafka_bootstrap_servers, TopicNames(settings.kafka_topic_prefix).all())
-        pool = await create_pool(database_url, min_size=1, max_size=4)
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    in_flight = args.endpoints * args.endpoint_concurrency
+    async with bench_environment(
+        webhook_allowed_subnets="127.0.0.0/8", webhook_max_in_flight=in_flight, database_pool_size=20
+    ) as env:
+        receiver: asyncio.subprocess.Process | None = None
         try:
             port = free_port()
             receiver = await asyncio.create_subprocess_exec(
@@ -299,27 +272,19 @@ async def run(urls: StackUrls, args: argparse.Namespace, work_dir: Path) -> dict
             floor_dps = await floor_rate(url, args.deliveries, args.endpoints, args.endpoint_concurrency)
             log(f"floor: {floor_dps:.0f} deliveries/s")
             engine_dps = await engine_rate(
-                settings, pool, url, args.deliveries, args.endpoints, args.endpoint_concurrency
+                env.settings, env.pool, url, args.deliveries, args.endpoints, args.endpoint_concurrency
             )
-            organization = f"org-bench-{run_id}"
-            tenancy = TenancyStore(pool)
-            await tenancy.create_organization(organization, "Benchmark Realty")
-            for name in LIMITS:
-                await tenancy.set_rate_limit(organization, name, 10_000_000)
-            api_key = (await tenancy.issue_key(organization, "bench")).secret
+            api_key = await env.issue_api_key(f"org-bench-{env.run_id}")
+            figures = await latency(env.settings, api_key, env.work_dir, args.leads, args.rate)
         finally:
-            await pool.close()
-        figures = await latency(settings, api_key, work_dir, args.leads, args.rate)
-    finally:
-        if receiver is not None:
-            receiver.terminate()
-            await receiver.wait()
-        await drop_database(urls.database_url, database)
+            if receiver is not None:
+                receiver.terminate()
+                await receiver.wait()
     return {
         "benchmark": "webhook_delivery",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "deliveries": args.deliveries,
-        "in_flight": args.endpoints * args.endpoint_concurrency,
+        "in_flight": in_flight,
         "floor_deliveries_per_s": round(floor_dps),
         "engine_deliveries_per_s": round(engine_dps),
         "engine_vs_floor": round(engine_dps / floor_dps, 2),
@@ -344,23 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.serve:
         asyncio.run(serve_forever(args.serve))
         return
-    given = {name: os.environ.get(name) or None for name in SERVICE_VARIABLES}
-    with tempfile.TemporaryDirectory(prefix="jorge-bench-") as tmp:
-        stack = EmbeddedStack(Path(tmp) / "stack")
-        try:
-            started = stack.start(
-                kafka=given["KAFKA_BOOTSTRAP_SERVERS"] is None,
-                postgres=given["DATABASE_URL"] is None,
-                redis=given["REDIS_URL"] is None,
-            )
-            urls = StackUrls(
-                kafka_bootstrap_servers=given["KAFKA_BOOTSTRAP_SERVERS"] or started.kafka_bootstrap_servers,
-                database_url=given["DATABASE_URL"] or started.database_url,
-                redis_url=given["REDIS_URL"] or started.redis_url,
-            )
-            report = asyncio.run(run(urls, args, Path(tmp)))
-        finally:
-            stack.stop()
+    report = asyncio.run(run(args))
     if args.json:
         print(json.dumps(report))
         return
