@@ -27,6 +27,17 @@ class EventLedger:
         self.consumer = consumer
         self._publish = publish
 
+    async def handle_once(
+        self, event_id: uuid.UUID, compute_and_store: Callable[[], Awaitable[list[OutgoingMessage]]]
+    ) -> None:
+        """Run ``compute_and_store`` unless the event was handled before, then publish what is
+        still owed. ``compute_and_store`` records the event (``record``) in its own transaction
+        and returns the messages it staged, or none when a concurrent delivery won."""
+        outstanding = await self.outstanding(event_id)
+        if outstanding is None:
+            outstanding = await compute_and_store()
+        await self.publish(outstanding)
+
     async def outstanding(self, event_id: uuid.UUID) -> list[OutgoingMessage] | None:
         """None if the event was never handled; else the messages still to publish (often none)."""
         rows = await self._pool.fetch(

@@ -68,10 +68,9 @@ class MatchHandler:
         self, event: EventEnvelope, request: BuyerMatchRequestedPayload, qualification_id: str | None
     ) -> None:
         ledger = EventLedger(self._resources.pool, SERVICE, self._publisher.publish)
-        outstanding = await ledger.outstanding(event.event_id)
-        if outstanding is None:
-            outstanding = await self._match_and_store(event, request, qualification_id, ledger)
-        await ledger.publish(outstanding)
+        await ledger.handle_once(
+            event.event_id, lambda: self._match_and_store(event, request, qualification_id, ledger)
+        )
 
     async def _match_and_store(
         self,

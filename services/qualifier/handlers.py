@@ -39,12 +39,8 @@ class QualifyLeadHandler:
 
     async def handle(self, event: LeadQualificationRequested) -> None:
         """Qualify the lead once; store the result and LeadQualified in one transaction."""
-        pool = self._resources.pool
-        ledger = EventLedger(pool, SERVICE, self._publisher.publish)
-        outstanding = await ledger.outstanding(event.event_id)
-        if outstanding is None:
-            outstanding = await self._qualify_and_store(event, ledger)
-        await ledger.publish(outstanding)
+        ledger = EventLedger(self._resources.pool, SERVICE, self._publisher.publish)
+        await ledger.handle_once(event.event_id, lambda: self._qualify_and_store(event, ledger))
 
     async def _qualify_and_store(
         self, event: LeadQualificationRequested, ledger: EventLedger

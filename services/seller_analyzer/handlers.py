@@ -72,10 +72,7 @@ class AnalyzeHandler:
     async def handle(self, event: SellerAnalysisRequested) -> None:
         """Price the home once; store the outcome and SellerAnalyzed in one transaction."""
         ledger = EventLedger(self._resources.pool, SERVICE, self._publisher.publish)
-        outstanding = await ledger.outstanding(event.event_id)
-        if outstanding is None:
-            outstanding = await self._analyze_and_store(event, ledger)
-        await ledger.publish(outstanding)
+        await ledger.handle_once(event.event_id, lambda: self._analyze_and_store(event, ledger))
 
     async def _market(self, organization_id: str, subject: Subject, since: date) -> Market:
         pool = self._resources.pool
