@@ -88,6 +88,20 @@ class EventLedger:
         )
         return True
 
+    async def store(
+        self,
+        event_id: uuid.UUID,
+        messages: list[OutgoingMessage],
+        write: Callable[[DbConnection], Awaitable[object]],
+    ) -> bool:
+        """In one transaction: claim the event, stage its messages and run the consumer's own
+        ``write``. False, with nothing written, when a concurrent delivery claimed it first."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await self.record(conn, event_id, messages):
+                return False
+            await write(conn)
+        return True
+
     async def publish(self, messages: list[OutgoingMessage]) -> None:
         """Publish staged messages in order and mark each as sent once acknowledged."""
         for message in messages:

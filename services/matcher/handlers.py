@@ -106,10 +106,10 @@ class MatchHandler:
             ),
         )
         messages = [event_message(matched, topic=self._topics(BUYER_MATCHED), key=request.buyer_id)]
-        async with self._resources.pool.acquire() as conn, conn.transaction():
-            if not await ledger.record(conn, event.event_id, messages):
-                return []  # a concurrent delivery of the same event won; it publishes
-            await self._repository.save_completed(
+        stored = await ledger.store(
+            event.event_id,
+            messages,
+            lambda conn: self._repository.save_completed(
                 conn,
                 organization_id=event.organization_id,
                 request=request,
@@ -117,7 +117,10 @@ class MatchHandler:
                 correlation_id=event.correlation_id,
                 completed_at=completed_at,
                 qualification_id=qualification_id,
-            )
+            ),
+        )
+        if not stored:
+            return []  # a concurrent delivery of the same event won; it publishes
         BUYERS_MATCHED.labels(outcome="matched" if result.matches else "no_matches").inc()
         log.info(
             "buyer matched",

@@ -60,10 +60,10 @@ class QualifyLeadHandler:
             ),
         )
         messages = [event_message(qualified, topic=self._topics(LEAD_QUALIFIED), key=lead.lead_id)]
-        async with self._resources.pool.acquire() as conn, conn.transaction():
-            if not await ledger.record(conn, event.event_id, messages):
-                return []  # a concurrent delivery of the same event won; it publishes
-            await self._repository.save_completed(
+        stored = await ledger.store(
+            event.event_id,
+            messages,
+            lambda conn: self._repository.save_completed(
                 conn,
                 organization_id=event.organization_id,
                 qualification_id=event.payload.qualification_id,
@@ -71,7 +71,10 @@ class QualifyLeadHandler:
                 qualification=qualification,
                 correlation_id=event.correlation_id,
                 completed_at=completed_at,
-            )
+            ),
+        )
+        if not stored:
+            return []  # a concurrent delivery of the same event won; it publishes
         LEADS_QUALIFIED.labels(
             qualification.engine, qualification.intent.value, qualification.temperature.value
         ).inc()

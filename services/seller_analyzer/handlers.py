@@ -157,10 +157,10 @@ class AnalyzeHandler:
             ),
         )
         messages = [event_message(analyzed, topic=self._topics(SELLER_ANALYZED), key=request.seller_id)]
-        async with self._resources.pool.acquire() as conn, conn.transaction():
-            if not await ledger.record(conn, event.event_id, messages):
-                return []  # a concurrent delivery of the same event won; it publishes
-            await self._repository.save(
+        stored = await ledger.store(
+            event.event_id,
+            messages,
+            lambda conn: self._repository.save(
                 conn,
                 organization_id=event.organization_id,
                 request=request,
@@ -168,7 +168,10 @@ class AnalyzeHandler:
                 failure_reason=reason,
                 correlation_id=event.correlation_id,
                 completed_at=completed_at,
-            )
+            ),
+        )
+        if not stored:
+            return []  # a concurrent delivery of the same event won; it publishes
         SELLERS_ANALYZED.labels(outcome=failure.code if failure else "completed").inc()
         log.info(
             "seller analyzed",
