@@ -23,6 +23,7 @@ from jorge_runtime.kafka_admin import ensure_topics
 from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
+from tests.support.ghl import Sandbox
 from tests.support.services import create_database, drop_database, with_database
 
 SERVICE_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
@@ -148,3 +149,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.services)
+
+
+@pytest.fixture
+async def sandbox(log_dir: Path) -> AsyncIterator[Sandbox]:
+    """The GHL sandbox with limits high enough never to throttle a test (tests of the budget
+    override it with GHL's real figures)."""
+    sandbox = await Sandbox.start(log_dir / "ghl.log", burst=1000, interval_ms=1000)
+    yield sandbox
+    sandbox.stop()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -20,29 +17,8 @@ from services.crm_sync.credential_cipher import CredentialCipher, CredentialsUnr
 from services.crm_sync.credential_store import CredentialStore
 from tests.integration.test_crm_sync_worker import eventually
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event
-from tests.support.services import REPO, ServiceProcess, settings_env
-
-
-@pytest.fixture
-async def sandbox(log_dir: Path) -> AsyncIterator[Sandbox]:
-    sandbox = await Sandbox.start(log_dir / "ghl.log", burst=1000, interval_ms=1000)
-    yield sandbox
-    sandbox.stop()
-
-
-def jorge(
-    settings: Settings, home: Path, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = settings_env(settings) | {"JORGE_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "jorge_cli", *args],
-        cwd=REPO,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.support.services import ServiceProcess
+from tests.support.services import run_jorge as jorge
 
 
 async def test_credentials_set_by_the_cli_are_encrypted_and_used_by_crm_sync(

@@ -37,13 +37,6 @@ from tests.support.services import ServiceProcess
 
 
 @pytest.fixture
-async def sandbox(log_dir: Path) -> AsyncIterator[Sandbox]:
-    sandbox = await Sandbox.start(log_dir / "ghl.log", burst=1000, interval_ms=1000)
-    yield sandbox
-    sandbox.stop()
-
-
-@pytest.fixture
 def crm_settings(settings: Settings, sandbox: Sandbox, organization: str) -> Settings:
     return settings.model_copy(
         update={

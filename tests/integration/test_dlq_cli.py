@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
-import pytest
 from pydantic import SecretStr
 
 from jorge_runtime.settings import Settings
@@ -20,26 +16,7 @@ from services.crm_sync.credential_cipher import CredentialCipher, generate_key
 from services.crm_sync.credential_store import CredentialStore
 from tests.integration.test_crm_sync_worker import eventually
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event, topic_records
-from tests.support.services import REPO, KafkaRecord, ServiceProcess, produce, read_topic, settings_env
-
-
-@pytest.fixture
-async def sandbox(log_dir: Path) -> AsyncIterator[Sandbox]:
-    sandbox = await Sandbox.start(log_dir / "ghl.log", burst=1000, interval_ms=1000)
-    yield sandbox
-    sandbox.stop()
-
-
-def run_jorge(settings: Settings, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = settings_env(settings) | {"JORGE_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "jorge_cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.support.services import KafkaRecord, ServiceProcess, produce, read_topic, run_jorge
 
 
 def jorge(settings: Settings, home: Path, *args: str) -> str:

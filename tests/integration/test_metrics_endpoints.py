@@ -79,13 +79,6 @@ SCRAPED_WORKERS: dict[str, set[str]] = {
 
 
 @pytest.fixture
-async def sandbox(log_dir: Path) -> AsyncIterator[Sandbox]:
-    sandbox = await Sandbox.start(log_dir / "ghl.log", burst=1000, interval_ms=1000)
-    yield sandbox
-    sandbox.stop()
-
-
-@pytest.fixture
 async def observed(settings: Settings, sandbox: Sandbox, organization: str, pool: asyncpg.Pool) -> Settings:
     await load_demo_catalog(pool, organization)
     return settings.model_copy(

@@ -38,13 +38,6 @@ def collector() -> Iterator[OtlpCollector]:
 
 
 @pytest.fixture
-async def sandbox(log_dir: Path) -> AsyncIterator[Sandbox]:
-    sandbox = await Sandbox.start(log_dir / "ghl.log", burst=1000, interval_ms=1000)
-    yield sandbox
-    sandbox.stop()
-
-
-@pytest.fixture
 def traced(settings: Settings, collector: OtlpCollector, sandbox: Sandbox, organization: str) -> Settings:
     return settings.model_copy(
         update={

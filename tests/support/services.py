@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -14,13 +16,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 # Moved to jorge_runtime.db and jorge_cli.service_process (benchmarks use them too); the names
 # stay importable from here.
+from jorge_cli.service_process import REPO as REPO
 from jorge_cli.service_process import ServiceProcess as ServiceProcess
 from jorge_cli.service_process import settings_env as settings_env
 from jorge_runtime.db import create_database as create_database
 from jorge_runtime.db import drop_database as drop_database
 from jorge_runtime.db import with_database as with_database
-
-REPO = Path(__file__).resolve().parents[2]
+from jorge_runtime.settings import Settings
 
 
 @dataclass
@@ -80,3 +82,18 @@ async def produce(
         )
     finally:
         await producer.stop()
+
+
+def run_jorge(
+    settings: Settings, home: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the `jorge` CLI as a user would, seeing exactly ``settings``, with its state in ``home``."""
+    return subprocess.run(
+        [sys.executable, "-m", "jorge_cli", *args],
+        cwd=REPO,
+        env=settings_env(settings) | {"JORGE_HOME": str(home)},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
