@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import JSONResponse
 
 from jorge_runtime.broker import event_message
 from jorge_runtime.db import DbConnection, Executor
@@ -34,7 +33,7 @@ from schemas.topics import BUYER_MATCH_REQUESTED
 from services.gateway.dependencies import Gateway, authenticated_caller, gateway
 from services.gateway.errors import BUS_DOWN, ApiError, documented_errors
 from services.gateway.publishing import store_and_publish
-from services.gateway.results import WAIT_QUERY
+from services.gateway.results import WAIT_QUERY, accepted_or_result
 
 router = APIRouter(tags=["buyers"])
 
@@ -182,11 +181,14 @@ async def match_properties(
         buyer_id=body.buyer_id,
         result_url=f"/v1/buyers/match-sessions/{session_id}",
     )
-    if wait is None or await gw.results.wait(MATCH_SESSION, session_id, wait) is None:
-        return accepted
-    view = await _store.session(gw.pool, caller.organization_id, session_id)
-    assert view is not None
-    return JSONResponse(view.model_dump(mode="json"), status_code=200)
+    return await accepted_or_result(
+        gw.results,
+        MATCH_SESSION,
+        session_id,
+        wait,
+        accepted,
+        lambda: _store.session(gw.pool, caller.organization_id, session_id),
+    )
 
 
 @router.get(

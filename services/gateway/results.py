@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 from fastapi import Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from jorge_runtime.failures import INFRASTRUCTURE_ERRORS
 from jorge_runtime.results import MATCH_SESSION, RESULTS_CHANNEL, SELLER_ANALYSIS
@@ -206,3 +209,20 @@ class ResultWaiter:
         if conn is not None and not conn.is_closed():
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
+
+
+async def accepted_or_result(
+    waiter: ResultWaiter,
+    kind: str,
+    result_id: str,
+    wait: float | None,
+    accepted: BaseModel,
+    load: Callable[[], Awaitable[BaseModel | None]],
+) -> BaseModel | JSONResponse:
+    """The 202 body ``accepted``, unless the caller waits (``?wait=N``) and the worker stores
+    the result in time: then 200 with the stored result as ``load`` reads it."""
+    if wait is None or await waiter.wait(kind, result_id, wait) is None:
+        return accepted
+    view = await load()
+    assert view is not None  # notified only after the worker's transaction committed
+    return JSONResponse(view.model_dump(mode="json"), status_code=200)

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import JSONResponse
 
 from jorge_runtime.broker import event_message
 from jorge_runtime.db import DbConnection, Executor
@@ -37,7 +36,7 @@ from schemas.topics import SELLER_ANALYSIS_REQUESTED, SELLER_CONSULTATION_REQUES
 from services.gateway.dependencies import Gateway, authenticated_caller, gateway
 from services.gateway.errors import BUS_DOWN, ApiError, documented_errors
 from services.gateway.publishing import store_and_publish
-from services.gateway.results import WAIT_QUERY
+from services.gateway.results import WAIT_QUERY, accepted_or_result
 
 router = APIRouter(tags=["sellers"])
 
@@ -164,11 +163,14 @@ async def analyze_property(
     accepted = AnalysisAccepted(
         analysis_id=analysis_id, seller_id=body.seller_id, result_url=f"/v1/sellers/analyses/{analysis_id}"
     )
-    if wait is None or await gw.results.wait(SELLER_ANALYSIS, analysis_id, wait) is None:
-        return accepted
-    view = await _store.analysis(gw.pool, caller.organization_id, analysis_id)
-    assert view is not None
-    return JSONResponse(view.model_dump(mode="json"), status_code=200)
+    return await accepted_or_result(
+        gw.results,
+        SELLER_ANALYSIS,
+        analysis_id,
+        wait,
+        accepted,
+        lambda: _store.analysis(gw.pool, caller.organization_id, analysis_id),
+    )
 
 
 @router.get(
