@@ -16,6 +16,10 @@ from jorge_runtime.settings import Settings
 from schemas.topics import TopicNames
 from tests.support.services import ServiceProcess
 
+# The gateway may hold a ?wait=20 request for 20 s (a worker still joining its group under load):
+# the client must outwait it, or a slow run reads as a timeout rather than a 202.
+WAIT_CLIENT_TIMEOUT = 30
+
 
 @pytest.fixture
 async def workers(
@@ -36,7 +40,9 @@ async def test_a_buyer_gets_ranked_explained_homes_and_a_seller_a_cma(
         "buyer_id": "buyer-001", "budget_min": 600000, "budget_max": 800000, "bedrooms": [3, 4],
         "neighborhoods": ["Victoria", "Haven"], "must_haves": ["garage"], "sort_by": "relevance",
     }  # fmt: skip
-    response = await client.post("/v1/buyers/match-properties?wait=20", json=body)
+    response = await client.post(
+        "/v1/buyers/match-properties?wait=20", json=body, timeout=WAIT_CLIENT_TIMEOUT
+    )
     assert response.status_code == 200, response.text
     session = response.json()
     assert session["status"] == "completed" and session["total_matches"] >= len(session["matches"]) > 0
@@ -52,7 +58,9 @@ async def test_a_buyer_gets_ranked_explained_homes_and_a_seller_a_cma(
     assert again.json()["matches"] == session["matches"]
 
     near = {**body, "latitude": 34.128, "longitude": -117.535, "sort_by": "distance", "neighborhoods": []}
-    by_distance = (await client.post("/v1/buyers/match-properties?wait=20", json=near)).json()
+    by_distance = (
+        await client.post("/v1/buyers/match-properties?wait=20", json=near, timeout=WAIT_CLIENT_TIMEOUT)
+    ).json()
     distances = [m["property"]["distance_km"] for m in by_distance["matches"]]
     assert distances and distances == sorted(distances)
 
@@ -63,7 +71,7 @@ async def test_a_buyer_gets_ranked_explained_homes_and_a_seller_a_cma(
         "neighborhood": "Victoria", "latitude": 34.128, "longitude": -117.535, "year_built": 1998,
         "postal_code": "91739", "lot_size_sqft": 7000,
     }  # fmt: skip
-    response = await client.post("/v1/sellers/analyze?wait=20", json=home)
+    response = await client.post("/v1/sellers/analyze?wait=20", json=home, timeout=WAIT_CLIENT_TIMEOUT)
     assert response.status_code == 200, response.text
     analysis = response.json()
     assert analysis["status"] == "completed", analysis["failure_reason"]
@@ -76,7 +84,9 @@ async def test_a_buyer_gets_ranked_explained_homes_and_a_seller_a_cma(
     assert sum(c["weight"] for c in comps) == pytest.approx(1.0, abs=0.01)
     assert analysis["market_conditions"] and analysis["recommendations"][0].startswith("Price at $")
 
-    absurd = await client.post("/v1/sellers/analyze?wait=20", json={**home, "bedrooms": 40})
+    absurd = await client.post(
+        "/v1/sellers/analyze?wait=20", json={**home, "bedrooms": 40}, timeout=WAIT_CLIENT_TIMEOUT
+    )
     failed = absurd.json()
     assert absurd.status_code == 200 and failed["status"] == "failed" and failed["cma"] is None
     assert failed["failure_reason"].startswith("implausible_home: Cannot price this home: 40 bedrooms")
