@@ -87,7 +87,8 @@ class ResultWaiter:
     async def until_listening(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the LISTEN connection; whether it is up."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._listening.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._listening.wait()
         return self.listening
 
     async def stop(self) -> None:
@@ -117,7 +118,8 @@ class ResultWaiter:
                 if status is not None or remaining <= 0 or self._closed:
                     return status
                 try:
-                    await asyncio.wait_for(future, remaining)
+                    async with asyncio.timeout(remaining):
+                        await future
                 except TimeoutError:
                     return await self._status(query, result_id)
             finally:
@@ -194,8 +196,9 @@ class ResultWaiter:
         """Return once the connection is lost; a periodic ping catches silent network deaths."""
         assert self._conn is not None
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), self._keepalive)
+            with contextlib.suppress(TimeoutError):  # not wait_for: see the dispatcher's loop
+                async with asyncio.timeout(self._keepalive):
+                    await self._lost.wait()
             if self._lost.is_set() or self._conn.is_closed():
                 return
             try:

@@ -121,8 +121,11 @@ class Dispatcher:
                 log.exception("webhook dispatcher could not claim deliveries; retrying")
             if claimed and len(self._in_flight) < self._max_in_flight:
                 continue  # there may be more due work right now
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancel that lands
+            # as the event is set, and stop() would then wait for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+                async with asyncio.timeout(self._poll):
+                    await self._wake.wait()
             if self._in_flight:
                 # Woken by attempts finishing: let a few more finish so one claim fills them all.
                 await asyncio.sleep(_COALESCE_SECONDS)
