@@ -17,6 +17,10 @@ from services.crm_sync.budget import BudgetDefaults, GhlBudget
 from services.crm_sync.ghl_client import GhlClient, GhlCredentials, GhlTransientError
 from tests.support.ghl import Sandbox
 
+# The margin covers the time between our grant and the sandbox counting the request. Forty
+# requests at once on a loaded two-core CI machine have taken more than 100 ms between the two.
+MARGIN_MS = 300
+
 
 @pytest.fixture
 async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
@@ -58,7 +62,9 @@ async def flood(clients: list[GhlClient], creds: GhlCredentials, total: int) -> 
 async def test_three_replicas_sharing_the_budget_never_cause_a_429(
     settings: Settings, redis: aioredis.Redis, sandbox: Sandbox
 ) -> None:
-    clients = await replicas(redis, sandbox.url, BudgetDefaults(burst=20, interval_ms=1000, margin_ms=100))
+    clients = await replicas(
+        redis, sandbox.url, BudgetDefaults(burst=20, interval_ms=1000, margin_ms=MARGIN_MS)
+    )
     creds = credentials()
     try:
         await flood(clients, creds, 50)
@@ -74,7 +80,9 @@ async def test_the_budget_follows_the_limits_ghl_advertises(
     settings: Settings, redis: aioredis.Redis, sandbox: Sandbox
 ) -> None:
     # Our defaults allow 1,000 per second; this token's headers say 20 per second.
-    clients = await replicas(redis, sandbox.url, BudgetDefaults(burst=1000, interval_ms=1000, margin_ms=100))
+    clients = await replicas(
+        redis, sandbox.url, BudgetDefaults(burst=1000, interval_ms=1000, margin_ms=MARGIN_MS)
+    )
     creds = credentials()
     try:
         await flood(clients, creds, 1)  # the first answer teaches the budget
