@@ -58,7 +58,7 @@ async def test_a_result_stored_before_the_wait_is_found_by_the_first_check(
     await complete(pool, session_id)
     started = time.monotonic()
     assert await waiter.wait(MATCH_SESSION, session_id, 5) == "completed"
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2.5  # not at the deadline (bounds leave room for a loaded CI)
 
 
 async def test_a_notification_during_the_wait_wakes_it_at_once(
@@ -70,8 +70,8 @@ async def test_a_notification_during_the_wait_wakes_it_at_once(
     await asyncio.sleep(0.3)
     assert not waiting.done()
     await complete(pool, session_id)
-    assert await asyncio.wait_for(waiting, 2) == "completed"
-    assert time.monotonic() - started < 1.5
+    assert await asyncio.wait_for(waiting, 5) == "completed"
+    assert time.monotonic() - started < 5  # the wait's deadline is 10 s
 
 
 async def test_waits_do_not_poll_a_result_stored_silently_is_seen_only_at_the_deadline(
@@ -92,7 +92,7 @@ async def test_a_wait_that_runs_out_returns_none(
     session_id = await open_session(pool, organization)
     started = time.monotonic()
     assert await waiter.wait(MATCH_SESSION, session_id, 0.3) is None
-    assert 0.3 <= time.monotonic() - started < 1.0
+    assert 0.3 <= time.monotonic() - started < 3
     assert await waiter.wait(SELLER_ANALYSIS, "cma-unknown", 0.1) is None
 
 
@@ -104,7 +104,7 @@ async def test_notifications_only_wake_their_own_waits(
     waiting_other = asyncio.create_task(waiter.wait(MATCH_SESSION, other, 0.8))
     await asyncio.sleep(0.2)
     await complete(pool, mine)
-    assert await asyncio.wait_for(asyncio.gather(*waiting), 2) == ["completed"] * 3
+    assert await asyncio.wait_for(asyncio.gather(*waiting), 4) == ["completed"] * 3
     assert await waiting_other is None
 
 
@@ -130,8 +130,8 @@ async def test_the_listener_reconnects_after_its_backend_is_killed(
     waiting = asyncio.create_task(waiter.wait(MATCH_SESSION, after, 10))
     await asyncio.sleep(0.2)
     await complete(pool, after)
-    assert await asyncio.wait_for(waiting, 2) == "completed"
-    assert time.monotonic() - started < 1.5
+    assert await asyncio.wait_for(waiting, 5) == "completed"
+    assert time.monotonic() - started < 5  # the wait's deadline is 10 s
 
 
 async def test_without_a_listener_waits_end_with_one_final_check(
