@@ -26,6 +26,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -34,6 +35,7 @@ from bench.environment import BenchEnvironment, bench_environment
 from jorge_cli.demo_catalog import AREAS, demo_rows
 from jorge_runtime.catalog import CatalogReader
 from jorge_runtime.catalog_import import load_rows
+from jorge_runtime.db import DbConnection
 from schemas.buyers import BuyerPreferences
 from schemas.catalog import CatalogRow
 from services.matcher.scoring import match, min_bedrooms, price_window
@@ -95,7 +97,7 @@ def _stats(ms: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(conn: asyncpg.Connection, queries: int) -> dict[str, dict[str, float]]:
+async def measure(conn: DbConnection, queries: int) -> dict[str, dict[str, float]]:
     """Latencies of every query kind on ``conn`` (whatever planner settings it has)."""
     reader = CatalogReader()
     results: dict[str, list[float]] = {"matcher search": [], "match (search + scoring)": [],
@@ -125,17 +127,13 @@ async def measure(conn: asyncpg.Connection, queries: int) -> dict[str, dict[str,
         results["matcher search"].append(await _timed(search))
         results["match (search + scoring)"].append(await _timed(full))
         results["closed sales of a city, 18 months"].append(
-            await _timed(lambda city=city: reader.closed_sales(conn, ORGANIZATION, since=since, city=city))
+            await _timed(partial(reader.closed_sales, conn, ORGANIZATION, since=since, city=city))
         )
         results["subject by street"].append(
-            await _timed(
-                lambda i=i: reader.find_by_street(conn, ORGANIZATION, streets[i % len(streets)], None)
-            )
+            await _timed(partial(reader.find_by_street, conn, ORGANIZATION, streets[i % len(streets)], None))
         )
         results["active listings counted"].append(
-            await _timed(
-                lambda city=city: reader.active_count(conn, ORGANIZATION, city=city, postal_code=None)
-            )
+            await _timed(partial(reader.active_count, conn, ORGANIZATION, city=city, postal_code=None))
         )
     return {name: _stats(ms) for name, ms in results.items()}
 

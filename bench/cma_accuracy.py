@@ -57,7 +57,7 @@ def run(holdout: int, recent_days: int, seed: int) -> dict[str, Any]:
     """Price ``holdout`` recent sales from the others; every figure of the report."""
     homes = [row.to_property() for row in demo_catalog(AS_OF)]
     sales = [h for h in homes if h.standard_status == "Closed" and h.close_date]
-    active = defaultdict(int)
+    active: defaultdict[str | None, int] = defaultdict(int)
     for h in homes:
         if h.standard_status == "Active":
             active[h.city] += 1
@@ -66,8 +66,13 @@ def run(holdout: int, recent_days: int, seed: int) -> dict[str, Any]:
         by_city[s.city].append(s)
     recent = [s for s in sales if (AS_OF - s.close_date).days <= recent_days]  # type: ignore[operator]
     held = random.Random(seed).sample(recent, min(holdout, len(recent)))
-    cma, city_base, hood_base = [], [], []
-    inside, confidence, failures, steps = 0, [], defaultdict(int), defaultdict(int)
+    cma: list[float] = []
+    city_base: list[float] = []
+    hood_base: list[float] = []
+    inside = 0
+    confidence: list[float] = []
+    failures: defaultdict[str, int] = defaultdict(int)
+    steps: defaultdict[int, int] = defaultdict(int)
     started = time.perf_counter()
     for home in held:
         assert home.close_date and home.close_price and home.living_area
@@ -97,7 +102,7 @@ def run(holdout: int, recent_days: int, seed: int) -> dict[str, Any]:
         if (ppsf := _median_ppsf(hood)) is not None:
             hood_base.append(_ape(ppsf * home.living_area, home.close_price))
     elapsed = time.perf_counter() - started
-    report = {
+    report: dict[str, Any] = {
         "demo_catalog": {"as_of": AS_OF.isoformat(), "rows": len(homes), "closed_sales": len(sales)},
         "held_out": len(held),
         "priced": len(cma),

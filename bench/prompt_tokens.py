@@ -69,8 +69,14 @@ def _lead_cost(model: str, request: dict[str, Any], *, warm: bool) -> tuple[floa
     prefix = estimate_request_tokens({**request, "messages": []})
     if prefix < min_cacheable_tokens(model):
         return estimate_cost(model, input_tokens=turn + prefix, output_tokens=OUTPUT_TOKENS), False
-    cache = {"cache_read_tokens": prefix} if warm else {"cache_write_tokens": prefix}
-    return estimate_cost(model, input_tokens=turn, output_tokens=OUTPUT_TOKENS, **cache), True
+    cost = estimate_cost(
+        model,
+        input_tokens=turn,
+        output_tokens=OUTPUT_TOKENS,
+        cache_read_tokens=prefix if warm else 0,
+        cache_write_tokens=0 if warm else prefix,
+    )
+    return cost, True
 
 
 async def measure() -> dict[str, Any]:

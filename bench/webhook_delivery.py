@@ -151,7 +151,7 @@ async def engine_rate(
     total = (count // endpoints) * endpoints
     resources = WorkerResources(settings)
     await resources.open()
-    dispatcher = build_dispatcher(settings, resources, Null())  # type: ignore[arg-type]
+    dispatcher = build_dispatcher(settings, resources, Null())
     started = time.perf_counter()
     await dispatcher.start()
     try:
@@ -198,7 +198,7 @@ async def latency(
 
     async def read_kafka() -> None:
         async for record in consumer:
-            kafka_seen[record.key.decode()] = time.monotonic()  # type: ignore[union-attr]
+            kafka_seen[record.key.decode()] = time.monotonic()
 
     try:
         for process in processes:

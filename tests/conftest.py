@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from jorge_cli.stack import EmbeddedStack, StackUrls
@@ -103,7 +104,7 @@ async def topics(settings: Settings) -> TopicNames:
 
 
 @pytest.fixture
-async def pool(settings: Settings) -> AsyncIterator:
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     assert settings.database_url
     pool = await create_pool(settings.database_url, min_size=1, max_size=4)
     yield pool
@@ -111,7 +112,7 @@ async def pool(settings: Settings) -> AsyncIterator:
 
 
 @pytest.fixture
-async def organization(pool) -> str:  # type: ignore[no-untyped-def]
+async def organization(pool: asyncpg.Pool) -> str:
     """A fresh organisation's id."""
     organization_id = f"org-{uuid.uuid4().hex[:10]}"
     await TenancyStore(pool).create_organization(organization_id, "Test Realty")
@@ -119,7 +120,7 @@ async def organization(pool) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-async def api_key(pool, organization: str) -> str:  # type: ignore[no-untyped-def]
+async def api_key(pool: asyncpg.Pool, organization: str) -> str:
     """A live API key of the test's organisation."""
     return (await TenancyStore(pool).issue_key(organization, "test")).secret
 

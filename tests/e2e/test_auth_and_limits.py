@@ -45,8 +45,9 @@ async def two_gateways(
     settings: Settings, topics: TopicNames, log_dir: Path
 ) -> AsyncIterator[list[ServiceProcess]]:
     quick = settings.model_copy(update={"auth_cache_seconds": 0.2})
-    services = [await ServiceProcess.gateway(quick, log_dir / str(n)).start() for n in range(2) if
-                (log_dir / str(n)).mkdir() is None]  # fmt: skip
+    for n in range(2):
+        (log_dir / str(n)).mkdir()
+    services = [await ServiceProcess.gateway(quick, log_dir / str(n)).start() for n in range(2)]
     yield services
     for service in services:
         service.stop()

@@ -297,6 +297,7 @@ async def test_a_consultation_request_is_stored_and_published(
     stored = await pool.fetchrow(
         "SELECT status, request FROM seller_consultations WHERE id = $1", created["consultation_id"]
     )
+    assert stored is not None
     assert stored["status"] == "requested" and stored["request"]["phone"] == "+19095550143"
 
     assert settings.kafka_bootstrap_servers

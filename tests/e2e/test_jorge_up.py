@@ -62,7 +62,7 @@ def status(env: dict[str, str]) -> dict[str, Any]:
         timeout=30,
         check=False,
     )
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    return json.loads(result.stdout)
 
 
 def alive(pid: int) -> bool:
@@ -95,7 +95,7 @@ async def qualify(base_url: str, key: str, lead_id: str) -> dict[str, Any]:
         while time.monotonic() < deadline:
             view = (await client.get(f"/v1/leads/{lead_id}/qualification")).json()
             if view["status"] == "completed":
-                return view  # type: ignore[no-any-return]
+                return view
             await asyncio.sleep(0.2)
     raise AssertionError("the lead was not qualified")
 

@@ -28,7 +28,7 @@ async def wait_completed(client: httpx.AsyncClient, lead_id: str, timeout: float
     while time.monotonic() < deadline:
         response = await client.get(f"/v1/leads/{lead_id}/qualification")
         if response.status_code == 200 and response.json()["status"] == "completed":
-            return response.json()  # type: ignore[no-any-return]
+            return response.json()
         await asyncio.sleep(0.1)
     raise AssertionError(f"{lead_id} not completed in {timeout}s")
 
@@ -108,8 +108,8 @@ async def test_credentials_are_required_and_checked(gateway: ServiceProcess) -> 
 
 
 async def test_another_organisation_sees_nothing(
-    client: httpx.AsyncClient, gateway: ServiceProcess, pool
-) -> None:  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient, gateway: ServiceProcess, pool: asyncpg.Pool
+) -> None:
     from jorge_runtime.tenancy import TenancyStore
 
     assert (await client.post("/v1/leads/qualify", json=HOT_BUYER)).status_code == 201
@@ -148,6 +148,7 @@ async def test_a_stale_open_qualification_no_longer_blocks_the_lead(
         "SELECT status, failure_reason FROM qualifications WHERE qualification_id = $1",
         first.json()["qualification_id"],
     )
+    assert closed is not None
     assert dict(closed) == {"status": "failed", "failure_reason": "timed out"}
 
 

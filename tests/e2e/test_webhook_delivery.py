@@ -68,7 +68,7 @@ async def crm_sync(settings: Settings, topics: TopicNames, log_dir: Path) -> Asy
 async def register(client: httpx.AsyncClient, url: str) -> dict[str, str]:
     response = await client.post("/v1/webhooks/register", json={"url": url, "events": ["lead.qualified"]})
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 async def test_a_posted_lead_reaches_the_subscriber_signed_and_recorded(

@@ -44,7 +44,7 @@ async def generous_limits(pool: asyncpg.Pool, api_key: str) -> None:
 async def register(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
     response = await client.post("/v1/webhooks/register", json=HOOK | overrides)
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 async def delivery_requests(settings: Settings, topics: TopicNames, count: int) -> list[KafkaRecord]:
@@ -80,7 +80,7 @@ async def test_register_with_a_generated_or_a_given_secret(
 async def test_registration_refuses_bad_secrets_events_and_urls(
     client: httpx.AsyncClient, pool: asyncpg.Pool, api_key: str
 ) -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], int, str]] = [
         ({"secret": "my-webhook-secret"}, 400, "invalid_webhook_secret"),
         ({"secret": "whsec_" + base64.b64encode(b"short").decode()}, 400, "invalid_webhook_secret"),
         ({"events": ["lead.qualified", "lead.created"]}, 400, "unknown_event"),
@@ -168,6 +168,7 @@ async def test_get_patch_and_soft_delete(client: httpx.AsyncClient, pool: asyncp
         assert response.status_code == 404 and response.json()["error"] == "webhook_not_found"
     assert (await client.get("/v1/webhooks")).json()["data"] == []
     row = await pool.fetchrow("SELECT status, secret FROM webhook_endpoints WHERE id = $1", endpoint["id"])
+    assert row is not None
     assert dict(row) == {"status": "deleted", "secret": None}  # kept for history, secret forgotten
 
 
@@ -183,6 +184,7 @@ async def test_rotation_shows_a_new_secret_once_and_keeps_the_old_one_for_the_ov
         "SELECT secret, previous_secret, previous_secret_expires_at FROM webhook_endpoints WHERE id = $1",
         endpoint["id"],
     )
+    assert row is not None
     assert row["secret"] == new_secret and row["previous_secret"] == GIVEN_SECRET
     expected = datetime.now(UTC) + timedelta(hours=24)
     assert abs(row["previous_secret_expires_at"] - expected) < timedelta(minutes=1)
@@ -270,6 +272,7 @@ async def test_test_event_is_stored_published_listed_and_redeliverable(
         "SELECT status, next_trigger, attempts, next_attempt_at FROM webhook_deliveries WHERE id = $1",
         body["delivery_id"],
     )
+    assert row is not None
     assert (row["status"], row["next_trigger"], row["attempts"]) == ("pending", "manual", 1)
     assert row["next_attempt_at"] is not None
     assert len((await client.get(detail_path)).json()["attempts"]) == 1  # history is kept

@@ -67,6 +67,7 @@ async def test_homes_are_priced_and_impossible_ones_fail_with_a_reason(
               AND city = 'Upland' ORDER BY close_date DESC LIMIT 1""",
         organization,
     )
+    assert known is not None
     street = known["unparsed_address"].split(",")[0]
     events = [
         analysis(organization, 1, latitude=34.128, longitude=-117.535, year_built=1998, list_price=1_200_000),

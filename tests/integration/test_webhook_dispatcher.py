@@ -167,6 +167,7 @@ async def test_fails_then_succeeds_with_the_same_id_and_verified_signatures(
     endpoint = await pool.fetchrow(
         "SELECT status, failing_since FROM webhook_endpoints WHERE id = $1", endpoint_id
     )
+    assert endpoint is not None
     assert endpoint["status"] == "active" and endpoint["failing_since"] is None  # a success forgives
 
 
@@ -235,6 +236,7 @@ async def test_410_disables_the_endpoint_and_tells_the_organisation(
     endpoint = await pool.fetchrow(
         "SELECT status, disabled_reason FROM webhook_endpoints WHERE id = $1", endpoint_id
     )
+    assert endpoint is not None
     assert (endpoint["status"], endpoint["disabled_reason"]) == ("disabled", "endpoint_gone")
     [event] = [r.json() for r in records]
     assert event["event_type"] == "webhook.endpoint_disabled" and event["organization_id"] == organization
@@ -335,7 +337,7 @@ async def test_fan_out_is_once_per_event_and_only_to_subscribers(
             organization_id=organization,
             correlation_id="req-1",
             payload=BuyerMatchedPayload(
-                match_session_id=f"match-{status}", buyer_id="buyer-1", status=status,  # type: ignore[arg-type]
+                match_session_id=f"match-{status}", buyer_id="buyer-1", status=status,
                 result=MatchResults(total_matches=0, matches=[], next_actions=["Widen the search"]),
                 completed_at=utc_now(),
             ),
@@ -398,6 +400,7 @@ async def test_an_endpoint_failing_for_the_whole_period_is_disabled(
     endpoint = await pool.fetchrow(
         "SELECT status, disabled_reason FROM webhook_endpoints WHERE id = $1", endpoint_id
     )
+    assert endpoint is not None
     assert (endpoint["status"], endpoint["disabled_reason"]) == ("disabled", "failing_too_long")
     [message] = published.messages
     assert json.loads(message.body)["payload"]["reason"] == "failing_too_long"

@@ -161,7 +161,7 @@ def _qualification(intent: Intent, **money: int | None) -> Qualification:
     return Qualification(
         intent=intent,
         temperature=Temperature.HOT,
-        financial_readiness=FinancialReadiness(**money),  # type: ignore[arg-type]
+        financial_readiness=FinancialReadiness(**money),
         property_preferences=PropertyPreferences(bedrooms=3, areas=["Victoria"], property_type="condo"),
         next_action="Schedule showing",
         confidence=0.8,

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace import TracerProvider
@@ -23,7 +24,7 @@ from services.gateway.metrics import HttpMetricsMiddleware, is_error
 
 def _line(message: str) -> dict[str, object]:
     record = logging.makeLogRecord({"msg": message, "levelname": "INFO", "name": "t"})
-    return json.loads(JsonFormatter("svc").format(record))  # type: ignore[no-any-return]
+    return json.loads(JsonFormatter("svc").format(record))
 
 
 def test_log_lines_carry_the_current_span_ids_and_stay_redacted() -> None:
@@ -107,7 +108,9 @@ def test_tracing_and_kafka_metrics_are_off_when_not_asked_for() -> None:
     )  # the Prometheus middleware only
 
 
-def test_multiprocess_directory_is_emptied_of_metric_files_only(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_multiprocess_directory_is_emptied_of_metric_files_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     (tmp_path / "counter_1.db").write_bytes(b"x")
     (tmp_path / "keep.txt").write_text("x")

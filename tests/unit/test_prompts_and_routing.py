@@ -156,9 +156,9 @@ def test_cost_estimates_follow_list_prices_cache_and_batch_discounts() -> None:
 def test_flags_default_off_are_read_from_settings_and_logged_when_asked(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    assert not any(FeatureFlags.from_settings(Settings(_env_file=None)).as_env().values())  # type: ignore[call-arg]
+    assert not any(FeatureFlags.from_settings(Settings(_env_file=None)).as_env().values())
     flags = FeatureFlags.from_settings(
-        Settings(_env_file=None, enable_progressive_skills=True, log_feature_usage=True)  # type: ignore[call-arg]
+        Settings(_env_file=None, enable_progressive_skills=True, log_feature_usage=True)
     )
     assert flags.progressive_skills and not flags.agent_mesh
     with caplog.at_level(logging.INFO, logger="jorge_runtime.flags"):

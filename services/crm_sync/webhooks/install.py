@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from faststream.kafka import KafkaBroker
 
 from jorge_runtime.background_consumers import BackgroundConsumers
-from jorge_runtime.broker import KafkaPublisher, create_broker
+from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, create_broker
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources, consumer_options, install_dead_letter_policy
 from schemas.buyers import BuyerMatched
@@ -37,6 +37,13 @@ from services.crm_sync.webhooks.sender import WebhookSender
 GROUP = "crm_sync.webhooks"
 
 _STOP_SECONDS = 3.0
+
+
+class MessagePublisher(Protocol):
+    """What the dispatcher needs of a publisher: KafkaPublisher, or a stand-in in tests and benchmarks."""
+
+    async def publish(self, message: OutgoingMessage) -> None:
+        """Send one message (the endpoint-disabled event)."""
 
 
 class WebhookDelivery:
@@ -74,7 +81,9 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def build_dispatcher(settings: Settings, resources: WorkerResources, publisher: KafkaPublisher) -> Dispatcher:
+def build_dispatcher(
+    settings: Settings, resources: WorkerResources, publisher: MessagePublisher
+) -> Dispatcher:
     """The dispatcher alone (tests and benchmarks run it in-process)."""
     topics = TopicNames(settings.kafka_topic_prefix)
     return Dispatcher(
