@@ -1,10 +1,12 @@
-"""`jorge dlq`: crm_sync's dead letters (GHL writes that failed for good): list and replay."""
+"""`jorge dlq`: crm_sync's dead letters (GHL writes that failed for good): list, replay and
+discard."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -17,16 +19,46 @@ from jorge_runtime.kafka_security import kafka_client_options
 from jorge_runtime.settings import ConfigError, Settings
 from schemas.topics import CRM_RETRY_TOPICS, TopicNames
 from services.crm_sync.outcomes import parse_event
-from services.crm_sync.repository import DeadLetter, list_dead_letters, mark_replayed
+from services.crm_sync.repository import (
+    DeadLetter,
+    discard_dead_letters,
+    list_dead_letters,
+    mark_replayed,
+)
 from services.crm_sync.retry_schedule import ATTEMPT_HEADER, DUE_AT_HEADER, LANE_HEADER
 
 dlq = typer.Typer(
-    help="crm_sync's dead letters: list them, and replay them through the normal path once fixed.",
+    help=(
+        "crm_sync's dead letters: list them, replay them through the normal path once fixed, "
+        "or discard those never to be replayed."
+    ),
     no_args_is_help=True,
 )
 
 Reason = Annotated[str | None, typer.Option(help="Only this reason, e.g. ghl_unauthorized.")]
 Organization = Annotated[str | None, typer.Option("--organization", help="Only this organisation.")]
+Ids = Annotated[list[int] | None, typer.Argument(help="Dead-letter ids (see `jorge dlq list`).")]
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which dead letters a command reads: every given filter must match."""
+
+    ids: list[int] | None = None
+    reason: str | None = None
+    organization_id: str | None = None
+    include_closed: bool = False
+
+
+def _chosen(
+    ids: list[int] | None, reason: str | None, organization: str | None, everything: bool
+) -> Selection:
+    """The open dead letters `replay` and `discard` act on: ids, --reason and/or --organization,
+    or --all; exit code 2 when none is given (never everything by default)."""
+    if not (ids or reason or organization or everything):
+        typer.echo("say which: dead-letter ids, --reason, --organization, or --all", err=True)
+        raise typer.Exit(2)
+    return Selection(ids=ids or None, reason=reason, organization_id=organization)
 
 
 def _settings(*names: str) -> Settings:
@@ -39,11 +71,17 @@ def _settings(*names: str) -> Settings:
     return settings
 
 
-async def _fetch(settings: Settings, **filters: object) -> list[DeadLetter]:
+async def _fetch(settings: Settings, selection: Selection) -> list[DeadLetter]:
     assert settings.database_url
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     try:
-        return await list_dead_letters(pool, **filters)  # type: ignore[arg-type]
+        return await list_dead_letters(
+            pool,
+            ids=selection.ids,
+            reason=selection.reason,
+            organization_id=selection.organization_id,
+            include_closed=selection.include_closed,
+        )
     finally:
         await pool.close()
 
@@ -52,18 +90,20 @@ async def _fetch(settings: Settings, **filters: object) -> list[DeadLetter]:
 def list_letters(
     reason: Reason = None,
     organization: Organization = None,
-    include_replayed: Annotated[bool, typer.Option("--all", help="Include those already replayed.")] = False,
+    include_closed: Annotated[
+        bool, typer.Option("--all", help="Include those already replayed or discarded.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Dead letters still to handle, oldest first: id, when, organisation, event, reason."""
+    """Dead letters still to handle, oldest first: id, status, when, organisation, event, reason."""
     settings = _settings("database_url")
-    letters = asyncio.run(
-        _fetch(settings, reason=reason, organization_id=organization, include_replayed=include_replayed)
-    )
+    selection = Selection(reason=reason, organization_id=organization, include_closed=include_closed)
+    letters = asyncio.run(_fetch(settings, selection))
     if as_json:
         rows = [
             {
                 "id": d.id,
+                "status": d.status,
                 "created_at": d.created_at.isoformat(),
                 "organization_id": d.organization_id,
                 "event_id": str(d.event_id) if d.event_id else None,
@@ -74,6 +114,8 @@ def list_letters(
                 "attempts": d.attempts,
                 "replayed_at": d.replayed_at.isoformat() if d.replayed_at else None,
                 "replay_count": d.replay_count,
+                "discarded_at": d.discarded_at.isoformat() if d.discarded_at else None,
+                "discard_note": d.discard_note,
             }
             for d in letters
         ]
@@ -83,11 +125,13 @@ def list_letters(
         typer.echo("no dead letters")
         return
     for d in letters:
-        replayed = f"  replayed {d.replayed_at:%Y-%m-%d %H:%M}" if d.replayed_at else ""
+        closed = d.discarded_at or d.replayed_at
+        when = f"  {d.status} {closed:%Y-%m-%d %H:%M}" if closed else ""
+        note = f"\n        note: {d.discard_note[:150]}" if d.discard_note else ""
         typer.echo(
-            f"{d.id:>6}  {d.created_at:%Y-%m-%d %H:%M:%S}  {d.organization_id or '-':<16} "
-            f"{d.event_type or '-':<30} {d.reason:<20} attempts={d.attempts}{replayed}\n"
-            f"        {d.detail[:150]}"
+            f"{d.id:>6}  {d.status:<9}  {d.created_at:%Y-%m-%d %H:%M:%S}  {d.organization_id or '-':<16} "
+            f"{d.event_type or '-':<30} {d.reason:<20} attempts={d.attempts}{when}\n"
+            f"        {d.detail[:150]}{note}"
         )
 
 
@@ -102,6 +146,7 @@ def still_invalid(letter: DeadLetter) -> str | None:
 
 
 async def _replay(settings: Settings, letters: list[DeadLetter]) -> int:
+    """Publish each letter still open to the first retry topic; how many were published."""
     assert settings.database_url and settings.kafka_bootstrap_servers
     topic = TopicNames(settings.kafka_topic_prefix)(CRM_RETRY_TOPICS[0])
     producer = AIOKafkaProducer(
@@ -111,6 +156,7 @@ async def _replay(settings: Settings, letters: list[DeadLetter]) -> int:
     )
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     await producer.start()
+    replayed = 0
     try:
         for letter in letters:
             headers = {
@@ -122,14 +168,16 @@ async def _replay(settings: Settings, letters: list[DeadLetter]) -> int:
             # Marked first, in the same transaction: a replay failing again at once can then
             # record a new dead letter; a publish failure rolls the mark back.
             async with pool.acquire() as conn, conn.transaction():
-                await mark_replayed(conn, letter.id)
+                if not await mark_replayed(conn, letter.id):
+                    continue  # replayed or discarded by someone else since it was listed
                 await producer.send_and_wait(
                     topic,
                     letter.body,
                     key=letter.message_key.encode() if letter.message_key else None,
                     headers=[(k, v.encode()) for k, v in headers.items()],
                 )
-        return len(letters)
+            replayed += 1
+        return replayed
     finally:
         await producer.stop()
         await pool.close()
@@ -137,22 +185,20 @@ async def _replay(settings: Settings, letters: list[DeadLetter]) -> int:
 
 @dlq.command()
 def replay(
-    ids: Annotated[list[int] | None, typer.Argument(help="Dead-letter ids (see `jorge dlq list`).")] = None,
+    ids: Ids = None,
     reason: Reason = None,
     organization: Organization = None,
-    replay_all: Annotated[bool, typer.Option("--all", help="Every dead letter not yet replayed.")] = False,
+    replay_all: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
 ) -> None:
     """Put dead letters back through crm_sync's normal path: one or more ids, a filter, or --all.
 
     Fix the cause first (e.g. the organisation's GHL token for ghl_unauthorized). A body that is
     still not a valid event (invalid_message) is refused: exit code 1, the row stays open."""
-    if not (ids or reason or organization or replay_all):
-        typer.echo("say which: dead-letter ids, --reason, --organization, or --all", err=True)
-        raise typer.Exit(2)
+    selection = _chosen(ids, reason, organization, replay_all)
     settings = _settings("database_url", "kafka_bootstrap_servers")
 
     async def run() -> tuple[int, int, list[tuple[DeadLetter, str]]]:
-        letters = await _fetch(settings, ids=ids or None, reason=reason, organization_id=organization)
+        letters = await _fetch(settings, selection)
         checked = [(d, still_invalid(d)) for d in letters]
         refused = [(d, why) for d, why in checked if why is not None]
         valid = [d for d, why in checked if why is None]
@@ -172,3 +218,48 @@ def replay(
         )
     if refused:
         raise typer.Exit(1)
+
+
+async def _discard(settings: Settings, ids: list[int], note: str) -> int:
+    assert settings.database_url
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        return len(await discard_dead_letters(pool, ids, note))
+    finally:
+        await pool.close()
+
+
+@dlq.command()
+def discard(
+    note: Annotated[
+        str, typer.Option("--note", help="Why they must never be replayed; stored with each row.")
+    ],
+    ids: Ids = None,
+    reason: Reason = None,
+    organization: Organization = None,
+    discard_all: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask before discarding every open dead letter.")
+    ] = False,
+) -> None:
+    """Close dead letters that must never be replayed (a lead the sales team deleted, a test
+    organisation): one or more ids, a filter, or --all, with a --note saying why.
+
+    They leave `jorge dlq list` (`--all` still shows them), can no longer be replayed, and
+    retention deletes them RETENTION_DEAD_LETTERS_DAYS later. If the same event is sent again
+    and fails, it becomes a new dead letter. --all without a filter asks first, unless --yes."""
+    selection = _chosen(ids, reason, organization, discard_all)
+    why = note.strip()
+    if not why:
+        typer.echo("--note must say why they are discarded", err=True)
+        raise typer.Exit(2)
+    settings = _settings("database_url")
+    letters = asyncio.run(_fetch(settings, selection))
+    if not letters:
+        typer.echo("nothing to discard")
+        return
+    everything = not (selection.ids or selection.reason or selection.organization_id)
+    if everything and not yes:
+        typer.confirm(f"discard all {len(letters)} open dead letter(s)?", abort=True)
+    discarded = asyncio.run(_discard(settings, [d.id for d in letters], why))
+    typer.echo(f"discarded {discarded} dead letter(s)")

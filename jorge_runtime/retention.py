@@ -11,8 +11,10 @@ deletes; the limits below are why the rules are safe:
   pending, or whose attempt is in flight, is never deleted, and a message goes only once no
   delivery of it is left (its source_event_id also deduplicates redelivered events).
 - crm_sync_steps say which GHL writes of an event were made: an event with an open dead
-  letter (or one replayed within the limit) keeps them, so a replay never writes twice.
-- crm_dead_letters: only replayed ones go; open ones wait for an operator.
+  letter (or one replayed or discarded within the limit) keeps them, so a replay, or the
+  event sent again, never writes twice.
+- crm_dead_letters: only closed ones go (replayed, or discarded by an operator), measured
+  from when they were closed; open ones wait for an operator.
 
 Qualifications, match sessions, seller analyses and leads are never purged: the API returns
 them with no time limit (a qualification's expires_at is shown, not enforced).
@@ -54,8 +56,8 @@ RULES: tuple[Rule, ...] = (
     Rule("webhook_attempts", Limit.WEBHOOKS, "their delivery's updated_at", "attempts of kept deliveries"),
     Rule("webhook_deliveries", Limit.WEBHOOKS, "updated_at", "pending deliveries and attempts in flight"),
     Rule("webhook_messages", Limit.WEBHOOKS, "created_at", "messages with a delivery left"),
-    Rule("crm_dead_letters", Limit.DEAD_LETTERS, "replayed_at", "dead letters not replayed"),
-    Rule("crm_sync_steps", Limit.CRM_STEPS, "updated_at", "steps of open or lately replayed dead letters"),
+    Rule("crm_dead_letters", Limit.DEAD_LETTERS, "replayed_at or discarded_at", "open dead letters"),
+    Rule("crm_sync_steps", Limit.CRM_STEPS, "updated_at", "steps of open or lately closed dead letters"),
 )
 
 TABLES: tuple[str, ...] = tuple(rule.table for rule in RULES)

@@ -34,6 +34,17 @@ class _Statements:
 _DELIVERY_DONE = """d.status <> 'pending' AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())
                    AND d.updated_at < $1"""
 
+# When a dead letter was closed (replayed or discarded); NULL while it is open. Migration 0012
+# indexes this expression for the purge.
+_CLOSED_AT = "COALESCE(replayed_at, discarded_at)"
+
+# Steps untouched since the cutoff, unless their event has a dead letter that is open (counted
+# as closed at infinity) or was closed since the cutoff: a replay must find them.
+_STEPS_FREE = """s.updated_at < $1
+                 AND NOT EXISTS (SELECT 1 FROM crm_dead_letters d
+                                  WHERE d.event_id = s.event_id
+                                    AND COALESCE(d.replayed_at, d.discarded_at, 'infinity') >= $1)"""
+
 _STATEMENTS: dict[str, _Statements] = {
     "outbox": _Statements(
         delete="""WITH doomed AS (SELECT ctid FROM outbox WHERE published_at < $1
@@ -94,28 +105,20 @@ _STATEMENTS: dict[str, _Statements] = {
                                       WHERE d.message_id = m.id AND NOT ({_DELIVERY_DONE}))""",
     ),
     "crm_dead_letters": _Statements(
-        delete="""WITH doomed AS (SELECT ctid FROM crm_dead_letters WHERE replayed_at < $1
-                                   LIMIT $2 FOR UPDATE SKIP LOCKED),
-                       gone AS (DELETE FROM crm_dead_letters WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed))
-                                RETURNING 1)
-                  SELECT count(*) FROM gone""",
-        count="SELECT count(*) FROM crm_dead_letters WHERE replayed_at < $1",
+        delete=f"""WITH doomed AS (SELECT ctid FROM crm_dead_letters WHERE {_CLOSED_AT} < $1
+                                    LIMIT $2 FOR UPDATE SKIP LOCKED),
+                        gone AS (DELETE FROM crm_dead_letters WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed))
+                                 RETURNING 1)
+                   SELECT count(*) FROM gone""",
+        count=f"SELECT count(*) FROM crm_dead_letters WHERE {_CLOSED_AT} < $1",
     ),
     "crm_sync_steps": _Statements(
-        delete="""WITH doomed AS (SELECT ctid FROM crm_sync_steps s
-                                   WHERE updated_at < $1
-                                     AND NOT EXISTS (SELECT 1 FROM crm_dead_letters d
-                                                      WHERE d.event_id = s.event_id
-                                                        AND (d.replayed_at IS NULL OR d.replayed_at >= $1))
-                                   LIMIT $2 FOR UPDATE SKIP LOCKED),
-                       gone AS (DELETE FROM crm_sync_steps WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed))
-                                RETURNING 1)
-                  SELECT count(*) FROM gone""",
-        count="""SELECT count(*) FROM crm_sync_steps s
-                  WHERE updated_at < $1
-                    AND NOT EXISTS (SELECT 1 FROM crm_dead_letters d
-                                     WHERE d.event_id = s.event_id
-                                       AND (d.replayed_at IS NULL OR d.replayed_at >= $1))""",
+        delete=f"""WITH doomed AS (SELECT ctid FROM crm_sync_steps s WHERE {_STEPS_FREE}
+                                    LIMIT $2 FOR UPDATE SKIP LOCKED),
+                        gone AS (DELETE FROM crm_sync_steps WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed))
+                                 RETURNING 1)
+                   SELECT count(*) FROM gone""",
+        count=f"SELECT count(*) FROM crm_sync_steps s WHERE {_STEPS_FREE}",
     ),
 }
 

@@ -15,6 +15,10 @@ import asyncpg
 from jorge_runtime.db import DbConnection, Executor
 from services.crm_sync.mapping import ContactDetails
 
+#: A dead letter waiting for an operator: neither replayed nor discarded (the partial unique
+#: index crm_dead_letters_open_event has the same predicate).
+_OPEN = "replayed_at IS NULL AND discarded_at IS NULL"
+
 
 class PersonBusy(Exception):
     """Another replica is writing this person's CRM records right now."""
@@ -38,6 +42,15 @@ class DeadLetter:
     created_at: Any
     replayed_at: Any
     replay_count: int
+    discarded_at: Any
+    discard_note: str | None
+
+    @property
+    def status(self) -> str:
+        """``open`` (waiting for an operator), ``replayed`` or ``discarded``."""
+        if self.discarded_at is not None:
+            return "discarded"
+        return "replayed" if self.replayed_at is not None else "open"
 
 
 class CrmRepository:
@@ -158,12 +171,16 @@ class CrmRepository:
         headers: dict[str, str],
         body: bytes,
     ) -> int | None:
-        """Store a dead letter; None if the event already has an open one."""
+        """Store a dead letter; None if the event already has an open one.
+
+        The conflict target is left implicit: the only unique index a new row can hit is the
+        open-event one, and naming its predicate here would break this insert whenever a
+        migration changes it (as 0012 did) until every crm_sync is upgraded."""
         return await conn.fetchval(
             """INSERT INTO crm_dead_letters (organization_id, event_id, event_type, message_key, lane,
                                                  reason, detail, attempts, headers, body)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                   ON CONFLICT (event_id) WHERE replayed_at IS NULL DO NOTHING
+                   ON CONFLICT DO NOTHING
                    RETURNING id""",
             organization_id,
             event_id,
@@ -184,28 +201,46 @@ async def list_dead_letters(
     ids: list[int] | None = None,
     reason: str | None = None,
     organization_id: str | None = None,
-    include_replayed: bool = False,
+    include_closed: bool = False,
     limit: int = 1000,
 ) -> list[DeadLetter]:
-    """Dead letters, oldest first, filtered (used by `jorge dlq`)."""
+    """Dead letters, oldest first, filtered (used by `jorge dlq`): open ones only unless
+    ``include_closed`` (replayed and discarded ones too)."""
     rows = await conn.fetch(
-        """SELECT * FROM crm_dead_letters
-            WHERE ($1::bigint[] IS NULL OR id = ANY($1))
-              AND ($2::text IS NULL OR reason = $2)
-              AND ($3::text IS NULL OR organization_id = $3)
-              AND ($4 OR replayed_at IS NULL)
-            ORDER BY id LIMIT $5""",
+        f"""SELECT * FROM crm_dead_letters
+             WHERE ($1::bigint[] IS NULL OR id = ANY($1))
+               AND ($2::text IS NULL OR reason = $2)
+               AND ($3::text IS NULL OR organization_id = $3)
+               AND ($4 OR ({_OPEN}))
+             ORDER BY id LIMIT $5""",
         ids,
         reason,
         organization_id,
-        include_replayed,
+        include_closed,
         limit,
     )
     return [DeadLetter(**{**dict(r), "headers": dict(r["headers"]), "body": bytes(r["body"])}) for r in rows]
 
 
-async def mark_replayed(conn: DbConnection | asyncpg.Pool, dead_letter_id: int) -> None:
-    await conn.execute(
-        "UPDATE crm_dead_letters SET replayed_at = now(), replay_count = replay_count + 1 WHERE id = $1",
+async def mark_replayed(conn: DbConnection | asyncpg.Pool, dead_letter_id: int) -> bool:
+    """Mark an open dead letter replayed; False if it is no longer open (replayed or discarded
+    since it was listed): it must not be published then."""
+    marked = await conn.fetchval(
+        f"""UPDATE crm_dead_letters SET replayed_at = now(), replay_count = replay_count + 1
+             WHERE id = $1 AND {_OPEN} RETURNING id""",
         dead_letter_id,
     )
+    return marked is not None
+
+
+async def discard_dead_letters(conn: Executor, ids: list[int], note: str) -> list[int]:
+    """Close these dead letters for good with the operator's note: they stop being open and can
+    never be replayed. Only open ones change (one replayed or discarded meanwhile stays as it
+    is); returns the ids discarded."""
+    rows = await conn.fetch(
+        f"""UPDATE crm_dead_letters SET discarded_at = now(), discard_note = $2
+             WHERE id = ANY($1::bigint[]) AND {_OPEN} RETURNING id""",
+        ids,
+        note,
+    )
+    return sorted(int(r["id"]) for r in rows)

@@ -84,8 +84,8 @@ async def seed(pool: asyncpg.Pool, organization: str, days: float) -> Seeded:
                         VALUES ($1, $2, $3, 'scheduled', 'failed', 'https://example.com/hook', {ago})""",
                     f"wa_{uuid.uuid4().hex[:12]}", deliveries[kind], number,
                 )  # fmt: skip
-        synced, open_failure, replayed_failure = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-        for event in (synced, open_failure, replayed_failure):
+        synced, open_failure, replayed_failure, discarded_failure = (uuid.uuid4() for _ in range(4))
+        for event in (synced, open_failure, replayed_failure, discarded_failure):
             await conn.execute(
                 f"""INSERT INTO crm_sync_steps (event_id, step, status, updated_at)
                     VALUES ($1, 'tags', 'done', {ago}), ($1, 'note', 'done', {ago})""",
@@ -93,11 +93,12 @@ async def seed(pool: asyncpg.Pool, organization: str, days: float) -> Seeded:
             )
         letters = await conn.fetch(
             f"""INSERT INTO crm_dead_letters (organization_id, event_id, lane, reason, attempts, headers,
-                                              body, created_at, replayed_at)
-                VALUES ($1, $2, 'standard', 'ghl_rejected', 1, '{{}}', '', {ago}, NULL),
-                       ($1, $3, 'standard', 'ghl_rejected', 1, '{{}}', '', {ago}, {ago})
+                                              body, created_at, replayed_at, discarded_at, discard_note)
+                VALUES ($1, $2, 'standard', 'ghl_rejected', 1, '{{}}', '', {ago}, NULL, NULL, NULL),
+                       ($1, $3, 'standard', 'ghl_rejected', 1, '{{}}', '', {ago}, {ago}, NULL, NULL),
+                       ($1, $4, 'standard', 'ghl_rejected', 1, '{{}}', '', {ago}, NULL, {ago}, 'test org')
                 RETURNING id""",
-            organization, open_failure, replayed_failure,
+            organization, open_failure, replayed_failure, discarded_failure,
         )  # fmt: skip
     return Seeded(
         gone={
@@ -106,8 +107,9 @@ async def seed(pool: asyncpg.Pool, organization: str, days: float) -> Seeded:
             "webhook_deliveries": [deliveries["done"]],
             "webhook_messages": [messages["done"]],
             "crm_sync_steps": [(synced, "tags"), (synced, "note"), (replayed_failure, "tags"),
-                               (replayed_failure, "note")],
-            "crm_dead_letters": [letters[1]["id"]],
+                               (replayed_failure, "note"), (discarded_failure, "tags"),
+                               (discarded_failure, "note")],
+            "crm_dead_letters": [letters[1]["id"], letters[2]["id"]],
         },
         kept={
             "outbox": [unpublished],
@@ -151,8 +153,8 @@ EXPECTED = {
     "webhook_attempts": 2,
     "webhook_deliveries": 1,
     "webhook_messages": 1,
-    "crm_dead_letters": 1,
-    "crm_sync_steps": 4,
+    "crm_dead_letters": 2,
+    "crm_sync_steps": 6,
 }
 
 
@@ -221,7 +223,7 @@ async def test_jorge_purge_prints_counts_and_dry_run_deletes_nothing(
 
     printed = await asyncio.to_thread(jorge, settings, tmp_path, "purge")
     lines = {line.split()[0]: line.split()[-1] for line in printed.strip().splitlines()}
-    assert lines == {**{t: str(n) for t, n in EXPECTED.items()}, "total": "11"}
+    assert lines == {**{t: str(n) for t, n in EXPECTED.items()}, "total": "14"}
     assert await present(pool, old.gone) == dict.fromkeys(old.gone, 0)
 
 
