@@ -23,6 +23,7 @@ from jorge_cli.stack import EmbeddedStack, free_port
 from jorge_cli.state import clear_state, read_running_state, write_state
 from jorge_runtime.db import create_pool, migrate
 from jorge_runtime.kafka_admin import ensure_topics
+from jorge_runtime.kafka_security import kafka_client_options
 from jorge_runtime.settings import Settings, load_settings
 from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
@@ -82,6 +83,7 @@ async def _prepare(settings: Settings, home: Path) -> str:
         settings.kafka_bootstrap_servers,
         TopicNames(settings.kafka_topic_prefix).all(),
         replication_factor=settings.kafka_replication_factor,
+        connection=kafka_client_options(settings),
     )
     _say(f"  topics: {len(created)} created" if created else "  topics: all present")
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
