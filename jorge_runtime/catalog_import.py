@@ -2,7 +2,9 @@
 
 Parsing validates every row and reports the bad ones by line number; loading copies the good
 rows into a temporary table and upserts them in one statement that leaves identical rows
-untouched, so importing the same file twice changes nothing.
+untouched, so importing the same file twice changes nothing. A snapshot import (the file is the
+organisation's complete on-market inventory) then sets the on-market listings the file lacks to
+Withdrawn, unless that would take too large a share of the inventory off the market.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from jorge_runtime.db import DbConnection
-from schemas.catalog import KNOWN_COLUMNS, CatalogRow
+from schemas.catalog import KNOWN_COLUMNS, ON_MARKET_STATUSES, WITHDRAWN, CatalogRow
 
 # Table columns in the order rows are copied; all but organization_id come from CatalogRow.
 _COLUMNS = (
@@ -29,14 +31,24 @@ _COLUMNS = (
     "view_yn", "stories_total",
 )  # fmt: skip
 _UPDATED = [c for c in _COLUMNS if c not in ("organization_id", "listing_id")]
+# A row the file lists is the MLS's word on it: a listing a snapshot had withdrawn comes back
+# with the file's status, and the snapshot's mark is cleared.
 _UPSERT = f"""
 INSERT INTO catalog_properties ({", ".join(_COLUMNS)})
 SELECT {", ".join(_COLUMNS)} FROM catalog_import
 ON CONFLICT (organization_id, listing_id) DO UPDATE
-   SET {", ".join(f"{c} = EXCLUDED.{c}" for c in _UPDATED)}, updated_at = now()
- WHERE ({", ".join(f"catalog_properties.{c}" for c in _UPDATED)})
-       IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _UPDATED)})
+   SET {", ".join(f"{c} = EXCLUDED.{c}" for c in _UPDATED)}, withdrawn_by_snapshot_at = NULL,
+       updated_at = now()
+ WHERE ({", ".join(f"catalog_properties.{c}" for c in _UPDATED)}, catalog_properties.withdrawn_by_snapshot_at)
+       IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _UPDATED)}, NULL::timestamptz)
 RETURNING (xmax = 0) AS inserted"""
+_ON_MARKET = (
+    "SELECT count(*) FROM catalog_properties WHERE organization_id = $1 AND standard_status = ANY($2)"
+)
+# On-market listings neither loaded from the file nor named by one of its rejected rows.
+_MISSING = """c.organization_id = $1 AND c.standard_status = ANY($2)
+   AND NOT EXISTS (SELECT 1 FROM catalog_import i WHERE i.listing_id = c.listing_id)
+   AND c.listing_id <> ALL($3)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +67,35 @@ class ParsedCatalog:
     errors: list[RowError] = field(default_factory=list)
     ignored_columns: set[str] = field(default_factory=set)
     duplicates: int = 0
+    #: ListingIds of rejected rows: in the file, so a snapshot never takes them off the market.
+    rejected_ids: set[str] = field(default_factory=set)
+
+    @property
+    def records(self) -> int:
+        """Data rows read from the file: valid, rejected, and earlier rows of a repeated ListingId."""
+        return len(self.rows) + len(self.errors) + self.duplicates
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """How a snapshot import may take listings missing from its file off the market."""
+
+    #: The largest share of the on-market listings one file may withdraw.
+    max_withdraw_share: float = 0.5
+    #: ListingIds the file names in rows that were rejected: never withdrawn.
+    rejected_ids: frozenset[str] = frozenset()
+    #: Why withdrawing is refused whatever is missing (decided before loading), or None.
+    refusal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotOutcome:
+    """What a snapshot import found missing and whether it took those listings off the market."""
+
+    on_market: int  # listings on the market before the load
+    missing: int  # of them, absent from the file
+    withdrawn: int  # set to Withdrawn: ``missing``, or 0 when refused
+    refusal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +105,7 @@ class ImportCounts:
     inserted: int
     updated: int
     unchanged: int
+    snapshot: SnapshotOutcome | None = None
 
 
 def _reason(error: ValidationError) -> str:
@@ -120,6 +162,9 @@ def parse_catalog(text: str, fmt: str) -> ParsedCatalog:
             row = CatalogRow.model_validate(record)
         except ValidationError as exc:
             parsed.errors.append(RowError(line, _reason(exc)))
+            listing_id = record.get("ListingId")
+            if isinstance(listing_id, str | int) and str(listing_id).strip():
+                parsed.rejected_ids.add(str(listing_id).strip())
             continue
         if row.listing_id in by_id:
             parsed.duplicates += 1
@@ -127,6 +172,22 @@ def parse_catalog(text: str, fmt: str) -> ParsedCatalog:
         by_id[row.listing_id] = row
     parsed.rows = list(by_id.values())
     return parsed
+
+
+def snapshot_policy(
+    parsed: ParsedCatalog, *, max_bad_share: float = 0.01, max_withdraw_share: float = 0.5
+) -> Snapshot:
+    """The snapshot rules for a parsed file: withdrawing is refused outright when more than
+    ``max_bad_share`` of its rows were rejected (the listings of unreadable rows would look
+    missing); otherwise at most ``max_withdraw_share`` of the on-market listings may go."""
+    bad, total = len(parsed.errors), parsed.records
+    refusal = None
+    if bad and bad / total > max_bad_share:
+        refusal = (
+            f"{bad} of {total} rows were rejected ({bad / total:.1%}, "
+            f"more than the {max_bad_share:.1%} allowed)"
+        )
+    return Snapshot(max_withdraw_share, frozenset(parsed.rejected_ids), refusal)
 
 
 def _record(organization_id: str, row: CatalogRow) -> tuple[Any, ...]:
@@ -140,16 +201,53 @@ def _record(organization_id: str, row: CatalogRow) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-async def load_rows(conn: DbConnection, organization_id: str, rows: Iterable[CatalogRow]) -> ImportCounts:
-    """Upsert rows into the organisation's catalog in one transaction (COPY, then one statement)."""
+async def _withdraw_missing(
+    conn: DbConnection, organization_id: str, snapshot: Snapshot, on_market: int
+) -> SnapshotOutcome:
+    args = (organization_id, list(ON_MARKET_STATUSES), sorted(snapshot.rejected_ids))
+    missing: int = await conn.fetchval(f"SELECT count(*) FROM catalog_properties c WHERE {_MISSING}", *args)
+    refusal = snapshot.refusal
+    if refusal is None and missing and missing / on_market > snapshot.max_withdraw_share:
+        refusal = (
+            f"it would take {missing} of the {on_market} listings on the market off it "
+            f"({missing / on_market:.1%}, more than the {snapshot.max_withdraw_share:.1%} allowed)"
+        )
+    if refusal is not None or not missing:
+        return SnapshotOutcome(on_market, missing, 0, refusal)
+    status = await conn.execute(
+        f"""UPDATE catalog_properties c
+               SET standard_status = '{WITHDRAWN}', withdrawn_by_snapshot_at = now(), updated_at = now()
+             WHERE {_MISSING}""",
+        *args,
+    )
+    return SnapshotOutcome(on_market, missing, int(status.split()[-1]))
+
+
+async def load_rows(
+    conn: DbConnection, organization_id: str, rows: Iterable[CatalogRow], *, snapshot: Snapshot | None = None
+) -> ImportCounts:
+    """Upsert rows into the organisation's catalog in one transaction (COPY, then one statement).
+
+    With ``snapshot`` the rows are the organisation's complete on-market inventory: after the
+    upsert, in the same transaction, the on-market listings they lack are set to Withdrawn
+    (closed sales and other off-market rows are never touched), unless the snapshot's rules
+    refuse it; the outcome says which."""
     records = [_record(organization_id, row) for row in rows]
+    outcome = None
     async with conn.transaction():
+        on_market = 0
+        if snapshot is not None:
+            on_market = await conn.fetchval(_ON_MARKET, organization_id, list(ON_MARKET_STATUSES))
         await conn.execute(
             """CREATE TEMP TABLE catalog_import
                    (LIKE catalog_properties INCLUDING DEFAULTS) ON COMMIT DROP"""
         )
         await conn.copy_records_to_table("catalog_import", records=records, columns=list(_COLUMNS))
         results = await conn.fetch(_UPSERT)
+        if snapshot is not None:
+            outcome = await _withdraw_missing(conn, organization_id, snapshot, on_market)
     inserted = sum(1 for r in results if r["inserted"])
     updated = len(results) - inserted
-    return ImportCounts(inserted=inserted, updated=updated, unchanged=len(records) - len(results))
+    return ImportCounts(
+        inserted=inserted, updated=updated, unchanged=len(records) - len(results), snapshot=outcome
+    )

@@ -30,6 +30,12 @@ STANDARD_STATUSES = (
 )
 ACTIVE = "Active"
 CLOSED = "Closed"
+#: Listings on the market or under contract: what an MLS export of the active and pending
+#: inventory lists. A snapshot import takes the ones missing from its file off the market.
+ON_MARKET_STATUSES = ("Active", "Active Under Contract", "Coming Soon", "Pending")
+#: The status a snapshot import gives a listing that left the market (RESO has no "gone from
+#: the feed" value; withdrawn, expired and canceled listings all look the same in a snapshot).
+WITHDRAWN = "Withdrawn"
 
 PropertyKind = Literal["single_family", "condo", "townhouse", "multi_family", "manufactured", "land"]
 

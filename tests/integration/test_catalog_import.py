@@ -11,7 +11,9 @@ import asyncpg
 
 from jorge_cli.demo_catalog import load_demo_catalog
 from jorge_runtime.catalog import CatalogReader
+from jorge_runtime.catalog_import import Snapshot, SnapshotOutcome, load_rows, parse_catalog, snapshot_policy
 from jorge_runtime.settings import Settings
+from jorge_runtime.tenancy import TenancyStore
 from tests.support.services import REPO, settings_env
 
 HEADER = "ListingId,StandardStatus,ListPrice,ClosePrice,CloseDate,BedroomsTotal,BathroomsTotalDecimal,LivingArea,UnparsedAddress,City,SubdivisionName,MlsStatus,Latitude,Longitude\n"  # noqa: E501
@@ -118,3 +120,114 @@ async def test_jorge_up_prepares_the_demo_catalog_once(
     assert await pool.fetchval(count, DEMO_ORGANIZATION) == loaded
     output = capsys.readouterr().out  # type: ignore[attr-defined]
     assert f"demo catalog: 0 new, 0 updated, {loaded} unchanged" in output
+
+
+# A catalog with five listings on the market, a closed sale and a listing on hold.
+INVENTORY = {
+    "A1": "A1,Active,725000,,,3,2,1850,\"1 Main St, Upland, CA\",Upland,,,,\n",
+    "A2": "A2,Active,640000,,,4,2.5,2100,\"2 Main St, Upland, CA\",Upland,,,,\n",
+    "A3": "A3,Active,610000,,,3,2,1700,\"3 Main St, Upland, CA\",Upland,,,,\n",
+    "A4": "A4,Active,590000,,,3,2,1650,\"4 Main St, Upland, CA\",Upland,,,,\n",
+    "P1": "P1,Pending,800000,,,4,3,2500,\"5 Main St, Upland, CA\",Upland,,,,\n",
+    "C1": "C1,Closed,700000,695000,2025-06-02,4,3,2400,\"6 Main St, Upland, CA\",Upland,,,,\n",
+    "H1": "H1,Hold,550000,,,2,2,1200,\"7 Main St, Upland, CA\",Upland,,,,\n",
+}  # fmt: skip
+ROW_STATE = (
+    "SELECT listing_id, standard_status, withdrawn_by_snapshot_at, updated_at FROM catalog_properties "
+    "WHERE organization_id = $1 ORDER BY listing_id"
+)
+
+
+def export(*listing_ids: str, extra: str = "") -> str:
+    return HEADER + "".join(INVENTORY[i] for i in listing_ids) + extra
+
+
+async def load_inventory(pool: asyncpg.Pool, organization: str) -> list[asyncpg.Record]:
+    async with pool.acquire() as conn:
+        await load_rows(conn, organization, parse_catalog(export(*INVENTORY), "csv").rows)
+    return await pool.fetch(ROW_STATE, organization)
+
+
+async def test_a_snapshot_withdraws_missing_listings_once_and_a_reappearing_one_returns(
+    settings: Settings, pool: asyncpg.Pool, organization: str, tmp_path: Path
+) -> None:
+    before = {r["listing_id"]: r for r in await load_inventory(pool, organization)}
+    other = f"{organization}-other"  # the same listing in another organisation's catalog
+    await TenancyStore(pool).create_organization(other, "Other Realty")
+    async with pool.acquire() as conn:
+        await load_rows(conn, other, parse_catalog(export("A4"), "csv").rows)
+    snapshot = tmp_path / "snapshot.csv"
+    snapshot.write_text(export("A1", "A2", "A3", "P1"))  # A4 left the market; C1 and H1 are not listed
+    args = ("catalog", "import", str(snapshot), "--organization", organization, "--snapshot")
+
+    code, out, err = await jorge(settings, *args)
+    assert code == 0, out + err
+    assert "4 valid row(s), 0 rejected; 0 inserted, 0 updated, 4 unchanged, 1 withdrawn" in out
+    assert (
+        "snapshot: 1 of the 5 listing(s) on the market were missing from the file and are now Withdrawn"
+        in out
+    )
+    after = {r["listing_id"]: r for r in await pool.fetch(ROW_STATE, organization)}
+    assert after["A4"]["standard_status"] == "Withdrawn" and after["A4"]["withdrawn_by_snapshot_at"]
+    assert after["A4"]["updated_at"] > before["A4"]["updated_at"]
+    assert {k: v for k, v in after.items() if k != "A4"} == {k: v for k, v in before.items() if k != "A4"}
+    assert (await pool.fetchrow(ROW_STATE, other))["standard_status"] == "Active"  # type: ignore[index]
+    # What the matcher and the seller analyzer read no longer offers it.
+    reader = CatalogReader()
+    homes = await reader.active_listings(pool, organization, price_min=0, price_max=10**9)
+    assert sorted(h.listing_id for h in homes) == ["A1", "A2", "A3"]
+    assert await reader.active_count(pool, organization, city="Upland", postal_code=None) == 3
+
+    code, out, err = await jorge(settings, *args)  # the same snapshot again changes nothing
+    assert code == 0 and "0 inserted, 0 updated, 4 unchanged, 0 withdrawn" in out, out + err
+    assert {r["listing_id"]: r for r in await pool.fetch(ROW_STATE, organization)} == after
+
+    snapshot.write_text(export("A1", "A2", "A3", "A4", "P1"))  # A4 is back on the market
+    code, out, err = await jorge(settings, *args)
+    assert code == 0 and "0 inserted, 1 updated, 4 unchanged, 0 withdrawn" in out, out + err
+    back = {r["listing_id"]: r for r in await pool.fetch(ROW_STATE, organization)}
+    assert back["A4"]["standard_status"] == "Active" and back["A4"]["withdrawn_by_snapshot_at"] is None
+
+
+async def test_a_truncated_or_bad_snapshot_withdraws_nothing(
+    settings: Settings, pool: asyncpg.Pool, organization: str, tmp_path: Path
+) -> None:
+    before = await load_inventory(pool, organization)
+    truncated = tmp_path / "truncated.csv"
+    truncated.write_text(export("A1"))  # 4 of the 5 listings on the market missing
+    code, out, err = await jorge(
+        settings, "catalog", "import", str(truncated), "--organization", organization, "--snapshot"
+    )
+    assert code == 1, out + err
+    assert "0 inserted, 0 updated, 1 unchanged, 0 withdrawn" in out
+    assert (
+        "snapshot not applied: it would take 4 of the 5 listings on the market off it (80.0%, more than "
+        "the 50.0% allowed); the 4 listing(s) missing from the file stay on the market"
+    ) in err
+    assert await pool.fetch(ROW_STATE, organization) == before
+    misuse = await jorge(settings, "catalog", "import", str(truncated), "--max-withdraw-share", "0.9")
+    assert misuse[0] == 2 and "only apply with --snapshot" in misuse[2]
+
+    # A4's row is bad (no ListPrice) and one row has no ListingId at all: 2 of 5 rows rejected.
+    bad_rows = "A4,Active,,,,3,2,1650,,Upland,,,,\n,Active,500000,,,3,2,1500,,Upland,,,,\n"
+    parsed = parse_catalog(export("A1", "A2", "P1", extra=bad_rows), "csv")
+    async with pool.acquire() as conn:
+        refused = await load_rows(conn, organization, parsed.rows, snapshot=snapshot_policy(parsed))
+        assert refused.snapshot == SnapshotOutcome(
+            on_market=5,
+            missing=1,
+            withdrawn=0,
+            refusal="2 of 5 rows were rejected (40.0%, more than the 1.0% allowed)",
+        )
+        assert await pool.fetch(ROW_STATE, organization) == before
+        # Allowed that many bad rows: A3 is withdrawn, A4 (named by a rejected row) is not.
+        tolerant = snapshot_policy(parsed, max_bad_share=0.5)
+        applied = await load_rows(conn, organization, parsed.rows, snapshot=tolerant)
+        assert applied.snapshot == SnapshotOutcome(on_market=5, missing=1, withdrawn=1)
+        statuses = {r["listing_id"]: r["standard_status"] for r in await conn.fetch(ROW_STATE, organization)}
+        assert statuses == {"A1": "Active", "A2": "Active", "A3": "Withdrawn", "A4": "Active",
+                            "C1": "Closed", "H1": "Hold", "P1": "Pending"}  # fmt: skip
+        # A complete export that really is this short goes through with a higher limit.
+        short = parse_catalog(export("A1"), "csv")
+        allowed = await load_rows(conn, organization, short.rows, snapshot=Snapshot(max_withdraw_share=0.8))
+        assert allowed.snapshot == SnapshotOutcome(on_market=4, missing=3, withdrawn=3)

@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 from jorge_cli.demo_catalog import demo_catalog, demo_rows
-from jorge_runtime.catalog_import import detect_format, parse_catalog
+from jorge_runtime.catalog_import import detect_format, parse_catalog, snapshot_policy
 from schemas.catalog import CatalogRow, property_kind
 
 COLUMNS = (
@@ -71,6 +71,20 @@ def test_json_lines_with_bad_lines() -> None:
         (4, "not a JSON object"),
     ]
     assert parsed.ignored_columns == {"X-Custom"}
+
+
+def test_a_snapshot_keeps_rejected_listings_and_refuses_when_too_many_rows_are_bad() -> None:
+    parsed = parse_catalog(CSV, "csv")
+    assert parsed.records == 9  # 2 valid, 1 earlier row of A1, 6 rejected
+    assert parsed.rejected_ids == {"A2", "C2", "A3", "A4", "A5", "A6"}  # never taken off the market
+    policy = snapshot_policy(parsed, max_bad_share=0.5, max_withdraw_share=0.3)
+    assert policy.refusal == "6 of 9 rows were rejected (66.7%, more than the 50.0% allowed)"
+    assert policy.rejected_ids == frozenset(parsed.rejected_ids) and policy.max_withdraw_share == 0.3
+    assert snapshot_policy(parsed, max_bad_share=0.7).refusal is None
+    clean = parse_catalog(COLUMNS + "\nA1,Active,1,,,,,,,,,,\n", "csv")
+    assert snapshot_policy(clean, max_bad_share=0).refusal is None
+    empty = parse_catalog(COLUMNS + "\n", "csv")
+    assert snapshot_policy(empty).refusal is None  # the share of listings missing decides
 
 
 def test_the_format_is_detected() -> None:

@@ -60,6 +60,7 @@ def test_hard_filters_budget_tolerance_bedrooms_areas_types_and_status() -> None
     assert not passes_filters(WANTS, home(subdivision="Etiwanda", city="Rancho Cucamonga"))
     assert passes_filters(WANTS, home(subdivision="haven"))  # areas are case-insensitive
     assert not passes_filters(WANTS, home(standard_status="Pending"))
+    assert not passes_filters(WANTS, home(standard_status="Withdrawn"))  # gone from a snapshot
     condos = WANTS.model_copy(update={"property_types": ["condo"]})
     assert not passes_filters(condos, home())
     by_city = WANTS.model_copy(update={"neighborhoods": ["rancho cucamonga"]})
