@@ -69,7 +69,9 @@ class ServiceProcess:
             log_dir / f"{name}.log",
         )
 
-    async def start(self, timeout: float = 30.0) -> ServiceProcess:
+    async def start(self, timeout: float = 90.0) -> ServiceProcess:
+        # Generous: a two-worker gateway has taken over 20 s to import on a loaded two-core CI box.
+        # A healthy start returns as soon as it answers, so the bound costs nothing.
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(  # noqa: ASYNC220 - Popen returns at once
                 self.argv, env=self.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
