@@ -205,6 +205,13 @@ class Settings(BaseSettings):
     ghl_budget_margin_ms: int = Field(
         default=250, ge=0, le=60_000, description="Added to each window so network jitter never causes a 429."
     )
+    ghl_budget_daily_probe_ms: int = Field(
+        default=300_000,
+        ge=1_000,
+        le=86_400_000,
+        description="When GHL says a location's daily budget is spent without saying when it resets, "
+        "one request probes it this often (or at the next UTC midnight, if sooner).",
+    )
     crm_retry_delays_seconds: str = Field(
         default="10,60,600,3600,21600",
         pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?){4}\s*$",

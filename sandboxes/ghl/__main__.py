@@ -1,4 +1,5 @@
-"""``python -m sandboxes.ghl [--port N] [--burst 100] [--interval-ms 10000] [--daily 200000]``."""
+"""``python -m sandboxes.ghl [--port N] [--burst 100] [--interval-ms 10000] [--daily 200000]
+[--daily-reset-ms 86400000] [--no-daily-reset-header]``."""
 
 from __future__ import annotations
 
@@ -18,8 +19,27 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=100, help="requests per window and token")
     parser.add_argument("--interval-ms", type=int, default=10_000, help="window length")
     parser.add_argument("--daily", type=int, default=200_000, help="requests per day and token")
+    parser.add_argument(
+        "--daily-reset-ms",
+        type=int,
+        default=86_400_000,
+        help="daily window length; a token's first request opens one, the first after it the next",
+    )
+    parser.add_argument(
+        "--no-daily-reset-header",
+        dest="daily_reset_header",
+        action="store_false",
+        help="do not send x-ratelimit-daily-reset (ms until the daily window closes)",
+    )
     args = parser.parse_args()
-    state = SandboxState(Limits(burst=args.burst, interval_ms=args.interval_ms, daily=args.daily))
+    limits = Limits(
+        burst=args.burst,
+        interval_ms=args.interval_ms,
+        daily=args.daily,
+        daily_reset_ms=args.daily_reset_ms,
+        daily_reset_header=args.daily_reset_header,
+    )
+    state = SandboxState(limits)
     uvicorn.run(create_app(state), host=args.host, port=args.port, log_level="warning", access_log=False)
 
 

@@ -4,7 +4,8 @@ Run it with ``python -m sandboxes.ghl --port 8090``. ``GET /`` lists every conta
 tags, notes and opportunities. ``POST /_sandbox/faults`` injects 429 storms, 5xx bursts, slow
 answers, late answers to calls already carried out, permanent rejections (400/403/404/422) of
 the calls naming a marker, and upserts that create the contact but answer 422;
-``POST /_sandbox/limits`` changes the per-token limits (e.g. the trial token's 25 per 10 s);
+``POST /_sandbox/limits`` changes the per-token limits (e.g. the trial token's 25 per 10 s, or the
+daily window and whether ``x-ratelimit-daily-reset`` is sent);
 ``GET /_sandbox/stats`` counts requests, 429s caused by the limit (``rate_limited``) and injected ones apart.
 """
 

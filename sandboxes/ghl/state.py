@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 import uuid
@@ -26,6 +27,12 @@ class Limits:
     burst: int = 100
     interval_ms: int = 10_000
     daily: int = 200_000
+    #: Length of the daily window: a token's first request opens one, and the first request
+    #: after it closes opens the next (a rolling day, not the UTC day).
+    daily_reset_ms: int = 86_400_000
+    #: Send ``x-ratelimit-daily-reset`` (ms until the daily window closes); off: answers without
+    #: it, like the GHL answers its documentation describes.
+    daily_reset_header: bool = True
 
 
 @dataclass
@@ -106,6 +113,8 @@ class SandboxState:
         self.opportunities: dict[str, dict[str, Any]] = {}
         self._windows: dict[str, deque[float]] = {}
         self._daily: Counter[str] = Counter()
+        #: When (monotonic seconds) each token's daily window closes.
+        self._daily_end: dict[str, float] = {}
         self.stats: Counter[str] = Counter()
         #: Arrival (epoch seconds) of every request the limits let through, for benchmarks.
         self.accepted_at: list[float] = []
@@ -125,13 +134,18 @@ class SandboxState:
         horizon = now - self.limits.interval_ms / 1000
         while window and window[0] <= horizon:
             window.popleft()
+        if now >= self._daily_end.get(token, now):
+            self._daily[token] = 0
+            self._daily_end[token] = now + self.limits.daily_reset_ms / 1000
         if len(window) >= self.limits.burst or self._daily[token] >= self.limits.daily:
             self.stats["rate_limited"] += 1
-            return Verdict(429, {"statusCode": 429, "message": "Too Many Requests"}, self._headers(token))
+            return Verdict(
+                429, {"statusCode": 429, "message": "Too Many Requests"}, self._headers(token, now)
+            )
         window.append(now)
         self._daily[token] += 1
         self.accepted_at.append(time.time())
-        headers = self._headers(token)
+        headers = self._headers(token, now)
         faults = self.faults
         if faults.storm_429 > 0 or (faults.rate_429 and self.random.random() < faults.rate_429):
             faults.storm_429 = max(0, faults.storm_429 - 1)
@@ -157,15 +171,20 @@ class SandboxState:
         )
         return Verdict(None, None, headers, delay_ms=delay, created_then_422=created_then_422, late_ms=late)
 
-    def _headers(self, token: str) -> dict[str, str]:
+    def _headers(self, token: str, now: float) -> dict[str, str]:
         remaining = max(0, self.limits.burst - len(self._windows.get(token, ())))
-        return {
+        headers = {
             "x-ratelimit-max": str(self.limits.burst),
             "x-ratelimit-remaining": str(remaining),
             "x-ratelimit-interval-milliseconds": str(self.limits.interval_ms),
             "x-ratelimit-limit-daily": str(self.limits.daily),
             "x-ratelimit-daily-remaining": str(max(0, self.limits.daily - self._daily[token])),
         }
+        if self.limits.daily_reset_header:
+            # Rounded up: a client resuming after this many ms finds the window closed.
+            left_ms = math.ceil((self._daily_end[token] - now) * 1000)
+            headers["x-ratelimit-daily-reset"] = str(max(0, left_ms))
+        return headers
 
     # --- contacts ---------------------------------------------------------------------------
     def find_duplicate(self, location_id: str, email: str | None, phone: str | None) -> Contact | None:

@@ -115,7 +115,7 @@ class GhlClient:
                 reraise=True,
             ):
                 with attempt:
-                    await self._budget.acquire(location, priority)
+                    granted_at = await self._budget.acquire(location, priority)
                     started = time.perf_counter()
                     response = await http.request(method, path, headers=headers, json=json, params=params)
                     GHL_REQUEST_DURATION.labels(operation).observe(time.perf_counter() - started)
@@ -129,7 +129,7 @@ class GhlClient:
         status = response.status_code
         GHL_REQUESTS.labels(operation, str(status)).inc()
         EXTERNAL_UP.labels("crm_sync", "ghl").set(0 if status >= 500 else 1)
-        await self._budget.observe(location, response.headers, status)
+        await self._budget.observe(location, response.headers, status, granted_at)
         body = _json(response)
         if 200 <= status < 300 or status in accept:
             return GhlResponse(status, body)

@@ -103,7 +103,11 @@ class SyncHandler:
         budget = GhlBudget(
             self._resources.redis,
             BudgetDefaults(
-                s.ghl_budget_burst, s.ghl_budget_interval_ms, s.ghl_budget_daily, s.ghl_budget_margin_ms
+                s.ghl_budget_burst,
+                s.ghl_budget_interval_ms,
+                s.ghl_budget_daily,
+                s.ghl_budget_margin_ms,
+                s.ghl_budget_daily_probe_ms,
             ),
         )
         self._client = GhlClient(s.ghl_base_url, budget, timeout_seconds=s.ghl_timeout_seconds)

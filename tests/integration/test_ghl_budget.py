@@ -1,12 +1,15 @@
-"""The shared GHL budget in Redis against the sandbox: no 429 of ours, headers followed, hot first."""
+"""The shared GHL budget in Redis against the sandbox: no 429 of ours, headers followed, hot first,
+GHL's daily window followed."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
@@ -14,7 +17,7 @@ from pydantic import SecretStr
 from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
 from services.crm_sync.budget import BudgetDefaults, GhlBudget
-from services.crm_sync.ghl_client import GhlClient, GhlCredentials, GhlTransientError
+from services.crm_sync.ghl_client import API_VERSION, GhlClient, GhlCredentials, GhlTransientError
 from tests.support.ghl import Sandbox
 
 # The margin covers the time between our grant and the sandbox counting the request. Forty
@@ -42,9 +45,14 @@ def credentials() -> GhlCredentials:
     return GhlCredentials(f"loc-{name}", SecretStr(f"token-{name}"))
 
 
-async def replicas(redis: aioredis.Redis, url: str, defaults: BudgetDefaults, n: int = 3) -> list[GhlClient]:
+async def replicas(
+    redis: aioredis.Redis, url: str, defaults: BudgetDefaults, n: int = 3, max_poll_seconds: float = 1.0
+) -> list[GhlClient]:
     """n clients as n crm_sync replicas would hold: one budget object each, one Redis."""
-    clients = [GhlClient(url, GhlBudget(redis, defaults), timeout_seconds=10) for _ in range(n)]
+    clients = [
+        GhlClient(url, GhlBudget(redis, defaults, max_poll_seconds=max_poll_seconds), timeout_seconds=10)
+        for _ in range(n)
+    ]
     for client in clients:
         await client.open()
     return clients
@@ -130,3 +138,106 @@ async def test_hot_callers_go_before_standard_ones_when_the_budget_is_spent(
     hot = [asyncio.create_task(take("hot")) for _ in range(4)]
     await asyncio.gather(*standard, *hot)
     assert order[:4] == ["hot"] * 4
+
+
+async def test_a_spent_daily_budget_waits_for_ghls_reset_then_proceeds_without_a_429(
+    settings: Settings, redis: aioredis.Redis, log_dir: Path
+) -> None:
+    # Five a day, and GHL's day lasts 1.5 s from the first request: nothing like the UTC day.
+    sandbox = await Sandbox.start(
+        log_dir / "ghl-daily.log", burst=20, interval_ms=1000, daily=5, daily_reset_ms=1500
+    )
+    try:
+        clients = await replicas(
+            redis,
+            sandbox.url,
+            BudgetDefaults(burst=20, interval_ms=1000, margin_ms=MARGIN_MS),
+            max_poll_seconds=0.05,
+        )
+        creds = credentials()
+        loop = asyncio.get_running_loop()
+        try:
+            await flood(clients, creds, 1)  # the first answer tells the daily limit and reset
+            started = loop.time()
+            await flood(clients, creds, 9)  # four fit this window, five wait for the next
+            elapsed = loop.time() - started
+        finally:
+            for client in clients:
+                await client.close()
+        stats = await sandbox.stats()
+    finally:
+        sandbox.stop()
+    assert stats.get("rate_limited", 0) == 0
+    assert stats["requests"] == 10
+    assert elapsed > 1.0  # held until GHL's window reset, then sent
+
+
+async def test_ghl_saying_the_day_is_spent_without_a_reset_rests_the_location_until_one_probe(
+    settings: Settings, redis: aioredis.Redis, log_dir: Path
+) -> None:
+    sandbox = await Sandbox.start(
+        log_dir / "ghl-probe.log", burst=20, interval_ms=300, daily=1, daily_reset_header=False
+    )
+    probe_ms = 1000
+    [client] = await replicas(
+        redis,
+        sandbox.url,
+        BudgetDefaults(burst=20, interval_ms=300, margin_ms=MARGIN_MS, daily_probe_ms=probe_ms),
+        n=1,
+        max_poll_seconds=0.05,
+    )
+    creds = credentials()
+    loop = asyncio.get_running_loop()
+    waiting: list[asyncio.Task[None]] = []
+    try:
+        # Other traffic on the location (not counted by us) spends GHL's daily budget.
+        async with httpx.AsyncClient(base_url=sandbox.url) as other:
+            response = await other.post(
+                "/contacts/upsert",
+                headers={"Authorization": f"Bearer {creds.token.get_secret_value()}", "Version": API_VERSION},
+                json={"locationId": creds.location_id, "email": "other@example.com"},
+            )
+            assert response.status_code == 200
+        with pytest.raises(GhlTransientError):
+            await flood([client], creds, 1)  # 429, daily remaining 0, no reset time
+        started = loop.time()
+        # The rest is the probe interval, or less only when UTC midnight comes first.
+        midnight_s = 86_400 - time.time() % 86_400
+        waiting = [asyncio.create_task(flood([client], creds, 1)) for _ in range(5)]
+        done, _ = await asyncio.wait(waiting, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        rested = loop.time() - started
+        assert len(done) == 1  # one probe, and GHL is still spent
+        assert isinstance(done.pop().exception(), GhlTransientError)
+        assert rested > min(probe_ms / 1000, midnight_s) - 0.1  # not one 300 ms interval
+        await asyncio.sleep(0.5)
+        assert (await sandbox.stats())["rate_limited"] == 2  # ours and the probe, no burst of them
+        # GHL resets (here: a bigger limit); the next probe's answer releases the others.
+        await sandbox.limits(daily=100)
+        await asyncio.wait_for(asyncio.gather(*[t for t in waiting if not t.done()]), timeout=10)
+        assert (await sandbox.stats())["rate_limited"] == 2
+    finally:
+        for task in waiting:
+            task.cancel()
+        await client.close()
+        sandbox.stop()
+
+
+async def test_an_answer_from_before_ghls_reset_leaves_the_new_window_alone(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    budget = GhlBudget(redis, BudgetDefaults(margin_ms=0), max_poll_seconds=0.02)
+    location = f"loc-{uuid.uuid4().hex[:8]}"
+    loop = asyncio.get_running_loop()
+    spent = {"x-ratelimit-limit-daily": "5", "x-ratelimit-daily-remaining": "0"}
+    before = await budget.acquire(location)
+    await budget.observe(location, {**spent, "x-ratelimit-daily-reset": "300"}, 200, before)
+    started = loop.time()
+    after = await budget.acquire(location)
+    assert loop.time() - started > 0.25  # held until GHL's reset
+    # The answer to a request granted before the reset, arriving only now, is the old window's.
+    await budget.observe(location, {**spent, "x-ratelimit-daily-reset": "60000"}, 200, before)
+    await asyncio.wait_for(budget.acquire(location), timeout=1)
+    # The same answer to a request of this window holds the location until the reset it names.
+    await budget.observe(location, {**spent, "x-ratelimit-daily-reset": "60000"}, 200, after)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(budget.acquire(location), timeout=0.3)

@@ -29,10 +29,22 @@ class Sandbox:
     process: subprocess.Popen[bytes]
 
     @classmethod
-    async def start(cls, log_path: Path, *, burst: int, interval_ms: int, daily: int = 200_000) -> Sandbox:
+    async def start(
+        cls,
+        log_path: Path,
+        *,
+        burst: int,
+        interval_ms: int,
+        daily: int = 200_000,
+        daily_reset_ms: int = 86_400_000,
+        daily_reset_header: bool = True,
+    ) -> Sandbox:
         port = free_port()
         argv = [sys.executable, "-m", "sandboxes.ghl", "--port", str(port), "--burst", str(burst),
-                "--interval-ms", str(interval_ms), "--daily", str(daily)]  # fmt: skip
+                "--interval-ms", str(interval_ms), "--daily", str(daily),
+                "--daily-reset-ms", str(daily_reset_ms)]  # fmt: skip
+        if not daily_reset_header:
+            argv.append("--no-daily-reset-header")
         with log_path.open("ab") as out:
             process = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)  # noqa: ASYNC220
         sandbox = cls(f"http://127.0.0.1:{port}", process)
