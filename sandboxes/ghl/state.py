@@ -181,8 +181,9 @@ class SandboxState:
             "x-ratelimit-daily-remaining": str(max(0, self.limits.daily - self._daily[token])),
         }
         if self.limits.daily_reset_header:
-            # Rounded up: a client resuming after this many ms finds the window closed.
-            left_ms = math.ceil((self._daily_end[token] - now) * 1000)
+            # Rounded up: a client resuming after this many ms finds the window closed. Rounded
+            # to a microsecond first, so float error (100.00000000001 ms) does not add a whole ms.
+            left_ms = math.ceil(round((self._daily_end[token] - now) * 1000, 3))
             headers["x-ratelimit-daily-reset"] = str(max(0, left_ms))
         return headers
 
