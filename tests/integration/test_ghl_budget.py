@@ -178,7 +178,7 @@ async def test_ghl_saying_the_day_is_spent_without_a_reset_rests_the_location_un
     sandbox = await Sandbox.start(
         log_dir / "ghl-probe.log", burst=20, interval_ms=300, daily=1, daily_reset_header=False
     )
-    probe_ms = 1000
+    probe_ms = 2000  # long enough that a stalled CI loop never sees a second probe before the check
     [client] = await replicas(
         redis,
         sandbox.url,
