@@ -11,6 +11,8 @@ import asyncpg
 import typer
 
 from jorge_runtime.catalog_import import (
+    DEFAULT_MAX_BAD_SHARE,
+    DEFAULT_MAX_WITHDRAW_SHARE,
     ImportCounts,
     SnapshotOutcome,
     detect_format,
@@ -23,8 +25,6 @@ from jorge_runtime.db import create_pool
 T = TypeVar("T")
 DEFAULT_ORGANIZATION = "demo"
 _SHOWN_ERRORS = 50
-DEFAULT_MAX_WITHDRAW_SHARE = 0.5
-DEFAULT_MAX_BAD_SHARE = 0.01
 
 catalog = typer.Typer(
     help="Load listings and closed sales (RESO column names, CSV or JSON Lines) into the catalog.",

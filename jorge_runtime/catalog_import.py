@@ -42,6 +42,10 @@ ON CONFLICT (organization_id, listing_id) DO UPDATE
  WHERE ({", ".join(f"catalog_properties.{c}" for c in _UPDATED)}, catalog_properties.withdrawn_by_snapshot_at)
        IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _UPDATED)}, NULL::timestamptz)
 RETURNING (xmax = 0) AS inserted"""
+#: A snapshot withdraws nothing when more than this share of its file's rows were rejected...
+DEFAULT_MAX_BAD_SHARE = 0.01
+#: ...or when it would take more than this share of the on-market listings off the market.
+DEFAULT_MAX_WITHDRAW_SHARE = 0.5
 _ON_MARKET = (
     "SELECT count(*) FROM catalog_properties WHERE organization_id = $1 AND standard_status = ANY($2)"
 )
@@ -81,7 +85,7 @@ class Snapshot:
     """How a snapshot import may take listings missing from its file off the market."""
 
     #: The largest share of the on-market listings one file may withdraw.
-    max_withdraw_share: float = 0.5
+    max_withdraw_share: float = DEFAULT_MAX_WITHDRAW_SHARE
     #: ListingIds the file names in rows that were rejected: never withdrawn.
     rejected_ids: frozenset[str] = frozenset()
     #: Why withdrawing is refused whatever is missing (decided before loading), or None.
@@ -175,7 +179,10 @@ def parse_catalog(text: str, fmt: str) -> ParsedCatalog:
 
 
 def snapshot_policy(
-    parsed: ParsedCatalog, *, max_bad_share: float = 0.01, max_withdraw_share: float = 0.5
+    parsed: ParsedCatalog,
+    *,
+    max_bad_share: float = DEFAULT_MAX_BAD_SHARE,
+    max_withdraw_share: float = DEFAULT_MAX_WITHDRAW_SHARE,
 ) -> Snapshot:
     """The snapshot rules for a parsed file: withdrawing is refused outright when more than
     ``max_bad_share`` of its rows were rejected (the listings of unreadable rows would look

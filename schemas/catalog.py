@@ -32,7 +32,7 @@ ACTIVE = "Active"
 CLOSED = "Closed"
 #: Listings on the market or under contract: what an MLS export of the active and pending
 #: inventory lists. A snapshot import takes the ones missing from its file off the market.
-ON_MARKET_STATUSES = ("Active", "Active Under Contract", "Coming Soon", "Pending")
+ON_MARKET_STATUSES = (ACTIVE, "Active Under Contract", "Coming Soon", "Pending")
 #: The status a snapshot import gives a listing that left the market (RESO has no "gone from
 #: the feed" value; withdrawn, expired and canceled listings all look the same in a snapshot).
 WITHDRAWN = "Withdrawn"
