@@ -132,8 +132,8 @@ async def _tail(
             line = decoded(record)
             if organization is not None and line["organization_id"] != organization:
                 continue
-            text = json.dumps(line, ensure_ascii=False, default=str)
-            sys.stdout.write((text if show_pii else redact(text)) + "\n")
+            text = json.dumps(line if show_pii else redact_values(line), ensure_ascii=False, default=str)
+            sys.stdout.write(text + "\n")
             sys.stdout.flush()
             printed += 1
             if limit is not None and printed >= limit:
@@ -166,3 +166,15 @@ def decoded(record: Any) -> dict[str, Any]:
     else:
         line["event"] = event
     return line
+
+
+def redact_values(value: Any) -> Any:
+    """``value`` with phones, emails and secrets redacted in every string (numbers, such as
+    timestamps, and the JSON structure are left alone)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_values(item) for item in value]
+    return value
