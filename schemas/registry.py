@@ -12,6 +12,7 @@ import importlib
 import json
 import pkgutil
 from collections.abc import Callable
+from functools import cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -81,6 +82,22 @@ def upcast(event_type: str, data: dict[str, Any], to_version: int) -> dict[str, 
         version += 1
         data["schema_version"] = version
     return data
+
+
+@cache
+def current_versions() -> dict[str, int]:
+    """Event type -> the schema version its model writes (and consumers read)."""
+    return {event_type: schema_version_of(model) for event_type, model in event_models().items()}
+
+
+def upcast_to_current(data: Any) -> Any:
+    """A decoded message body brought up to its event type's current version (anything else as is)."""
+    if not UPCASTERS or not isinstance(data, dict):
+        return data
+    current = current_versions().get(str(data.get("event_type")))
+    if current is None or int(data.get("schema_version", current)) >= current:
+        return data
+    return upcast(str(data["event_type"]), dict(data), current)
 
 
 def read_event(model: type[E], body: bytes | str | dict[str, Any]) -> E:
