@@ -121,6 +121,9 @@ async def _tail(
         if not partitions:
             await consumer.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            typer.echo(f"jorge: topic {topic} does not exist (create it with `jorge topics`)", err=True)
+            raise typer.Exit(1)
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         if from_beginning:
