@@ -52,7 +52,8 @@ def test_models_are_compatible_with_the_committed_schemas() -> None:
     problems = version_problems(current_event_schemas(), committed_event_schemas(), UPCASTERS)
     assert not problems, (
         "these changes break consumers: bump the event's schema_version and register an upcaster "
-        f"(schemas/registry.py UPCASTERS), see docs/EVENTS.md: {problems}"
+        "(schemas/registry.py UPCASTERS), see docs/EVENTS.md; only for a version never released: "
+        f"`{REGENERATE} --allow-breaking`. {problems}"
     )
 
 
