@@ -15,6 +15,7 @@ from jorge_cli.admin import keys, orgs
 from jorge_cli.catalog import catalog
 from jorge_cli.crm import crm
 from jorge_cli.dlq import dlq
+from jorge_cli.events import events
 from jorge_cli.mcp_server import mcp_tools
 from jorge_cli.purge import purge_tools
 from jorge_cli.qualifier_tools import qualifier_tools
@@ -37,6 +38,7 @@ app.add_typer(qualifier_tools)  # jorge eval, jorge backfill
 app.add_typer(mcp_tools)  # jorge mcp
 app.add_typer(catalog, name="catalog")
 app.add_typer(dlq, name="dlq")  # crm_sync dead letters
+app.add_typer(events, name="events")  # the event contract, jorge events tail
 app.add_typer(crm, name="crm")  # crm_sync credentials per organisation
 app.add_typer(purge_tools)  # jorge purge: retention
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
 
 from jorge_runtime.kafka_security import kafka_security
 from jorge_runtime.settings import Settings
 from jorge_runtime.telemetry import kafka_middlewares
 from schemas.envelope import EventEnvelope
+from schemas.registry import upcast_to_current
 
 
 class PublishFailed(Exception):
@@ -26,6 +30,14 @@ class OutgoingMessage:
     key: str | None
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+
+
+async def upcasting_decoder(
+    msg: StreamMessage[Any], default: Callable[[StreamMessage[Any]], Awaitable[Any]]
+) -> Any:
+    """FastStream's JSON decoding, then events of an older schema version upcast to the current
+    one (schemas/registry.py), so handlers read both versions during a migration."""
+    return upcast_to_current(await default(msg))
 
 
 def create_broker(settings: Settings, *, client_id: str, producer_only: bool = False) -> KafkaBroker:
@@ -50,6 +62,7 @@ def create_broker(settings: Settings, *, client_id: str, producer_only: bool = F
         logger=None,
         security=kafka_security(settings),
         middlewares=kafka_middlewares(settings, client_id.removeprefix("jorge-")),
+        decoder=upcasting_decoder,
         **timeouts,  # type: ignore[arg-type]
     )
 

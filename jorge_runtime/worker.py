@@ -84,10 +84,13 @@ def consumer_options(settings: Settings, service: str) -> dict[str, Any]:
 def install_dead_letter_policy(broker: KafkaBroker, settings: Settings, service: str) -> None:
     """Route invalid and repeatedly failing messages of this service to the dead-letter topic."""
     publisher = KafkaPublisher(broker, settings.kafka_publish_timeout_seconds)
+    dead_letter_topic = TopicNames(settings.kafka_topic_prefix)(DEAD_LETTER)
+    # Declared for the AsyncAPI document; the middleware publishes through KafkaPublisher.
+    broker.publisher(dead_letter_topic, title=f"{service}.dead_letter", description=DEAD_LETTER.description)
     broker.add_middleware(
         dead_letter_middleware(
             consumer=service,
-            dead_letter_topic=TopicNames(settings.kafka_topic_prefix)(DEAD_LETTER),
+            dead_letter_topic=dead_letter_topic,
             publish=publisher.publish,
             max_attempts=settings.consumer_max_attempts,
             backoff_seconds=settings.consumer_retry_backoff_seconds,

@@ -29,6 +29,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
     # Readiness covers the side brokers too: started within the grace period, still consuming.
     side_consumers = {"kafka_ghl": ghl.consumers, "kafka_webhooks": webhooks.consumers}
     app = worker_app(SERVICE, broker, resources, side_consumers=side_consumers)
+    # The side brokers' topics belong in this worker's AsyncAPI document; the app does not start them.
+    app.schema.add_broker(ghl.broker)
+    app.schema.add_broker(webhooks.broker)
     app.on_startup(ghl.open)
     app.after_startup(ghl.start)
     app.on_shutdown(ghl.stop)

@@ -98,6 +98,10 @@ def install_ghl_sync(settings: Settings, resources: WorkerResources) -> GhlSync:
     for spec, lane in ((CRM_LANE_HOT, "hot"), (CRM_LANE_STANDARD, "standard")):
         _subscribe_lane(broker, settings, topics, spec, lane, handler)  # type: ignore[arg-type]
 
+    # Declared for the AsyncAPI document; the intake and the outcomes publish through KafkaPublisher.
+    for spec in (CRM_LANE_HOT, CRM_LANE_STANDARD, *CRM_RETRY_TOPICS):
+        broker.publisher(topics(spec), title=f"crm_sync.{spec.name}", description=spec.description)
+
     async def reject(
         body: bytes, headers: dict[str, str], key: str | None, lane: str, attempt: int, error: BaseException
     ) -> None:

@@ -19,7 +19,7 @@ from jorge_runtime.settings import Settings
 from jorge_runtime.telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, instrument_app, shutdown_tracing
 from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
-from services.gateway import buyers, sellers, tokens, webhooks
+from services.gateway import asyncapi, buyers, sellers, tokens, webhooks
 from services.gateway.auth import Authenticator
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import install_error_handlers
@@ -118,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(buyers.router)
     app.include_router(sellers.router)
     app.include_router(webhooks.router)
+    app.include_router(asyncapi.router)  # /asyncapi, /asyncapi.json: the event contract
     return app
 
 
