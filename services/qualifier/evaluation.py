@@ -1,8 +1,9 @@
 """The labelled evaluation set and accuracy scoring of qualification engines.
 
-``evals/leads.jsonl`` holds realistic lead messages (buyers, sellers, investors, renters,
-both, vague, angry, non-English, spam) with the intent and temperature a careful agent would
-give them under the policy in docs/AI_QUALIFIER.md. The rules engine's score is the baseline.
+``evals/leads.jsonl`` holds realistic first messages (SMS, web forms, portal inquiries, email,
+chat; about a tenth Spanish or Spanglish) labelled with the intent and temperature of the
+rubric in docs/AI_QUALIFIER.md. Each case belongs to one fixed split: ``dev``, which rules may
+be tuned on, or ``heldout``, which is only ever scored.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from schemas.leads import LeadToQualify
 from schemas.qualification import Intent, Qualification, Temperature
 from services.qualifier.engine import QualificationEngine
+
+Split = Literal["dev", "heldout"]
+SPLITS: tuple[Split, ...] = ("dev", "heldout")
 
 
 class EvalCase(BaseModel):
@@ -26,7 +31,10 @@ class EvalCase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
+    split: Split
     category: str
+    channel: str
+    language: str
     message: str
     source: str | None = None
     intent: Intent

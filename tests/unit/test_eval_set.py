@@ -14,19 +14,40 @@ from services.qualifier.evaluation import evaluate, format_scores, load_eval_set
 from services.qualifier.rules import RulesQualificationEngine
 from tests.support.fake_claude import rules_responder
 
-REQUIRED_CATEGORIES = {"buyer", "seller", "investor", "renter", "vague", "angry", "non_english", "spam"}
+REQUIRED_CATEGORIES = {
+    "buyer", "listing_inquiry", "seller", "both", "investor", "renter", "spanish",
+    "negation", "primary", "vendor", "vague", "angry",
+}  # fmt: skip
+# The split is fixed: a case moved between parts would let tuning leak into the held-out score.
+HELD_OUT_SIZE = 170
 
 
-def test_the_set_loads_with_at_least_100_valid_labelled_cases() -> None:
-    cases = load_eval_set()  # pydantic refuses unknown intents, temperatures and fields
-    assert len(cases) >= 100
+def test_the_set_has_400_valid_labelled_cases_across_channels() -> None:
+    cases = load_eval_set()  # pydantic refuses unknown intents, temperatures, splits and fields
+    assert len(cases) >= 400
     assert len({case.id for case in cases}) == len(cases)
     counts = Counter(case.category for case in cases)
     assert set(counts) >= REQUIRED_CATEGORIES
-    assert all(counts[category] >= 8 for category in REQUIRED_CATEGORIES)
+    assert all(counts[category] >= 7 for category in REQUIRED_CATEGORIES)
     assert all(case.message.strip() for case in cases)
     assert {case.intent for case in cases} == {"buyer", "seller", "both", "renter", "unknown"}
     assert {case.temperature for case in cases} == {"hot", "warm", "cold"}
+    assert {case.channel for case in cases} >= {"sms", "email", "web_form", "portal", "chat"}
+
+
+def test_about_a_tenth_is_spanish_or_spanglish() -> None:
+    cases = load_eval_set()
+    share = sum(case.language == "es" for case in cases) / len(cases)
+    assert 0.08 <= share <= 0.15
+
+
+def test_the_split_is_fixed_and_stratified() -> None:
+    cases = load_eval_set()
+    held_out = [case for case in cases if case.split == "heldout"]
+    assert len(held_out) == HELD_OUT_SIZE
+    for category, n in Counter(case.category for case in cases).items():
+        in_held_out = sum(case.category == category for case in held_out)
+        assert abs(in_held_out - 0.4 * n) <= 1, category
 
 
 def test_rules_baseline_is_measured_and_printed(capsys: pytest.CaptureFixture[str]) -> None:
@@ -35,7 +56,7 @@ def test_rules_baseline_is_measured_and_printed(capsys: pytest.CaptureFixture[st
         print("\n" + format_scores([score]))
     assert score.total >= 100
     # The baseline is whatever the rules score; these floors only catch a broken engine or set.
-    assert score.intent_accuracy > 0.6 and score.temperature_accuracy > 0.6
+    assert score.intent_accuracy > 0.5 and score.temperature_accuracy > 0.5
 
 
 def test_jorge_eval_prints_each_engines_accuracy(monkeypatch: pytest.MonkeyPatch) -> None:
