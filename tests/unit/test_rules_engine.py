@@ -304,8 +304,8 @@ def test_areas(message: str, areas: list[str]) -> None:
 def test_home_value_request_gets_a_cma_even_without_a_timeline() -> None:
     q = _qualify("What's my home worth? 3bd 2ba in Rancho Cucamonga")
     assert q.intent is Intent.SELLER
-    assert q.temperature is Temperature.COLD
-    assert q.temperature_reasons[0] == "no timeline given"
+    assert q.temperature is Temperature.WARM  # the rubric: a clear seller without a date is warm
+    assert q.temperature_reasons[0] == "clear seller intent"
     assert q.next_action == "Book listing consultation and prepare CMA"
 
 
