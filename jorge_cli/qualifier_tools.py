@@ -38,9 +38,15 @@ def evaluate_engines(
     was never tuned on and is the figure to trust.
     """
     from jorge_runtime.flags import FeatureFlags
-    from services.qualifier.app import configured_engine
+    from services.qualifier.claude import ClaudeConfig, ClaudeQualificationEngine, create_client
     from services.qualifier.engine import QualificationEngine
-    from services.qualifier.evaluation import SPLITS, evaluate_splits, format_scores, load_eval_set
+    from services.qualifier.evaluation import (
+        LABELLED_ON,
+        SPLITS,
+        evaluate_splits,
+        format_scores,
+        load_eval_set,
+    )
     from services.qualifier.rules import RulesQualificationEngine
 
     settings = _settings()
@@ -53,9 +59,15 @@ def evaluate_engines(
     cases = [c for c in load_eval_set(file) if split in ("all", c.split)]
     engines: list[tuple[str, QualificationEngine]] = []
     if engine in ("rules", "all"):
-        engines.append(("rules-v1", RulesQualificationEngine()))
+        engines.append(("rules-v1", RulesQualificationEngine(today=lambda: LABELLED_ON)))
     if engine in ("claude", "all") and _has_key(settings):
-        engines.append(("claude", configured_engine(settings, FeatureFlags.from_settings(settings))))
+        claude = ClaudeQualificationEngine(
+            create_client(settings),
+            ClaudeConfig.from_settings(settings),
+            FeatureFlags.from_settings(settings),
+            today=lambda: LABELLED_ON,
+        )
+        engines.append(("claude", claude))
 
     async def run() -> str:
         scores = [

@@ -478,6 +478,9 @@ class RulesQualificationEngine(QualificationEngine):
 
     name = ENGINE_NAME
 
+    def __init__(self, today: Callable[[], date] = date.today) -> None:
+        self._today = today
+
     async def qualify(self, lead: LeadToQualify) -> Qualification:
         """Qualify one lead with the rules; odd input yields unknowns, never an exception."""
-        return qualify_lead(lead)
+        return qualify_lead(lead, today=self._today())
