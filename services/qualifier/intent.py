@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from schemas.qualification import Intent
 
 
-def _rx(pattern: str) -> re.Pattern[str]:
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled case-insensitively, as every rules table is."""
     return re.compile(pattern, re.IGNORECASE)
+
+
+_rx = compile_pattern
 
 
 # ---------------------------------------------------------------- nothing to act on

@@ -23,14 +23,11 @@ from schemas.qualification import (
 )
 from services.qualifier.engine import QualificationEngine
 from services.qualifier.intent import IntentReading, read_intent
+from services.qualifier.intent import compile_pattern as _rx
 
 ENGINE_NAME = "rules-v1"
 # The API caps messages at 10,000 characters; this bounds regex work for direct callers too.
 _MAX_CHARS = 20_000
-
-
-def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
 
 
 # Patterns run on folded text (see _fold): accents stripped, one space between words.
