@@ -28,9 +28,9 @@ _OPT_OUT_RE = _rx(
     r"|\bstop (?:texting|calling|messaging|sending|contacting)\b|\bquit (?:calling|texting)\b"
     r"|\bleave me alone\b|\btake (?:me|us) off\b|\bnot interested(?: anymore)?\W*(?:$|[.!,])"
     r"|\bhow did you get my (?:number|info)\b|\bwho gave you my (?:number|info)\b"
-    r"|\bwrong (?:number|person)\b|\bnumero equivocado\b|\bno me interesa\b|\bno me (?:manden|escriban)"
-    r"|\bya no me (?:escriban|manden)\b|\bno longer (?:his|hers|theirs)\b|\bf off\b"
+    r"|\bno me interesa\b|\bno me (?:manden|escriban)|\bya no me (?:escriban|manden)\b|\bf off\b"
 )
+_WRONG_NUMBER_RE = _rx(r"\bwrong (?:number|person)\b|\bnumero equivocado\b|\bno longer (?:his|hers|theirs)\b")
 _VENDOR_RE = _rx(
     r"\b(?:your|my) (?:buyers|clients|business|brokerage)\b|\bfor (?:realtors|agents)\b"
     r"|\breal estate (?:agents|professionals)\b|\bpartner with you\b|\blead generation\b|\bleads per\b"
@@ -146,6 +146,10 @@ _MUST_SELL_FIRST_RE = _rx(
 )
 
 
+OPTED_OUT = "opted out"
+NOT_A_LEAD = "not a real estate lead"
+
+
 @dataclass(frozen=True)
 class IntentReading:
     """The intent and the signals about it that the temperature rubric also weighs."""
@@ -154,6 +158,7 @@ class IntentReading:
     asks_about_listing: bool = False
     wants_showing: bool = False
     must_sell_first: bool = False
+    no_lead: str | None = None  # why there is nothing to act on: OPTED_OUT or NOT_A_LEAD
 
 
 def _blank(pattern: re.Pattern[str], text: str) -> str:
@@ -166,8 +171,10 @@ def read_intent(text: str, source: str = "", *, buyer_hint: bool = False) -> Int
     ``buyer_hint`` (a budget, bedrooms, financing, investing) makes a buyer of a message that
     names no plan at all.
     """
-    if _OPT_OUT_RE.search(text) or _VENDOR_RE.search(text):
-        return IntentReading(Intent.UNKNOWN)
+    if _OPT_OUT_RE.search(text):
+        return IntentReading(Intent.UNKNOWN, no_lead=OPTED_OUT)
+    if _WRONG_NUMBER_RE.search(text) or _VENDOR_RE.search(text):
+        return IntentReading(Intent.UNKNOWN, no_lead=NOT_A_LEAD)
     own = text
     for pattern in (_NEGATED_RE, _HYPOTHETICAL_RE, _OTHERS_SELLING_RE, _BUY_ELSEWHERE_RE, _NOT_A_RENT_ASK_RE):
         own = _blank(pattern, own)

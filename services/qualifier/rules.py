@@ -22,7 +22,7 @@ from schemas.qualification import (
     Timeline,
 )
 from services.qualifier.engine import QualificationEngine
-from services.qualifier.intent import IntentReading, read_intent
+from services.qualifier.intent import NOT_A_LEAD, OPTED_OUT, IntentReading, read_intent
 from services.qualifier.intent import compile_pattern as _rx
 
 ENGINE_NAME = "rules-v1"
@@ -348,6 +348,13 @@ def _has_agent(text: str) -> bool | None:
 
 
 # ---------------------------------------------------------------- decisions
+# The wording of the triage skill, so either engine tells the bots the same thing.
+_NO_LEAD_ACTIONS = {
+    OPTED_OUT: "Stop messaging: lead opted out",
+    NOT_A_LEAD: "Discard: not a real estate lead",
+}
+
+
 def _moving_phrase(months: int) -> str:
     if months == 0:
         return "moving as soon as possible"
@@ -362,6 +369,8 @@ def _temperature(
     urgent = months is not None and months <= 3
     moving = _moving_phrase(months) if months is not None else ""
     money = _FINANCING_REASONS.get(status, "")
+    if reading.no_lead:
+        return Temperature.COLD, [reading.no_lead]
     if intent == Intent.UNKNOWN:
         reasons = ["just browsing"] if far_off else []
         return Temperature.COLD, [*reasons, moving or "no timeline given", "intent unclear"]
@@ -388,7 +397,12 @@ def _temperature(
     ]
 
 
-def _next_action(intent: Intent, temperature: Temperature, has_agent: bool | None, months: int | None) -> str:
+def _next_action(
+    reading: IntentReading, temperature: Temperature, has_agent: bool | None, months: int | None
+) -> str:
+    intent = reading.intent
+    if reading.no_lead:
+        return _NO_LEAD_ACTIONS[reading.no_lead]
     if intent == Intent.RENTER:
         return "Refer to rental partner"
     if intent == Intent.UNKNOWN:
@@ -400,8 +414,10 @@ def _next_action(intent: Intent, temperature: Temperature, has_agent: bool | Non
         return "Book listing consultation and prepare CMA"
     if temperature == Temperature.COLD:
         return "Add to long-term nurture"
-    if temperature == Temperature.HOT:
+    if temperature == Temperature.HOT or reading.wants_showing:
         return "Schedule showing"
+    if reading.asks_about_listing:  # a question only an agent can answer well: a hand-off
+        return "Answer the listing question and offer a showing"
     return "Send matching listings and nurture"
 
 
@@ -464,7 +480,7 @@ def qualify_lead(lead: LeadToQualify, today: date | None = None) -> Qualificatio
         motivation=motivation,
         has_agent=has_agent,
         must_sell_first=must_sell_first,
-        next_action=_next_action(intent, temperature, has_agent, months),
+        next_action=_next_action(reading, temperature, has_agent, months),
         language="es" if len({w.lower() for w in _SPANISH_RE.findall(text)}) >= 2 else "en",
         confidence=round(0.1 + 0.85 * sum(found) / len(found), 2),
         engine=ENGINE_NAME,

@@ -430,3 +430,19 @@ def test_this_year_is_a_horizon_not_an_urgency_even_in_december() -> None:
     q = qualify_lead(lead, today=date(2025, 12, 3))
     assert q.timeline_months is not None and q.timeline_months > 3
     assert q.temperature is Temperature.WARM
+
+
+@pytest.mark.parametrize(
+    ("message", "action"),
+    [
+        ("STOP", "Stop messaging: lead opted out"),
+        ("How did you get my number?? remove me", "Stop messaging: lead opted out"),
+        ("wrong number sorry", "Discard: not a real estate lead"),
+        ("We offer 3D tours and photography for your listings", "Discard: not a real estate lead"),
+        ("Does the house on Banyan have a pool?", "Answer the listing question and offer a showing"),
+        ("Can we see the house on Banyan Saturday?", "Schedule showing"),
+        ("hi", "Ask what they are looking for"),
+    ],
+)
+def test_next_action_for_opt_outs_vendors_and_listing_questions(message: str, action: str) -> None:
+    assert _qualify(message).next_action == action
