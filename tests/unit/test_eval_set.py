@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from jorge_cli.main import app
 from sandboxes.fake_anthropic import FakeAnthropic
+from schemas.qualification import Intent, Temperature
 from services.qualifier.evaluation import LABELLED_ON, evaluate_splits, format_scores, load_eval_set
 from services.qualifier.rules import RulesQualificationEngine
 from tests.support.fake_claude import rules_responder
@@ -30,8 +31,8 @@ def test_the_set_has_400_valid_labelled_cases_across_channels() -> None:
     assert set(counts) >= REQUIRED_CATEGORIES
     assert all(counts[category] >= 7 for category in REQUIRED_CATEGORIES)
     assert all(case.message.strip() for case in cases)
-    assert {case.intent for case in cases} == {"buyer", "seller", "both", "renter", "unknown"}
-    assert {case.temperature for case in cases} == {"hot", "warm", "cold"}
+    assert {case.intent for case in cases} == set(Intent)
+    assert {case.temperature for case in cases} == set(Temperature)
     assert {case.channel for case in cases} >= {"sms", "email", "web_form", "portal", "chat"}
 
 
