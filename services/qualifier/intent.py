@@ -1,9 +1,10 @@
 """What a lead asks for (the intent rubric of docs/AI_QUALIFIER.md) as pure pattern rules.
 
 Text arrives folded by the rules engine (accents stripped, single spaces). The reading goes:
-messages with nothing to act on (opt-outs, vendors, wrong numbers, landlords seeking tenants)
-first; then denied plans ("not selling", "can't buy yet") and other people's sales ("my
-landlord is selling") are blanked, so only the lead's own asks are left to weigh.
+messages with nothing to act on (opt-outs, vendors, wrong numbers) first; then denied plans
+("not selling", "can't buy yet"), hypotheticals and other people's sales ("my landlord is
+selling") are blanked, so only the lead's own asks are left to weigh: selling and buying here
+make ``both``, then a sale, a rental ask, a purchase or a listing question, in that order.
 """
 
 from __future__ import annotations
@@ -197,7 +198,6 @@ def read_intent(text: str, source: str = "", *, buyer_hint: bool = False) -> Int
     sells_first = bool(_MUST_SELL_FIRST_RE.search(own)) and (
         buy or soft_buy or "before" in own or "afford" in own
     )
-    reading = IntentReading(Intent.UNKNOWN, listing, showing, sells_first)
     if sells_first or (buy and sell):
         intent = Intent.BOTH
     elif sell:
@@ -209,5 +209,5 @@ def read_intent(text: str, source: str = "", *, buyer_hint: bool = False) -> Int
     elif buy or listing or buyer_hint or soft_buy:
         intent = Intent.BUYER
     else:
-        intent = Intent.RENTER if _RENT_RE.search(own) and not _RENT_OUT_RE.search(own) else Intent.UNKNOWN
-    return IntentReading(intent, reading.asks_about_listing, reading.wants_showing, reading.must_sell_first)
+        intent = Intent.UNKNOWN
+    return IntentReading(intent, listing, showing, sells_first)
