@@ -30,15 +30,26 @@ qualification with the record_qualification tool. Never invent facts: a field th
 give stays null, unknown or empty, and that is a valid answer.
 
 Fields:
-- intent: buyer, seller, both (sell and buy), renter, or unknown (vague, spam, angry, off-topic).
+- intent: the lead's own primary ask. buyer: wants to buy, or asks about one listing (still
+  available? a tour, the open house, HOA, price, an offer), or rents now and wants to buy.
+  seller: wants to sell, list or value their own home (estates, divorces, landlords selling,
+  moving away and buying elsewhere). both: sells here and buys here ("sell then buy", "sell
+  first", "if we sold could we afford..."). renter: wants to rent a home to live in. unknown:
+  nothing to act on (vendors and pitches, wrong numbers, other agents, opt-outs, "hi",
+  landlords seeking tenants or property management, a value for a refinance). A denied plan
+  ("not selling", "can't buy yet") or someone else's sale ("my landlord is selling") is no
+  intent; when several plans are named, the one they ask help with now wins.
 - is_investor: true when buying or selling as an investment (rentals, flips, multi-family).
 - temperature: hot, warm or cold, with temperature_reasons: two or three short phrases that
-  decided it, most decisive first (e.g. "moving within 2 months", "pre-approved").
-  hot = moving within 3 months AND (pre-approved or cash), or a seller moving within 3 months.
-  warm = moving within 12 months, or money ready without a date, or a clear buyer/seller
-  intent with a budget, or a seller considering a sale who asks for a valuation.
-  cold = everything else: no date, over a year away, just browsing,
-  renters without an urgent move, vague, spam, opted out.
+  decided it, most decisive first (e.g. "moving within 2 months", "pre-approved"). The first
+  rule that applies decides; money is ready when pre-approved or cash:
+  cold = intent unknown; a renter not moving within 3 months (a renter within 3 months is
+  warm); over 12 months away, "someday", "eventually", "in a few years", "not ready yet",
+  "just browsing/curious" without a move within 3 months.
+  hot = a seller or buy-and-sell lead moving within 3 months; a buyer with money ready who
+  moves within 3 months or asks to see or offer on a home.
+  warm = moving within 12 months; otherwise any clear buyer, seller or buy-and-sell intent
+  with no date (a listing question, a budget, a valuation, money ready).
 - timeline: within_1_month, 1_3_months, 3_6_months, 6_12_months, over_12_months or unknown;
   timeline_months: whole months until the move when a date or duration is stated (asap = 0).
   Resolve calendar words ("in March", "by summer", "next year" = 12) against today's date.

@@ -22,14 +22,13 @@ from schemas.qualification import (
     Timeline,
 )
 from services.qualifier.engine import QualificationEngine
+from services.qualifier.intent import NOT_A_LEAD, OPTED_OUT, IntentReading, read_intent
+from services.qualifier.intent import compile_pattern as _rx
 
 ENGINE_NAME = "rules-v1"
-# The API caps messages at 10,000 characters; this bounds regex work for direct callers too.
-_MAX_CHARS = 20_000
-
-
-def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
+# A first message states its ask early; reading at most this much keeps a pasted 10,000-character
+# thread (the API's cap) near 100 ms on a loaded core instead of several times that.
+_MAX_CHARS = 4_000
 
 
 # Patterns run on folded text (see _fold): accents stripped, one space between words.
@@ -41,26 +40,17 @@ _AREA_RE = _rx(
 )
 _RC_RE = re.compile(r"\bRC\b")  # case-sensitive: lower-case "rc" is too often noise
 
-_BUY_RE = _rx(r"\b(?:buy(?:s|ing|ers?)?|purchas(?:e|ing)|house[- ]hunting|homebuyers?|move[- ]up)\b")
-_BUY_ES_RE = _rx(r"\b(?:comprar|compra|compro)\b")
-_SOFT_BUY_RE = _rx(
-    r"\blooking for (?:a |an |our |my )?(?:\w+ )?(?:home|house|condo|town(?:home|house)|place"
-    r"|property)\b|\bbusc(?:o|amos|ando) (?:una )?casa\b"
-)
-_SELL_RE = _rx(
-    r"\b(?:sell|selling|sale of (?:my|our)|list(?:ing)? (?:my|our)|put (?:my|our) (?:home|house) on"
-    r" the market|what(?:'s| is) my (?:home|house) worth|home value|cma|vender|vendo)\b"
-)
-_RENT_RE = _rx(
-    r"\b(?:rent|renting|rental|lease|leasing|apartment|rentar|alquilar|renta)\b"
-    r"(?! income| propert| units?\b| out| it out)"
-)
-# Sources look like "fb_seller_form" or "zillow-rentals"; "_" is a word character, so no \b.
-_SOURCE_SELL_RE = _rx(r"(?<![a-z])(?:sell|home[-_ ]?value|valuation|cma)")
-_SOURCE_RENT_RE = _rx(r"(?<![a-z])(?:rent|apartments)")
-_BROWSING_RE = _rx(
-    r"\bjust (?:looking|browsing|curious|researching|checking)\b|\bbrowsing\b|\bno rush\b"
-    r"|\bnot in a (?:hurry|rush)\b|\bsolo (?:estoy )?(?:viendo|mirando)\b"
+# Far off or not in the market yet: cold unless a move within 3 months is also stated.
+# "No rush" and "not in a hurry" are patience, not distance: they stay out.
+_FAR_OFF_RE = _rx(
+    r"\bjust (?:looking|browsing|curious|researching|checking|want to (?:learn|get on|be on))\b"
+    r"|\bbrowsing\b|\bsome ?day\b|\beventually\b|\bone day\b|\bdown the road\b|\bat some point\b"
+    r"|\b(?:in )?(?:a|the next) (?:few|couple(?: of)?) years\b|\b(?:2|3|two|three|a year or two|or two)"
+    r" years\b|\bnot (?:ready|yet|anytime soon|for a while|this year|for (?:at least )?another)\b"
+    r"|\bfor the future\b|\blong term\b|\b(?:probably|prob) wait|\bjust (?:starting|wanted) to"
+    r"|\bsolo (?:estoy )?(?:viendo|mirando)\b|\bunos anos\b|\bo despues\b|\btodavia no\b"
+    r"|\bno pienso\b|\bsolo curiosidad\b|\bnot in the cards\b|\bcurious\b|\bnot (?:really )?ready\b"
+    r"|\bnot (?:buying|selling|moving|listing|looking) (?:anytime soon|for a while|yet)\b"
 )
 _INVESTOR_RE = _rx(
     r"\binvest(?:or|ors|ment|ing)?\b|\brental (?:income|propert(?:y|ies)|units?)\b|\bcash[- ]?flow"
@@ -97,11 +87,6 @@ _HAS_AGENT_RE = _rx(
     r"|realtor|broker)\b|\bwork(?:ing)? with (?:an?|my|our|another) (?:agent|realtor|broker)\b"
     r"|\bmy (?:agent|realtor)\b|\btengo (?:un |una )?(?:agente|realtor)\b"
 )
-_MUST_SELL_FIRST_RE = _rx(
-    r"\b(?:need|have|must|got) to sell\b[^.!?]{0,40}?\bfirst\b|\bcontingen(?:t|cy)\b"
-    r"|\bsell(?:ing)?\b[^.!?]{0,40}?\b(?:before|then)\b[^.!?]{0,30}?\b(?:buy|purchas)"
-    r"|\bprimero vender\b|\bvender\b[^.!?]{0,30}?\bprimero\b"
-)
 _SPANISH_RE = _rx(
     r"\b(comprar|vender|casas?|recamaras?|quiero|queremos|preaprobad[oa]|busco|buscamos|necesito"
     r"|meses|dormitorios|habitaciones|hola|gracias|mudarnos|mudarme|vivienda|tengo|estoy"
@@ -111,7 +96,10 @@ _SPANISH_RE = _rx(
 # ---------------------------------------------------------------- money
 # In-progress and negated phrasings are matched (and blanked) before "pre-approved", so
 # "getting pre-approved" or "not pre-approved yet" never counts as pre-approved.
-_FIN_NOT_YET_RE = _rx(r"(?:\bnot|n't|\bno|\bnever) (?:yet )?(?:been |gotten |got |get )?pre[- ]?approved")
+_FIN_NOT_YET_RE = _rx(
+    r"(?:\bnot|n't|\bno|\bnever) (?:yet )?(?:been |gotten |got |get )?pre[- ]?approved"
+    r"|pre[- ]?approved:? no\b"
+)
 _FIN_TALKING_RE = _rx(
     r"\b(?:getting|get|working on|applying for|apply for) (?:a )?pre[- ]?(?:approved|approval"
     r"|qualified|qualification)\b|\bpre[- ]?qualif(?:ied|ication)\b|\b(?:talking|talked|speaking"
@@ -119,13 +107,15 @@ _FIN_TALKING_RE = _rx(
     r"|mortgage (?:broker|lender|officer|company)|bank)\b|\bhablando con (?:un |el )?banco\b"
 )
 _FIN_PRE_APPROVED_RE = _rx(
-    r"\bpre[- ]?approv(?:ed|al letter)\b|\bpre[- ]?aprobad[oa]s?\b"
+    r"\bpre[- ]?approv(?:ed|al letter|al)\b|\bpre[- ]?aprobad[oa]s?\b|\bpre[- ]?aprobacion\b"
+    r"|\bunderwritten approval\b"
     r"|\bapproved for (?:a |an )?(?:\$|[0-9]|loan|mortgage)"
 )
 _FIN_CASH_RE = _rx(
     r"\b(?:all[- ])?cash (?:buyer|offer|purchase|deal)s?\b|\ball[- ]cash\b|\ben efectivo\b"
     r"|\b(?:pay|paying|buy|buying|purchas\w*|clos(?:e|ing)) (?:with |in |all )*cash\b"
-    r"|\bde contado\b"
+    r"|\bde contado\b|\b(?:got|have|with) cash\b|\bcash (?:in hand|ready|from (?:the )?sale)\b"
+    r"|\b1031 (?:exchange )?(?:money|funds)\b|\b(?:we're|we are|i'm|im|i am) cash\b"
 )
 _FIN_NEEDS_RE = _rx(
     r"\bneed(?:s|ing)? (?:a |to get a )?(?:loan|mortgage|financing)\b|\bdown payment assistance"
@@ -138,6 +128,7 @@ _FINANCING_REASONS = {  # strongest first: the first status found wins
     FinancingStatus.NEEDS_FINANCING: "needs financing",
 }
 _READY = frozenset(list(_FINANCING_REASONS)[:3])
+_MONEY_IN_HAND = frozenset(list(_FINANCING_REASONS)[:2])  # "talking to a lender" is not ready yet
 
 _NUMBER = r"[0-9]{1,3}(?:,[0-9]{3}){1,3}|[0-9]{1,9}(?:\.[0-9]{1,3})?"
 _SUFFIX = r"thousand|grand|millones|million|mil|mm|m|k"
@@ -176,7 +167,7 @@ _BATHS_RE = _rx(
     r"(?:bath(?:room)?s?|ba|banos?)\b"
 )
 
-_UNIT = r"days?|weeks?|months?|mos?|years?|yrs?|dias?|semanas?|mes(?:es)?|anos?"
+_UNIT = r"days?|weeks?|wks?|months?|mos?|years?|yrs?|dias?|semanas?|mes(?:es)?|anos?"
 _UNIT_MONTHS = {"d": (1, 30), "w": (1, 4), "s": (1, 4), "y": (12, 1), "a": (12, 1), "m": (1, 1)}
 _SEASON_START = {"spring": 3, "summer": 6, "fall": 9, "autumn": 9, "winter": 12}
 _SEASON_START |= {"primavera": 3, "verano": 6, "otono": 9, "invierno": 12}
@@ -191,17 +182,25 @@ _MONTH_NAMES = (
 # One alternation, so search() returns the phrase that comes first in the message.
 _TIMELINE_PATTERNS = {
     "asap": r"asap|as soon as possible|immediately|right away|urgent\w*|this (?:week|month)"
-    r"|lo antes posible|cuanto antes|de inmediato|inmediatamente|ya mismo",
-    "quantity": r"(?:in|within|next|about|around|en|dentro de|(?:los )?proximos) (?:the )?"
-    rf"(?:next )?(?:[0-9]{{1,3}} ?(?:-|to|or|a|o) ?)?(?P<n>{_QUANTITY}) (?P<unit>{_UNIT})",
+    r"|next week(?:end)?|(?:by|on|starting|before|ends?|up) the (?:1st|[0-9]{1,2}(?:st|nd|rd|th))"
+    r"|(?:end|fin) (?:of|de) (?:the )?(?:month|mes)|before (?:the )?foreclosure|notice of default"
+    r"|(?:need|have|want|got) to sell[^.!?]{0,30}(?:fast|quick(?:ly)?)|sell (?:it )?(?:fast|quickly)"
+    r"|vender[^.!?]{0,20}rapido|lo antes posible|cuanto antes|de inmediato|inmediatamente|ya mismo"
+    r"|within the (?:month|week)|(?:need|want|ocupo|necesito|quiero|queremos)[^.!?]{0,25} (?:now|ya)"
+    r"(?= *(?:[.,!?]|$))",
+    "quantity": r"(?:in|within|next|about|around|en|dentro de|(?:los )?proximos|timeline:?|have|close in)"
+    r" (?:the )?(?:next )?(?:(?:unos|like|about|around|approx|~) ?)?(?:[0-9]{1,3} ?(?:-|to|or|a|o) ?)?"
+    rf"(?P<n>{_QUANTITY})(?P<plus>\+)? ?(?P<unit>{_UNIT})",
     "from_now": rf"(?P<n2>{_QUANTITY}) (?P<unit2>{_UNIT}) (?:from now|out|away)",
     "next_month": r"next month|el (?:proximo mes|mes que viene)",
     "season": r"(?:by|in|this|next|before|around|early|late|para|en|antes de) (?:the |el |la )?"
     rf"(?P<season_name>{'|'.join(_SEASON_START)})",
-    "month": r"(?:in|by|before|around|early|mid|late|until|this|next|en|para|antes de)[- ]"
-    rf"(?:of )?(?P<month_name>{_MONTH_NAMES})",
-    "this_year": r"end of (?:the |this )?year|later this year|this year",
+    "month": r"(?:in|by|before|around|early|mid|late|until|this|next|en|para|antes de|starting|end of"
+    rf"|up|ends?)[- ](?:of )?(?P<month_name>{_MONTH_NAMES})",
+    "year_end": r"(?:by |before )?(?:the )?end of (?:the |this )?year",
+    "this_year": r"later this (?:year|yr)|this (?:year|yr)|within the year|este ano",
     "next_year": r"next year|el (?:proximo ano|ano que viene)",
+    "in_year": r"(?:in|by|until) (?P<year_number>20[2-9][0-9])",
 }
 _TIMELINE_RE = _rx("|".join(rf"\b(?P<{k}>{p})\b" for k, p in _TIMELINE_PATTERNS.items()))
 _TIMELINE_BUCKETS = [
@@ -227,13 +226,16 @@ def _months_until(month: int, today: date, grace: int = 0) -> int:
 
 _TIMELINE_RESOLVERS: dict[str, Callable[[re.Match[str], date], int]] = {
     "asap": lambda m, today: 0,
-    "quantity": lambda m, today: _months_in(m["n"], m["unit"]),
+    "quantity": lambda m, today: _months_in(m["n"], m["unit"]) + bool(m["plus"]),
     "from_now": lambda m, today: _months_in(m["n2"], m["unit2"]),
     "next_month": lambda m, today: 1,
     "season": lambda m, today: _months_until(_SEASON_START[m["season_name"].lower()], today, 2),
     "month": lambda m, today: _months_until(_MONTH_BY_PREFIX[m["month_name"][:3].lower()], today),
-    "this_year": lambda m, today: 12 - today.month,
+    "year_end": lambda m, today: 12 - today.month,
+    # "this year" is a horizon (within the year), never an urgency, even in December
+    "this_year": lambda m, today: max(12 - today.month, 4),
     "next_year": lambda m, today: 12,
+    "in_year": lambda m, today: max(0, (int(m["year_number"]) - today.year) * 12 + 6 - today.month),
 }
 
 
@@ -345,25 +347,14 @@ def _has_agent(text: str) -> bool | None:
     return True if _HAS_AGENT_RE.search(text) else None
 
 
-def _intent(text: str, source: str, *, sells_first: bool, buyer_hint: bool) -> Intent:
-    """Explicit words first; budget, beds, financing or investing only hint at a buyer."""
-    buy = bool(_BUY_RE.search(text) or _BUY_ES_RE.search(text))
-    sell = bool(_SELL_RE.search(text) or _SOURCE_SELL_RE.search(source))
-    rent = bool(_RENT_RE.search(text) or _SOURCE_RENT_RE.search(source))
-    if sells_first or (buy and sell):
-        return Intent.BOTH
-    if sell:
-        return Intent.SELLER
-    if buy:
-        return Intent.BUYER
-    if rent:
-        return Intent.RENTER
-    if buyer_hint or _SOFT_BUY_RE.search(text):
-        return Intent.BUYER
-    return Intent.UNKNOWN
-
-
 # ---------------------------------------------------------------- decisions
+# The wording of the triage skill, so either engine tells the bots the same thing.
+_NO_LEAD_ACTIONS = {
+    OPTED_OUT: "Stop messaging: lead opted out",
+    NOT_A_LEAD: "Discard: not a real estate lead",
+}
+
+
 def _moving_phrase(months: int) -> str:
     if months == 0:
         return "moving as soon as possible"
@@ -371,35 +362,47 @@ def _moving_phrase(months: int) -> str:
 
 
 def _temperature(
-    intent: Intent, status: FinancingStatus, has_budget: bool, months: int | None, browsing: bool
+    reading: IntentReading, status: FinancingStatus, months: int | None, far_off: bool, has_budget: bool
 ) -> tuple[Temperature, list[str]]:
-    """Temperature and the sentences that decided it, most decisive first."""
+    """Temperature by the rubric of docs/AI_QUALIFIER.md and the sentences that decided it."""
+    intent = reading.intent
     urgent = months is not None and months <= 3
     moving = _moving_phrase(months) if months is not None else ""
     money = _FINANCING_REASONS.get(status, "")
+    if reading.no_lead:
+        return Temperature.COLD, [reading.no_lead]
+    if intent == Intent.UNKNOWN:
+        reasons = ["just browsing"] if far_off else []
+        return Temperature.COLD, [*reasons, moving or "no timeline given", "intent unclear"]
     if intent == Intent.RENTER:
         if urgent:
             return Temperature.WARM, ["renter", moving]
         return Temperature.COLD, ["renter without an urgent move"]
-    if urgent and status in _READY:
-        return Temperature.HOT, [moving, money]
+    if months is not None and months > 12:
+        return Temperature.COLD, ["moving in more than a year", money]
+    if far_off and not urgent:
+        return Temperature.COLD, ["not in the market yet", money]
     if urgent and intent in (Intent.SELLER, Intent.BOTH):
-        return Temperature.HOT, [f"seller {moving}"]
-    if months is not None and months <= 12:
+        return Temperature.HOT, [f"seller {moving}", money]
+    if status in _MONEY_IN_HAND and (urgent or reading.wants_showing):
+        return Temperature.HOT, [moving or "asks to see a home", money]
+    if months is not None:
         return Temperature.WARM, [moving, money or "financing not confirmed"]
-    if status in _READY and months is None:
-        return Temperature.WARM, [money, "no timeline given"]
-    if intent in (Intent.BUYER, Intent.SELLER, Intent.BOTH) and has_budget:
-        label = "buy-and-sell" if intent == Intent.BOTH else intent.value
-        return Temperature.WARM, [f"clear {label} intent", "budget stated"]
-    reasons = ["just browsing"] if browsing else []
-    reasons.append("moving in more than a year" if months is not None else "no timeline given")
-    if intent == Intent.UNKNOWN:
-        reasons.append("intent unclear")
-    return Temperature.COLD, [*reasons, money or "no financing stated"]
+    if reading.asks_about_listing:
+        return Temperature.WARM, ["asks about a listing", money or "no timeline given"]
+    label = "buy-and-sell" if intent == Intent.BOTH else intent.value
+    return Temperature.WARM, [
+        f"clear {label} intent",
+        money or ("budget stated" if has_budget else "no timeline given"),
+    ]
 
 
-def _next_action(intent: Intent, temperature: Temperature, has_agent: bool | None, months: int | None) -> str:
+def _next_action(
+    reading: IntentReading, temperature: Temperature, has_agent: bool | None, months: int | None
+) -> str:
+    intent = reading.intent
+    if reading.no_lead:
+        return _NO_LEAD_ACTIONS[reading.no_lead]
     if intent == Intent.RENTER:
         return "Refer to rental partner"
     if intent == Intent.UNKNOWN:
@@ -411,8 +414,10 @@ def _next_action(intent: Intent, temperature: Temperature, has_agent: bool | Non
         return "Book listing consultation and prepare CMA"
     if temperature == Temperature.COLD:
         return "Add to long-term nurture"
-    if temperature == Temperature.HOT:
+    if temperature == Temperature.HOT or reading.wants_showing:
         return "Schedule showing"
+    if reading.asks_about_listing:  # a question only an agent can answer well: a hand-off
+        return "Answer the listing question and offer a showing"
     return "Send matching listings and nurture"
 
 
@@ -430,18 +435,19 @@ def qualify_lead(lead: LeadToQualify, today: date | None = None) -> Qualificatio
     bedrooms, bathrooms = _count(_BEDS_RE, text), _count(_BATHS_RE, text)
     areas = _areas(text)
     is_investor = bool(_INVESTOR_RE.search(text))
-    must_sell_first = True if _MUST_SELL_FIRST_RE.search(text) else None
-    intent = _intent(
+    reading = read_intent(
         text,
         lead.source or "",
-        sells_first=bool(must_sell_first),
         buyer_hint=is_investor or status in _READY or has_budget or bedrooms is not None,
     )
+    intent = reading.intent
+    must_sell_first = True if reading.must_sell_first else None
     has_agent = _has_agent(text)
     motivation = next((label for label, rx in _MOTIVATION_RES if rx.search(text)), None)
     if lead.message.strip():
-        browsing = bool(_BROWSING_RE.search(text))
-        temperature, reasons = _temperature(intent, status, has_budget, months, browsing)
+        temperature, reasons = _temperature(
+            reading, status, months, bool(_FAR_OFF_RE.search(text)), has_budget
+        )
     else:
         temperature, reasons = Temperature.COLD, ["empty message"]
     if has_budget and "budget stated" not in reasons and temperature != Temperature.COLD:
@@ -474,7 +480,7 @@ def qualify_lead(lead: LeadToQualify, today: date | None = None) -> Qualificatio
         motivation=motivation,
         has_agent=has_agent,
         must_sell_first=must_sell_first,
-        next_action=_next_action(intent, temperature, has_agent, months),
+        next_action=_next_action(reading, temperature, has_agent, months),
         language="es" if len({w.lower() for w in _SPANISH_RE.findall(text)}) >= 2 else "en",
         confidence=round(0.1 + 0.85 * sum(found) / len(found), 2),
         engine=ENGINE_NAME,
@@ -486,6 +492,9 @@ class RulesQualificationEngine(QualificationEngine):
 
     name = ENGINE_NAME
 
+    def __init__(self, today: Callable[[], date] = date.today) -> None:
+        self._today = today
+
     async def qualify(self, lead: LeadToQualify) -> Qualification:
         """Qualify one lead with the rules; odd input yields unknowns, never an exception."""
-        return qualify_lead(lead)
+        return qualify_lead(lead, today=self._today())

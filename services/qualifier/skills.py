@@ -20,6 +20,9 @@ budget_max in whole dollars; "under 700k" is a max, "at least 500k" a min, "arou
 617500-682500), Motivation (first home, growing family, relocation, downsizing...), Agent
 (has_agent true only when they say they already work with one), Mortgage (see financing) and
 Appointment (asking to see homes or to talk to someone is a hand-off).
+A question about one listing ("is 8842 Hillside Rd still available?", "HOA on the Victoria
+Gardens condo?", "can we see it Saturday?") is a buyer, warm; hot when money is ready. A
+showing date is not a move date: leave timeline unknown unless they state when they move.
 Beds and baths are minimums; "3-4 bed" means bedrooms 3. property_type is one of
 single-family, condo, townhouse, multi-family, land when stated.
 Next action for a hot buyer: "Schedule showing"; warm: "Send matching listings and nurture";
@@ -35,8 +38,11 @@ Sellers: note the property (address, beds, baths, type), why they sell (relocati
 probate/inherited, downsizing, financial hardship, retirement), when, and whether they must sell
 before buying (must_sell_first true, intent both). Asking "what is my home worth" is a seller
 asking for a valuation (CMA): a hand-off, next action "Book listing consultation and prepare
-CMA". A seller moving within 3 months is hot even without financing; within 12 months warm.
-A seller who only wonders about value "someday" is cold: "Add to long-term nurture".
+CMA". A seller moving within 3 months is hot even without financing; within 12 months warm;
+with no date but a real question (a value, the commission, how to sell) warm. A seller who
+only wonders about value "someday" or "in a couple years" is cold: "Add to long-term nurture".
+Selling here and buying elsewhere ("we'll buy up there") is seller, not both; "I'm not selling"
+is no intent at all.
 Example: "Inherited my mom's house in Rialto, want to sell it quickly, it needs work" ->
 seller, hot (wants a quick sale), motivation probate/inherited, areas [Rialto].
 </skill>""",
@@ -47,7 +53,7 @@ multi-family, rental income, flip, BRRRR, 1031 exchange. Set is_investor true an
 (or seller when they sell a rental; both for a 1031 exchange sell-and-buy). Investors often pay
 cash or use DSCR/hard-money loans: hard money and DSCR count as talking_to_lender unless
 approved. Motivation "investment". An investor with cash or financing ready and a near date is
-hot; "always looking for deals" without a date is warm when funds are ready, else cold.
+hot; "always looking for deals" without a date is warm; "one day, not ready yet" is cold.
 Example: "Looking for a duplex in Pomona, all cash, can close in 30 days" -> buyer, investor,
 cash, timeline within_1_month, hot, property_type multi-family.
 </skill>""",
@@ -57,7 +63,9 @@ Renters want to lease, not buy: apartment, lease, rent a house, "for rent". Inte
 never buyer, even with a monthly budget ("2500/month" is rent, not a purchase budget: leave
 budget empty). A renter moving within 3 months is warm, otherwise cold; next action "Refer to
 rental partner". A renter asking whether they could buy instead ("rent-to-own", "tired of
-renting, can we afford to buy") is a buyer.
+renting, can we afford to buy") is a buyer; one who must rent while deciding ("need a
+rental now, can't buy yet", "rent for a year before buying") is a renter. A landlord who
+wants tenants found or a home managed is unknown, not a renter.
 </skill>""",
     "financing": """\
 <skill name="financing">
@@ -84,7 +92,9 @@ unknown, cold, next action "Ask what they are looking for", with a reply asking 
 An angry lead ("stop texting me", "remove me", "not interested") is cold with next action
 "Stop messaging: lead opted out" and no suggested_reply beyond a one-line apology and
 confirmation. Spam, ads, SEO offers, crypto or wrong-number messages are intent unknown, cold,
-next action "Discard: not a real estate lead", confidence at most 0.2 and no reply.
+next action "Discard: not a real estate lead", confidence at most 0.2 and no reply. Vendors
+pitching the team (lenders, photographers, stagers, SEO, lead sellers, "we buy houses",
+agents recruiting) are spam too, even when they say "buyers" or "listings".
 A lead who asks for a human agent, a showing or a home value is a hand-off whatever else they
 say: mention it in next_action.
 </skill>""",

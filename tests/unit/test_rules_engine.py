@@ -304,8 +304,8 @@ def test_areas(message: str, areas: list[str]) -> None:
 def test_home_value_request_gets_a_cma_even_without_a_timeline() -> None:
     q = _qualify("What's my home worth? 3bd 2ba in Rancho Cucamonga")
     assert q.intent is Intent.SELLER
-    assert q.temperature is Temperature.COLD
-    assert q.temperature_reasons[0] == "no timeline given"
+    assert q.temperature is Temperature.WARM  # the rubric: a clear seller without a date is warm
+    assert q.temperature_reasons[0] == "clear seller intent"
     assert q.next_action == "Book listing consultation and prepare CMA"
 
 
@@ -366,3 +366,83 @@ def test_engine_class_qualifies_asynchronously() -> None:
     assert engine.name == "rules-v1"
     assert q.temperature is Temperature.HOT
     assert q.financial_readiness.status is FinancingStatus.CASH
+
+
+@pytest.mark.parametrize(
+    ("message", "intent"),
+    [
+        # a question about one listing, or a request to see it, is a buyer
+        ("Is 4410 Ramona Ave still available?", Intent.BUYER),
+        ("what's the hoa on the Terra Vista townhome", Intent.BUYER),
+        ("Can we tour the house on Banyan this Sunday?", Intent.BUYER),
+        ("when's the open house for the Upland one", Intent.BUYER),
+        ("todavia esta a la venta la casa en Rialto?", Intent.BUYER),
+        # nothing to act on
+        ("Please remove me from this list", Intent.UNKNOWN),
+        ("Wrong number, I'm not Carlos", Intent.UNKNOWN),
+        ("Drone photos for your listings, $99 per property. Interested?", Intent.UNKNOWN),
+        ("Would you like to partner with our lending team? We close your buyers in 21 days", Intent.UNKNOWN),
+        ("I want to rent out my condo, do you manage properties? property management fees?", Intent.UNKNOWN),
+        # denials and hypotheticals
+        ("We are not selling, we want to buy a second home in Upland", Intent.BUYER),
+        ("not planning to buy anymore, thanks", Intent.UNKNOWN),
+        ("If I ever sell I'll call you. Not now.", Intent.UNKNOWN),
+        ("my landlord is selling so we want to buy something of our own", Intent.BUYER),
+        # sell then buy, and the primary ask
+        ("Have to sell our condo before we can buy a house", Intent.BOTH),
+        ("Need to sell my house in Fontana then buy a bigger one in Etiwanda", Intent.BOTH),
+        ("Selling our place in Chino, we'll buy up there with a local agent", Intent.SELLER),
+        ("we might sell the cabin someday but right now we're buying a home in Claremont", Intent.BUYER),
+        ("need a rental for a few months while we decide, we might buy in a few years", Intent.RENTER),
+        # estates, divorces, renters
+        ("My aunt passed and left me her house in Ontario. Want to sell it.", Intent.SELLER),
+        ("We're getting divorced and have to sell the house", Intent.SELLER),
+        ("tired of renting, we want to buy our first place", Intent.BUYER),
+        ("busco departamento en renta en Upland", Intent.RENTER),
+        ("quiero vender mi casa y comprar otra mas chica", Intent.BOTH),
+    ],
+)
+def test_intent_by_the_rubric(message: str, intent: Intent) -> None:
+    assert _qualify(message).intent is intent
+
+
+@pytest.mark.parametrize(
+    ("message", "temperature"),
+    [
+        ("Is 4410 Ramona Ave still available?", Temperature.WARM),  # a listing question
+        ("Pre-approved, can we see 4410 Ramona Ave tomorrow?", Temperature.HOT),  # showing + money
+        ("Cash buyer, need a condo within 3 weeks", Temperature.HOT),
+        ("Need to sell my condo asap, moving for work", Temperature.HOT),  # a seller within 3 months
+        ("How much do you charge to list a house?", Temperature.WARM),  # a seller without a date
+        ("We want to buy eventually, not ready yet", Temperature.COLD),
+        ("Maybe sell in a couple of years", Temperature.COLD),
+        ("Need a 2 bedroom rental by the 1st", Temperature.WARM),  # a renter moving within 3 months
+        ("any rentals? no rush", Temperature.COLD),
+        ("STOP", Temperature.COLD),
+    ],
+)
+def test_temperature_by_the_rubric(message: str, temperature: Temperature) -> None:
+    assert _qualify(message).temperature is temperature
+
+
+def test_this_year_is_a_horizon_not_an_urgency_even_in_december() -> None:
+    lead = LeadToQualify(lead_id="lead-1", message="Want to sell this year")
+    q = qualify_lead(lead, today=date(2025, 12, 3))
+    assert q.timeline_months is not None and q.timeline_months > 3
+    assert q.temperature is Temperature.WARM
+
+
+@pytest.mark.parametrize(
+    ("message", "action"),
+    [
+        ("STOP", "Stop messaging: lead opted out"),
+        ("How did you get my number?? remove me", "Stop messaging: lead opted out"),
+        ("wrong number sorry", "Discard: not a real estate lead"),
+        ("We offer 3D tours and photography for your listings", "Discard: not a real estate lead"),
+        ("Does the house on Banyan have a pool?", "Answer the listing question and offer a showing"),
+        ("Can we see the house on Banyan Saturday?", "Schedule showing"),
+        ("hi", "Ask what they are looking for"),
+    ],
+)
+def test_next_action_for_opt_outs_vendors_and_listing_questions(message: str, action: str) -> None:
+    assert _qualify(message).next_action == action
