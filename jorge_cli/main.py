@@ -35,6 +35,7 @@ app = typer.Typer(
 app.add_typer(orgs, name="orgs")
 app.add_typer(keys, name="keys")
 app.add_typer(qualifier_tools)  # jorge eval, jorge backfill
+app.add_typer(qualifier_tools, name="qualifier")  # the same as jorge qualifier eval|backfill
 app.add_typer(mcp_tools)  # jorge mcp
 app.add_typer(catalog, name="catalog")
 app.add_typer(dlq, name="dlq")  # crm_sync dead letters
