@@ -61,6 +61,13 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    admin_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Gateway port of /metrics and /health/detailed (and the probes), which the API "
+        "port then answers 404; unset: the API port serves them (local use only).",
+    )
     health_host: str = "127.0.0.1"
     health_port: int = Field(
         default=8081, ge=0, le=65535, description="Worker /health and /metrics; 0 = any free port."

@@ -20,6 +20,7 @@ from jorge_runtime.telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, instrument_app
 from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
 from services.gateway import buyers, sellers, tokens, webhooks
+from services.gateway.admin_port import AdminPortMiddleware
 from services.gateway.auth import Authenticator
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import install_error_handlers
@@ -111,6 +112,9 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.metrics_enabled:
         # Added last, so outermost: it also times and counts what EdgeMiddleware refuses.
         app.add_middleware(HttpMetricsMiddleware)
+    if settings.admin_port is not None:
+        # Outermost: a refused path is neither timed, traced nor counted as API traffic.
+        app.add_middleware(AdminPortMiddleware, admin_port=settings.admin_port)
     instrument_app(app, settings, "gateway")
     app.include_router(metrics_router())
     app.include_router(router)
