@@ -234,6 +234,15 @@ class Settings(BaseSettings):
         "encrypts, all decrypt (rotation). Never logged.",
     )
 
+    # Error reporting: Sentry (docs/MONITORING.md). Unset DSN: nothing is sent anywhere.
+    sentry_dsn: SecretStr | None = Field(default=None, description="Sentry project DSN; never logged.")
+    sentry_release: str | None = Field(
+        default=None, description="Release tag of errors; default jorge-platform@<installed version>."
+    )
+    sentry_traces_sample_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share of requests also sent to Sentry as performance traces."
+    )
+
     # Observability (issue 7): metrics, traces, consumer lag. See docs/MONITORING.md.
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None,

@@ -17,6 +17,7 @@ from jorge_runtime.background_consumers import BackgroundConsumers
 from jorge_runtime.broker import KafkaPublisher
 from jorge_runtime.db import create_pool
 from jorge_runtime.deadletter import dead_letter_middleware
+from jorge_runtime.error_reporting import init_error_reporting
 from jorge_runtime.health import check_assignments, check_dependencies, dead_consume_loops
 from jorge_runtime.heap import freeze_startup_heap
 from jorge_runtime.process_metrics import Sampler, metrics_asgi_app, track_pool, untrack_pool
@@ -112,6 +113,7 @@ def worker_app(
     gauges are sampled every ``metrics_refresh_seconds`` and on each scrape.
     """
     brokers = [broker, *(consumers.broker for consumers in (side_consumers or {}).values())]
+    init_error_reporting(resources.settings, service)
     sampler = Sampler(resources.settings.metrics_refresh_seconds)
 
     async def start_metrics() -> None:

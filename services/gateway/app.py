@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from jorge_runtime.broker import KafkaPublisher, create_broker
 from jorge_runtime.db import create_pool
+from jorge_runtime.error_reporting import init_error_reporting
 from jorge_runtime.heap import freeze_startup_heap
 from jorge_runtime.kafka_lag import LagMonitor
 from jorge_runtime.process_metrics import Sampler, mark_process_dead, track_pool, untrack_pool
@@ -36,6 +37,7 @@ def create_app(settings: Settings) -> FastAPI:
     """Build the gateway; pools and the Kafka producer open in the lifespan."""
     settings.require("kafka_bootstrap_servers", "database_url", "redis_url", "jwt_secret")
     assert settings.database_url and settings.redis_url and settings.jwt_secret
+    init_error_reporting(settings, "gateway")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
