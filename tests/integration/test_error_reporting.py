@@ -40,7 +40,7 @@ def sentry_endpoint() -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://publickey@127.0.0.1:{server.server_port}/1"
     sentry_sdk.get_client().close()
-    sentry_sdk.init()  # no DSN: later tests report nothing
+    sentry_sdk.get_global_scope().set_client(None)  # later tests report nothing
     server.shutdown()
 
 
