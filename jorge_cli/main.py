@@ -52,6 +52,28 @@ def up() -> None:
 
 
 @app.command()
+def smoke(
+    url: Annotated[str, typer.Argument(help="The gateway's base URL, e.g. https://api.example.com.")],
+    key: Annotated[str, typer.Argument(help="An API key of the organisation to test with.")],
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(help="Receiver the deployment can reach (any 2xx); default: one on this machine."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the lead and the webhook.")] = 60.0,
+) -> None:
+    """Post-deploy smoke test: health, auth, a lead qualified end to end, a test webhook delivered."""
+    from jorge_cli.smoke import run_smoke
+
+    checks = asyncio.run(run_smoke(url, key, webhook_url=webhook_url, timeout=timeout))
+    for check in checks:
+        typer.echo(f"{'PASS' if check.ok else 'FAIL'}  {check.name}: {redact(check.detail)}")
+    if len(checks) < 4 or not all(check.ok for check in checks):
+        typer.echo("Smoke test FAILED", err=True)
+        raise typer.Exit(1)
+    typer.echo("Smoke test passed")
+
+
+@app.command()
 def gateway(
     host: Annotated[str | None, typer.Option(help="Bind address (default API_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default API_PORT).")] = None,
