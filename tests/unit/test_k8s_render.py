@@ -220,3 +220,14 @@ def test_gateway_scales_on_cpu_and_request_rate_and_spreads() -> None:
         ):
             keys = {c["topologyKey"] for c in doc["spec"]["template"]["spec"]["topologySpreadConstraints"]}
             assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}, doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "deploy" / "k8s" / "restore").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_restore_runbook_manifests_validate(path: Path) -> None:
+    """The objects the restore runbook applies by hand (in no overlay) validate too."""
+    for doc in yaml.safe_load_all(path.read_text()):
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        volumes = doc["spec"].get("volumes") or doc["spec"]["template"]["spec"]["volumes"]
+        assert {"claimName": "jorge-postgres-backups"} in [v.get("persistentVolumeClaim") for v in volumes]
