@@ -117,8 +117,8 @@ async def check_dependencies(
     """Check Kafka, PostgreSQL and Redis concurrently, each bounded by a short timeout, and
     each side Kafka client (``side_consumers``, by component name) of a worker that has some.
 
-    Each result also sets jorge_external_service_up: readiness probes (every 10 s in
-    deploy/k8s) keep it current, and its average over time is the dependency's availability.
+    Each result also sets jorge_external_service_up: readiness probes (/health/ready, every 5-10 s
+    in deploy/k8s) keep it current, and its average over time is the dependency's availability.
     """
     sides = dict(side_consumers or {})
     (kafka, postgres, redis_health), side_health = await asyncio.gather(

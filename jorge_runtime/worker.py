@@ -134,6 +134,9 @@ def worker_app(
         )
 
     async def assigned(scope: Any, receive: Any, send: Any) -> None:
+        # The dependencies are checked too (bounded by their short timeout), only so that
+        # jorge_external_service_up stays current between scrapes; they do not decide readiness.
+        await check_dependencies(service, broker=broker, pool=resources.pool, redis=resources.redis)
         report = check_assignments(service, brokers)
         body = json.dumps(report.model_dump(mode="json")).encode()
         status = 200 if report.status == "ready" else 503

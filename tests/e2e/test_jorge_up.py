@@ -137,6 +137,12 @@ async def test_up_runs_everything_embedded_and_keeps_demo_data(stack_dir: Path) 
         }
         key = first["demo"]["api_key"]
         assert key in output
+        # "up" means every consumer already holds its partitions: the first lead waits for nothing.
+        async with httpx.AsyncClient(timeout=5) as client:
+            for name in ("qualifier", "matcher", "seller_analyzer", "crm_sync"):
+                ready = await client.get(f"{first['components'][name]['url']}/health/ready")
+                assert ready.status_code == 200, (name, ready.text)
+                assert ready.json()["partitions_assigned"] >= 6 * ready.json()["consumers"], name
         view = await qualify(first["components"]["gateway"]["url"], key, "demo-lead")
         assert view["result"]["temperature"] == "hot"
         # Without a GHL token the lead lands in the GHL sandbox, readable as JSON.
