@@ -231,3 +231,13 @@ def test_restore_runbook_manifests_validate(path: Path) -> None:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         volumes = doc["spec"].get("volumes") or doc["spec"]["template"]["spec"]["volumes"]
         assert {"claimName": "jorge-postgres-backups"} in [v.get("persistentVolumeClaim") for v in volumes]
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_every_long_running_workload_has_a_disruption_budget(overlay: str) -> None:
+    docs = rendered(overlay)
+    budgets = [d["spec"]["selector"]["matchLabels"] for d in docs if d["kind"] == "PodDisruptionBudget"]
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "Rollout"):
+            labels = doc["spec"]["template"]["metadata"]["labels"]
+            assert any(b.items() <= labels.items() for b in budgets), f"{doc['metadata']['name']} has no PDB"
