@@ -48,13 +48,20 @@ _INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::?-(?P<default>[^}]*))?
 _SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|_DSN|CREDENTIALS_KEY")
 # Where each secret comes from in Kubernetes: the Secret jorge-secrets, and which pods need it.
 SECRETS_BY_WORKLOAD = {
-    "jorge-gateway": {"DATABASE_URL", "REDIS_URL", "JWT_SECRET", "SENTRY_DSN"},
-    "jorge-qualifier": {"DATABASE_URL", "REDIS_URL", "SENTRY_DSN", "ANTHROPIC_API_KEY"},
-    "jorge-matcher": {"DATABASE_URL", "REDIS_URL", "SENTRY_DSN"},
-    "jorge-seller-analyzer": {"DATABASE_URL", "REDIS_URL", "SENTRY_DSN"},
+    "jorge-gateway": {"DATABASE_URL", "REDIS_URL", "JWT_SECRET", "KAFKA_SASL_PASSWORD", "SENTRY_DSN"},
+    "jorge-qualifier": {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "KAFKA_SASL_PASSWORD",
+        "SENTRY_DSN",
+        "ANTHROPIC_API_KEY",
+    },
+    "jorge-matcher": {"DATABASE_URL", "REDIS_URL", "KAFKA_SASL_PASSWORD", "SENTRY_DSN"},
+    "jorge-seller-analyzer": {"DATABASE_URL", "REDIS_URL", "KAFKA_SASL_PASSWORD", "SENTRY_DSN"},
     "jorge-crm-sync": {
         "DATABASE_URL",
         "REDIS_URL",
+        "KAFKA_SASL_PASSWORD",
         "SENTRY_DSN",
         "CRM_CREDENTIALS_KEY",
         "GHL_TOKEN",
@@ -64,7 +71,7 @@ SECRETS_BY_WORKLOAD = {
         "GHL_CLIENT_SECRET",
     },
     "jorge-migrate": {"DATABASE_URL"},
-    "jorge-topics": set(),
+    "jorge-topics": {"KAFKA_SASL_PASSWORD"},
 }
 
 
@@ -323,6 +330,16 @@ def test_k8s_references_secrets_without_committing_any(resources: list[dict[str,
         for item in container.get("env", []):
             if "valueFrom" in item:
                 assert item["valueFrom"]["secretKeyRef"]["key"] == item["name"], f"{workload}: {item}"
+
+
+def test_every_secret_setting_reaches_a_pod_from_the_secret() -> None:
+    """Every secret Settings field (and the connection URLs, the JWT key) is delivered to the pods
+    that read it, from jorge-secrets: a new secret setting fails here until it is wired."""
+    secret_fields = {
+        name.upper() for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
+    }
+    delivered = set().union(*SECRETS_BY_WORKLOAD.values())
+    assert secret_fields | {"DATABASE_URL", "REDIS_URL", "JWT_SECRET"} <= delivered
 
 
 def test_k8s_workloads_run_real_commands_with_known_variables(resources: list[dict[str, Any]]) -> None:
