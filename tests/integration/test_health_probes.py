@@ -52,6 +52,7 @@ async def test_gateway_readiness_needs_redis_only_when_limits_fail_closed(
     settings: Settings, topics: TopicNames, log_dir: Path
 ) -> None:
     open_gw = _gateway_without_redis(settings, log_dir, "open")
+    open_gw.argv += ["--workers", "2"]  # both ports shared by every uvicorn worker process
     closed_gw = _gateway_without_redis(settings, log_dir, "closed")
     try:
         await asyncio.gather(open_gw.start(), closed_gw.start())
