@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for every Jorge service: the command picks the role.
-#   docker run IMAGE                      -> jorge gateway (default CMD, port 8000)
+#   docker run IMAGE                      -> jorge gateway (default CMD, API on 8000, ADMIN_PORT 8001)
 #   docker run IMAGE worker qualifier     -> a worker (/health and /metrics on 8081)
 #   docker run IMAGE migrate | topics     -> one-shot jobs
 # Production uses real Kafka, PostgreSQL and Redis: the `embedded` extra is NOT installed.
@@ -34,6 +34,9 @@ COPY jorge_cli ./jorge_cli
 RUN pip wheel --no-deps --wheel-dir /tmp/wheels . \
     && pip install --no-deps /tmp/wheels/*.whl \
     && jorge --help > /dev/null
+# What the runbooks (docs/TROUBLESHOOTING.md) run inside a pod: py-spy (a stack dump of a busy
+# or leaking process) here, curl in the runtime stage.
+RUN pip install "py-spy>=0.4,<0.5" && py-spy --version
 
 # ---------------------------------------------------------------- runtime: slim, non-root
 FROM python:${PYTHON_VERSION}-slim AS runtime
@@ -48,8 +51,13 @@ ENV PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     API_HOST=0.0.0.0 \
     API_PORT=8000 \
+    ADMIN_PORT=8001 \
     HEALTH_HOST=0.0.0.0 \
     HEALTH_PORT=8081
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends curl \
+    && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 jorge \
     && useradd --system --uid 10001 --gid jorge --home-dir /app --no-create-home \
@@ -63,9 +71,9 @@ WORKDIR /app
 # Numeric, so Kubernetes can verify runAsNonRoot.
 USER 10001:10001
 
-EXPOSE 8000 8081
+EXPOSE 8000 8001 8081
 
-# No HEALTHCHECK here: the same image runs the gateway (8000), the workers (8081) and
+# No HEALTHCHECK here: the same image runs the gateway (8000/8001), the workers (8081) and
 # one-shot jobs, so each service declares its own probe (docker-compose.yml, deploy/k8s).
 ENTRYPOINT ["jorge"]
 CMD ["gateway"]

@@ -55,6 +55,28 @@ def up() -> None:
 
 
 @app.command()
+def smoke(
+    url: Annotated[str, typer.Argument(help="The gateway's base URL, e.g. https://api.example.com.")],
+    key: Annotated[str, typer.Argument(help="An API key of the organisation to test with.")],
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(help="Receiver the deployment can reach (any 2xx); default: one on this machine."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the lead and the webhook.")] = 60.0,
+) -> None:
+    """Post-deploy smoke test: health, auth, a lead qualified end to end, a test webhook delivered."""
+    from jorge_cli.smoke import run_smoke
+
+    checks = asyncio.run(run_smoke(url, key, webhook_url=webhook_url, timeout=timeout))
+    for check in checks:
+        typer.echo(f"{'PASS' if check.ok else 'FAIL'}  {check.name}: {redact(check.detail)}")
+    if len(checks) < 4 or not all(check.ok for check in checks):
+        typer.echo("Smoke test FAILED", err=True)
+        raise typer.Exit(1)
+    typer.echo("Smoke test passed")
+
+
+@app.command()
 def gateway(
     host: Annotated[str | None, typer.Option(help="Bind address (default API_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default API_PORT).")] = None,
@@ -62,6 +84,9 @@ def gateway(
 ) -> None:
     """Run the HTTP gateway alone, as its container would."""
     import uvicorn
+    import uvicorn.supervisors
+
+    from jorge_cli.sockets import bind_socket
 
     settings = _settings()
     settings.require("kafka_bootstrap_servers", "database_url", "redis_url", "jwt_secret")
@@ -71,7 +96,7 @@ def gateway(
 
         # Before any prometheus_client import: /metrics then adds up every worker's values.
         prepare_multiprocess_dir(settings.prometheus_multiproc_dir)
-    uvicorn.run(
+    config = uvicorn.Config(
         "services.gateway.app:create_app_from_environment",
         factory=True,
         host=host or settings.api_host,
@@ -81,6 +106,15 @@ def gateway(
         access_log=False,
         proxy_headers=True,
     )
+    # One app on the API port and, with ADMIN_PORT, the admin port (metrics, detailed health):
+    # services/gateway/admin_port.py tells them apart by the port a request arrived on.
+    sockets = [config.bind_socket()]
+    if settings.admin_port is not None:
+        sockets.append(bind_socket(config.host, settings.admin_port))
+    if workers > 1:
+        uvicorn.supervisors.Multiprocess(config, sockets=sockets).run()
+    else:
+        uvicorn.Server(config).run(sockets=sockets)
 
 
 @app.command()
@@ -151,7 +185,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         return
     typer.echo(f"Jorge stack running (pid {report['pid']}, since {report['started_at']})")
     for name, component in report["components"].items():
-        typer.echo(f"  {name:<16} {component['health']:<9} {component['url']}")
+        admin = f"   (metrics: {component['admin_url']}/metrics)" if "admin_url" in component else ""
+        typer.echo(f"  {name:<16} {component['health']:<9} {component['url']}{admin}")
     typer.echo(
         f"  demo API key     {report['demo']['api_key']}  (organisation {report['demo']['organization_id']})"
     )
@@ -172,6 +207,8 @@ def _status_report(state: dict[str, Any]) -> dict[str, Any]:
             except httpx.HTTPError:
                 health = "down"
             components[name] = {"url": info["url"], "health": health, "pid": info["pid"], "log": info["log"]}
+            if admin_url := info.get("admin_url"):
+                components[name]["admin_url"] = admin_url  # /metrics, /health/detailed
     env = state["environment"]
     for name, url_key, check in (
         ("kafka", "KAFKA_BOOTSTRAP_SERVERS", "kafka"),

@@ -45,6 +45,9 @@ class Child:
     url: str
     health_url: str
     log_path: Path
+    # What "up" waits for: readiness (a worker's consumers hold their partitions), if not health_url.
+    ready_url: str | None = None
+    admin_url: str | None = None
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = field(default=0.0)
@@ -116,14 +119,19 @@ def _local_secret(path: Path, new: Callable[[], str] = lambda: secrets.token_url
 def _children(settings: Settings, env: dict[str, str], home: Path) -> list[Child]:
     python = sys.executable
     api_port = settings.api_port if _port_is_free(settings.api_port) else free_port()
+    admin_port = free_port()
     gateway_url = f"http://127.0.0.1:{api_port}"
+    admin_url = f"http://127.0.0.1:{admin_port}"
     children = [
         Child(
             name="gateway",
             argv=[python, "-m", "jorge_cli", "gateway"],
-            env={**env, "API_HOST": "127.0.0.1", "API_PORT": str(api_port)},
+            # /metrics and /health/detailed on their own port, as in production.
+            env={**env, "API_HOST": "127.0.0.1", "API_PORT": str(api_port), "ADMIN_PORT": str(admin_port)},
             url=gateway_url,
-            health_url=f"{gateway_url}/health/detailed",
+            health_url=f"{admin_url}/health/detailed",
+            ready_url=f"{gateway_url}/health/ready",
+            admin_url=admin_url,
             log_path=home / "logs" / "gateway.log",
         )
     ]
@@ -136,6 +144,7 @@ def _children(settings: Settings, env: dict[str, str], home: Path) -> list[Child
                 env={**env, "HEALTH_HOST": "127.0.0.1", "HEALTH_PORT": str(port)},
                 url=f"http://127.0.0.1:{port}",
                 health_url=f"http://127.0.0.1:{port}/health/detailed",
+                ready_url=f"http://127.0.0.1:{port}/health/ready",
                 log_path=home / "logs" / f"{name}.log",
             )
         )
@@ -180,8 +189,9 @@ def _port_is_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def _wait_healthy(children: list[Child], should_stop: Callable[[], bool], timeout: float = 60.0) -> list[str]:
-    """Wait until every child answers its health URL; return the names that never did."""
+def _wait_healthy(children: list[Child], should_stop: Callable[[], bool], timeout: float = 90.0) -> list[str]:
+    """Wait until every child is ready (every worker's consumers hold their partitions, so the
+    first lead after "up" is consumed at once); return the names that never were."""
     pending = {c.name: c for c in children}
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=2.0) as client:
@@ -190,7 +200,7 @@ def _wait_healthy(children: list[Child], should_stop: Callable[[], bool], timeou
                 if child.process is not None and child.process.poll() is not None:
                     return sorted(pending)  # one died: say so now rather than after the timeout
                 try:
-                    if client.get(child.health_url).status_code == 200:
+                    if client.get(child.ready_url or child.health_url).status_code == 200:
                         del pending[name]
                 except httpx.HTTPError:
                     pass
@@ -330,6 +340,7 @@ def _save_state(home: Path, environment: dict[str, Any], children: list[Child], 
                 c.name: {
                     "url": c.url,
                     "health_url": c.health_url,
+                    **({"admin_url": c.admin_url} if c.admin_url else {}),
                     "pid": c.process.pid if c.process else None,
                     "log": str(c.log_path),
                 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Literal
 
 import asyncpg
@@ -117,8 +117,8 @@ async def check_dependencies(
     """Check Kafka, PostgreSQL and Redis concurrently, each bounded by a short timeout, and
     each side Kafka client (``side_consumers``, by component name) of a worker that has some.
 
-    Each result also sets jorge_external_service_up: readiness probes (every 10 s in
-    deploy/k8s) keep it current, and its average over time is the dependency's availability.
+    Each result also sets jorge_external_service_up: readiness probes (/health/ready, every 5-10 s
+    in deploy/k8s) keep it current, and its average over time is the dependency's availability.
     """
     sides = dict(side_consumers or {})
     (kafka, postgres, redis_health), side_health = await asyncio.gather(
@@ -138,3 +138,80 @@ async def check_dependencies(
     }
     healthy = all(c.status != "down" for c in components.values())
     return HealthReport(status="ok" if healthy else "degraded", service=service, components=components)
+
+
+class ReadinessReport(BaseModel):
+    """Answer of a worker's /health/ready: ready once every consumer has joined its group and
+    holds its assignment, so what is published now is consumed now."""
+
+    status: Literal["ready", "not_ready"]
+    service: str
+    consumers: int
+    consumers_assigned: int
+    partitions_assigned: int
+    waiting_for: list[str]
+
+
+def consumer_assignment(subscriber: object) -> set[object] | None:
+    """The partitions a FastStream Kafka subscriber's consumer holds, or None before its group
+    gave it an assignment (an empty set: joined, but the group has more members than partitions).
+
+    aiokafka's public ``assignment()`` answers an empty set in both cases, so this reads the
+    subscription state it keeps; anything unexpected counts as "not assigned yet".
+    """
+    consumer = getattr(subscriber, "consumer", None)
+    state = getattr(consumer, "_subscription", None)
+    assignment = getattr(getattr(state, "subscription", None), "assignment", None)
+    tps = getattr(assignment, "tps", None)
+    return None if tps is None else set(tps)
+
+
+def dead_consume_loops(brokers: Iterable[KafkaBroker]) -> list[str]:
+    """Subscribers that run but whose consume loop has ended: a wedged worker (liveness)."""
+    dead = []
+    for broker in brokers:
+        for subscriber in broker.subscribers:
+            tasks = getattr(subscriber, "tasks", ())
+            if getattr(subscriber, "running", False) and tasks and any(t.done() for t in tasks):
+                dead.append(_subscriber_name(subscriber))
+    return dead
+
+
+def check_assignments(service: str, brokers: Iterable[KafkaBroker]) -> ReadinessReport:
+    """Readiness of a worker: every subscriber of every one of its brokers has an assignment."""
+    consumers = assigned = partitions = 0
+    waiting = []
+    for broker in brokers:
+        for subscriber in broker.subscribers:
+            consumers += 1
+            tps = consumer_assignment(subscriber)
+            if tps is None:
+                waiting.append(_subscriber_name(subscriber))
+            else:
+                assigned += 1
+                partitions += len(tps)
+    return ReadinessReport(
+        status="ready" if consumers and not waiting else "not_ready",
+        service=service,
+        consumers=consumers,
+        consumers_assigned=assigned,
+        partitions_assigned=partitions,
+        waiting_for=waiting,
+    )
+
+
+def _subscriber_name(subscriber: object) -> str:
+    topics = getattr(subscriber, "topic_names_for_subscribe", None) or ()
+    return ",".join(str(t) for t in topics) or type(subscriber).__name__
+
+
+async def check_gateway_readiness(
+    *, broker: KafkaBroker, pool: asyncpg.Pool, redis: aioredis.Redis, redis_required: bool
+) -> HealthReport:
+    """Can the gateway take requests now: Kafka and PostgreSQL up, and Redis only when rate
+    limits fail closed (failing open, requests go through without it). Every dependency is still
+    checked and reported, so jorge_external_service_up stays current."""
+    report = await check_dependencies("gateway", broker=broker, pool=pool, redis=redis)
+    required = ["kafka", "postgresql"] + (["redis"] if redis_required else [])
+    ready = all(report.components[name].status == "ok" for name in required)
+    return report.model_copy(update={"status": "ok" if ready else "degraded"})

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    admin_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Gateway port of /metrics and /health/detailed (and the probes), which the API "
+        "port then answers 404; unset: the API port serves them (local use only).",
+    )
     health_host: str = "127.0.0.1"
     health_port: int = Field(
         default=8081, ge=0, le=65535, description="Worker /health and /metrics; 0 = any free port."
@@ -225,6 +232,15 @@ class Settings(BaseSettings):
         default=None,
         description="Fernet key(s) encrypting crm_credentials tokens, comma-separated: the first "
         "encrypts, all decrypt (rotation). Never logged.",
+    )
+
+    # Error reporting: Sentry (docs/MONITORING.md). Unset DSN: nothing is sent anywhere.
+    sentry_dsn: SecretStr | None = Field(default=None, description="Sentry project DSN; never logged.")
+    sentry_release: str | None = Field(
+        default=None, description="Release tag of errors; default jorge-platform@<installed version>."
+    )
+    sentry_traces_sample_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share of requests also sent to Sentry as performance traces."
     )
 
     # Observability (issue 7): metrics, traces, consumer lag. See docs/MONITORING.md.

@@ -17,7 +17,8 @@ from jorge_runtime.background_consumers import BackgroundConsumers
 from jorge_runtime.broker import KafkaPublisher
 from jorge_runtime.db import create_pool
 from jorge_runtime.deadletter import dead_letter_middleware
-from jorge_runtime.health import check_dependencies
+from jorge_runtime.error_reporting import init_error_reporting
+from jorge_runtime.health import check_assignments, check_dependencies, dead_consume_loops
 from jorge_runtime.heap import freeze_startup_heap
 from jorge_runtime.process_metrics import Sampler, metrics_asgi_app, track_pool, untrack_pool
 from jorge_runtime.redis import create_redis
@@ -107,11 +108,15 @@ def worker_app(
 ) -> AsgiFastStream:
     """The worker as an ASGI app: the broker runs in its lifespan.
 
-    Serves /health (liveness: the process answers), /health/detailed (readiness: Kafka,
+    Serves /health (liveness: the event loop answers and no consume loop has died; never a
+    dependency check, so an outage restarts nothing), /health/ready (readiness: every consumer,
+    ``side_consumers``' included, holds its partition assignment), /health/detailed (Kafka,
     PostgreSQL and Redis with latency, and each of ``side_consumers``, the worker's other Kafka
     clients by component name; 503 when one is down) and /metrics, like the gateway: its pool
     gauges are sampled every ``metrics_refresh_seconds`` and on each scrape.
     """
+    brokers = [broker, *(consumers.broker for consumers in (side_consumers or {}).values())]
+    init_error_reporting(resources.settings, service)
     sampler = Sampler(resources.settings.metrics_refresh_seconds)
 
     async def start_metrics() -> None:
@@ -124,8 +129,21 @@ def worker_app(
         shutdown_tracing()
 
     async def live(scope: Any, receive: Any, send: Any) -> None:
-        body = json.dumps({"status": "ok", "service": service}).encode()
-        await AsgiResponse(body, 200, {"content-type": "application/json"})(scope, receive, send)
+        dead = dead_consume_loops(brokers)
+        answer = {"status": "down", "dead_consumers": dead} if dead else {"status": "ok"}
+        body = json.dumps({**answer, "service": service}).encode()
+        await AsgiResponse(body, 503 if dead else 200, {"content-type": "application/json"})(
+            scope, receive, send
+        )
+
+    async def assigned(scope: Any, receive: Any, send: Any) -> None:
+        # The dependencies are checked too (bounded by their short timeout), only so that
+        # jorge_external_service_up stays current between scrapes; they do not decide readiness.
+        await check_dependencies(service, broker=broker, pool=resources.pool, redis=resources.redis)
+        report = check_assignments(service, brokers)
+        body = json.dumps(report.model_dump(mode="json")).encode()
+        status = 200 if report.status == "ready" else 503
+        await AsgiResponse(body, status, {"content-type": "application/json"})(scope, receive, send)
 
     async def ready(scope: Any, receive: Any, send: Any) -> None:
         report = await check_dependencies(
@@ -142,7 +160,12 @@ def worker_app(
 
     return AsgiFastStream(
         broker,
-        asgi_routes=[("/health", live), ("/health/detailed", ready), ("/metrics", metrics_asgi_app())],
+        asgi_routes=[
+            ("/health", live),
+            ("/health/ready", assigned),
+            ("/health/detailed", ready),
+            ("/metrics", metrics_asgi_app()),
+        ],
         logger=logging.getLogger(f"jorge.{service}"),
         on_startup=[resources.open, start_metrics],
         after_startup=[freeze_startup_heap],

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from jorge_runtime.broker import KafkaPublisher, create_broker
 from jorge_runtime.db import create_pool
+from jorge_runtime.error_reporting import init_error_reporting
 from jorge_runtime.heap import freeze_startup_heap
 from jorge_runtime.kafka_lag import LagMonitor
 from jorge_runtime.process_metrics import Sampler, mark_process_dead, track_pool, untrack_pool
@@ -20,6 +21,7 @@ from jorge_runtime.telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, instrument_app
 from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
 from services.gateway import asyncapi, buyers, sellers, tokens, webhooks
+from services.gateway.admin_port import AdminPortMiddleware
 from services.gateway.auth import Authenticator
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import install_error_handlers
@@ -35,6 +37,7 @@ def create_app(settings: Settings) -> FastAPI:
     """Build the gateway; pools and the Kafka producer open in the lifespan."""
     settings.require("kafka_bootstrap_servers", "database_url", "redis_url", "jwt_secret")
     assert settings.database_url and settings.redis_url and settings.jwt_secret
+    init_error_reporting(settings, "gateway")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,6 +114,9 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.metrics_enabled:
         # Added last, so outermost: it also times and counts what EdgeMiddleware refuses.
         app.add_middleware(HttpMetricsMiddleware)
+    if settings.admin_port is not None:
+        # Outermost: a refused path is neither timed, traced nor counted as API traffic.
+        app.add_middleware(AdminPortMiddleware, admin_port=settings.admin_port)
     instrument_app(app, settings, "gateway")
     app.include_router(metrics_router())
     app.include_router(router)

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from jorge_runtime.broker import event_message
 from jorge_runtime.db import DbConnection
-from jorge_runtime.health import HealthReport, check_dependencies
+from jorge_runtime.health import HealthReport, check_dependencies, check_gateway_readiness
 from jorge_runtime.tenancy import Caller
 from schemas.leads import (
     LEAD_ID_PATTERN,
@@ -97,8 +97,22 @@ async def get_qualification(
 
 @router.get("/health", tags=["health"])
 async def health() -> dict[str, str]:
-    """Liveness: the process answers. Dependencies are in /health/detailed."""
+    """Liveness: the process answers. Never a dependency check, so an outage restarts nothing."""
     return {"status": "ok", "service": "gateway"}
+
+
+@router.get(
+    "/health/ready", response_model=HealthReport, tags=["health"], responses={503: {"model": HealthReport}}
+)
+async def health_ready(gw: Gateway = Depends(gateway)) -> JSONResponse:
+    """Readiness: Kafka and PostgreSQL reachable, and Redis only when rate limits fail closed."""
+    report = await check_gateway_readiness(
+        broker=gw.broker,
+        pool=gw.pool,
+        redis=gw.redis,
+        redis_required=gw.settings.rate_limit_fail_mode == "closed",
+    )
+    return JSONResponse(report.model_dump(mode="json"), status_code=200 if report.status == "ok" else 503)
 
 
 @router.get(

@@ -100,6 +100,20 @@ async def qualify(base_url: str, key: str, lead_id: str) -> dict[str, Any]:
     raise AssertionError("the lead was not qualified")
 
 
+async def smoke_test(url: str, key: str) -> subprocess.CompletedProcess[str]:
+    """scripts/smoke_test.sh with this virtualenv's `jorge` first on PATH."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return await asyncio.to_thread(
+        subprocess.run,
+        [str(REPO / "scripts" / "smoke_test.sh"), url, key, "--timeout", "60"],
+        env={**os.environ, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
 async def test_up_runs_everything_embedded_and_keeps_demo_data(stack_dir: Path) -> None:
     env = plain_env(stack_dir / "home")
     process, lines = await start_up(env)
@@ -123,6 +137,12 @@ async def test_up_runs_everything_embedded_and_keeps_demo_data(stack_dir: Path) 
         }
         key = first["demo"]["api_key"]
         assert key in output
+        # "up" means every consumer already holds its partitions: the first lead waits for nothing.
+        async with httpx.AsyncClient(timeout=5) as client:
+            for name in ("qualifier", "matcher", "seller_analyzer", "crm_sync"):
+                ready = await client.get(f"{first['components'][name]['url']}/health/ready")
+                assert ready.status_code == 200, (name, ready.text)
+                assert ready.json()["partitions_assigned"] >= 6 * ready.json()["consumers"], name
         view = await qualify(first["components"]["gateway"]["url"], key, "demo-lead")
         assert view["result"]["temperature"] == "hot"
         # Without a GHL token the lead lands in the GHL sandbox, readable as JSON.
@@ -136,6 +156,17 @@ async def test_up_runs_everything_embedded_and_keeps_demo_data(stack_dir: Path) 
                 assert time.monotonic() < deadline, "the lead never reached the GHL sandbox"
                 await asyncio.sleep(0.3)
         assert "temperature:hot" in contacts[0]["tags"]
+        # The post-deploy smoke test, as an operator runs it, against this stack.
+        smoke = await smoke_test(first["components"]["gateway"]["url"], key)
+        assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+        assert smoke.stdout.count("PASS") == 4 and "Smoke test passed" in smoke.stdout
+        wrong = await smoke_test(first["components"]["gateway"]["url"], "jk_not_a_key")
+        assert wrong.returncode == 1 and "FAIL" in wrong.stdout
+        # /metrics and the detailed health are on the admin port only.
+        admin = first["components"]["gateway"]["admin_url"]
+        async with httpx.AsyncClient(timeout=5) as client:
+            assert (await client.get(f"{admin}/metrics")).status_code == 200
+            assert (await client.get(f"{first['components']['gateway']['url']}/metrics")).status_code == 404
     finally:
         stopped = await stop_up(process)
     assert "Stopped." in stopped

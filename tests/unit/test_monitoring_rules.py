@@ -4,12 +4,8 @@ rules read only metrics the services export; every alert has a summary, a runboo
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
-import pytest
 import yaml
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -25,6 +21,7 @@ from tests.support.monitoring import (
     queries,
     rules,
 )
+from tests.support.tools import require_tool
 
 PANELS = [
     "Error Rate",
@@ -39,14 +36,8 @@ PANELS = [
 
 
 def promtool() -> str:
-    """promtool from PATH or the virtualenv (./jorge test puts it there); skip if absent."""
-    found = shutil.which("promtool") or shutil.which("promtool", path=str(Path(sys.executable).parent))
-    if found is None:
-        pytest.skip(
-            "promtool is not installed: `./jorge test` installs it from Debian's prometheus package "
-            "where apt-get works; otherwise install prometheus (or its promtool) to run these checks"
-        )
-    return found
+    """promtool from PATH or the virtualenv (./jorge test puts it there); the test fails without it."""
+    return require_tool("promtool")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

