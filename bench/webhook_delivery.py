@@ -52,7 +52,12 @@ from tests.support.webhook_receiver import Answer, Receiver
 PAYLOAD = {
     "event": "lead.qualified",
     "timestamp": "2026-11-23T12:00:00Z",
-    "data": {"lead_id": "lead-001", "qualification_id": "qual-001", "intent": "buyer", "temperature": "hot"},
+    "data": {
+        "lead_id": "lead-001",
+        "qualification_id": "qual-001",
+        "intent": "buyer_intent",
+        "temperature": "hot",
+    },
 }
 
 

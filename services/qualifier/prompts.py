@@ -30,7 +30,8 @@ qualification with the record_qualification tool. Never invent facts: a field th
 give stays null, unknown or empty, and that is a valid answer.
 
 Fields:
-- intent: buyer, seller, both (sell and buy), renter, or unknown (vague, spam, angry, off-topic).
+- intent: buyer_intent, seller_intent, buyer_and_seller_intent (sell and buy), renter_intent, or
+  unknown_intent (vague, spam, angry, off-topic).
 - is_investor: true when buying or selling as an investment (rentals, flips, multi-family).
 - temperature: hot, warm or cold, with temperature_reasons: two or three short phrases that
   decided it, most decisive first (e.g. "moving within 2 months", "pre-approved").

@@ -390,7 +390,7 @@ def _temperature(
     if status in _READY and months is None:
         return Temperature.WARM, [money, "no timeline given"]
     if intent in (Intent.BUYER, Intent.SELLER, Intent.BOTH) and has_budget:
-        label = "buy-and-sell" if intent == Intent.BOTH else intent.value
+        label = "buy-and-sell" if intent == Intent.BOTH else intent.name.lower()
         return Temperature.WARM, [f"clear {label} intent", "budget stated"]
     reasons = ["just browsing"] if browsing else []
     reasons.append("moving in more than a year" if months is not None else "no timeline given")

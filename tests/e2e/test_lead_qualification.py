@@ -46,7 +46,7 @@ async def test_posted_lead_is_qualified_published_and_readable(
 
     view = await wait_completed(client, "lead-001")
     assert view["qualification_id"] == accepted["qualification_id"]
-    assert view["result"]["intent"] == "buyer"
+    assert view["result"]["intent"] == "buyer_intent"
     assert view["result"]["temperature"] == "hot"
     assert view["result"]["financial_readiness"]["pre_approved"] is True
     assert view["engine"] == "rules-v1"

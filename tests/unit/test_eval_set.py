@@ -25,7 +25,13 @@ def test_the_set_loads_with_at_least_100_valid_labelled_cases() -> None:
     assert set(counts) >= REQUIRED_CATEGORIES
     assert all(counts[category] >= 8 for category in REQUIRED_CATEGORIES)
     assert all(case.message.strip() for case in cases)
-    assert {case.intent for case in cases} == {"buyer", "seller", "both", "renter", "unknown"}
+    assert {case.intent for case in cases} == {
+        "buyer_intent",
+        "seller_intent",
+        "buyer_and_seller_intent",
+        "renter_intent",
+        "unknown_intent",
+    }
     assert {case.temperature for case in cases} == {"hot", "warm", "cold"}
 
 
