@@ -136,7 +136,7 @@ async def _owned_endpoint(gw: Gateway, caller: Caller, webhook_id: str) -> dict[
     responses=documented_errors(
         **_URL_ERRORS,
         unknown_event=(400, "unknown_event", "Unknown event(s) lead.created; subscribe to …"),
-        invalid_secret=(400, "invalid_webhook_secret", "The secret must start with whsec_"),
+        invalid_secret=(400, "invalid_webhook_secret", "a secret of your own must be 24 to 200 characters …"),
     ),
 )
 async def register_webhook(

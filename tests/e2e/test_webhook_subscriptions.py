@@ -76,6 +76,10 @@ async def test_register_with_a_generated_or_a_given_secret(
     stored = await pool.fetchval("SELECT secret FROM webhook_endpoints WHERE id = $1", given["id"])
     assert stored == GIVEN_SECRET
 
+    # A secret of the subscriber's own, like the client's document shows: its whsec_ form is shown.
+    own = await register(client, secret="our-crm-bridge-webhook-secret-2026")
+    assert own["secret"] == "whsec_" + base64.b64encode(b"our-crm-bridge-webhook-secret-2026").decode()
+
 
 async def test_registration_refuses_bad_secrets_events_and_urls(
     client: httpx.AsyncClient, pool: asyncpg.Pool, api_key: str
