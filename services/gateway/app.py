@@ -18,6 +18,7 @@ from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
 from jorge_runtime.telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, instrument_app, shutdown_tracing
 from jorge_runtime.tenancy import TenancyStore
+from jorge_runtime.webhook_secrets import encrypt_plaintext_at_start, webhook_secret_cipher
 from schemas.topics import TopicNames
 from services.gateway import buyers, sellers, tokens, webhooks
 from services.gateway.auth import Authenticator
@@ -35,6 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
     """Build the gateway; pools and the Kafka producer open in the lifespan."""
     settings.require("kafka_bootstrap_servers", "database_url", "redis_url", "jwt_secret")
     assert settings.database_url and settings.redis_url and settings.jwt_secret
+    webhook_cipher = webhook_secret_cipher(settings.crm_credentials_key)  # a bad key stops the start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
         lag_task: asyncio.Task[None] | None = None
         try:
             await broker.connect()
+            await encrypt_plaintext_at_start(pool, webhook_cipher, "gateway")
             await results.start()
             track_pool("gateway", pool)
             await sampler.start()
@@ -76,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
                     expires_after_days=settings.qualification_expires_after_days,
                 ),
                 results=results,
+                webhook_cipher=webhook_cipher,
             )
             freeze_startup_heap()
             yield
