@@ -376,10 +376,11 @@ async def test_during_a_rotation_both_secrets_verify_the_same_delivery(
         endpoint_id, old = await add_endpoint(pool, organization, rx.url())
         new = generate_secret()
         await pool.execute(  # what the gateway's rotate-secret action writes
-            """UPDATE webhook_endpoints SET previous_secret = secret, secret = $2,
-                      previous_secret_expires_at = now() + interval '1 hour' WHERE id = $1""",
+            """UPDATE webhook_endpoints SET previous_secret_encrypted = secret_encrypted,
+                      secret_encrypted = $2, previous_secret_expires_at = now() + interval '1 hour'
+                WHERE id = $1""",
             endpoint_id,
-            new,
+            seal(CIPHER, endpoint_id, new),
         )
         await publish_messages(pool, organization)
         await start_dispatcher()
