@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from jorge_cli.stack import EmbeddedStack, StackUrls
+from jorge_runtime.credential_cipher import generate_key
 from jorge_runtime.db import create_database, create_pool, drop_database, migrate, with_database
 from jorge_runtime.kafka_admin import ensure_topics
 from jorge_runtime.settings import Settings
@@ -145,6 +146,7 @@ async def bench_environment(
                         "kafka_consumer_group_prefix": f"bench{run_id}.",
                         "kafka_enable_idempotence": given["KAFKA_BOOTSTRAP_SERVERS"] is not None,
                         "jwt_secret": secrets.token_urlsafe(48),
+                        "crm_credentials_key": generate_key(),  # webhook secrets are stored encrypted
                         **setting_overrides,
                     }
                 )

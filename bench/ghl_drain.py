@@ -35,9 +35,9 @@ from pydantic import SecretStr
 
 from bench.environment import bench_environment, log
 from jorge_cli.service_process import ServiceProcess
+from jorge_runtime.credential_cipher import CredentialCipher, generate_key
 from jorge_runtime.settings import Settings
 from schemas.topics import TopicNames
-from services.crm_sync.credential_cipher import CredentialCipher, generate_key
 from services.crm_sync.credential_store import CredentialStore
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event
 

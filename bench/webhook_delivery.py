@@ -40,6 +40,7 @@ from jorge_cli.service_process import ServiceProcess
 from jorge_cli.stack import free_port
 from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import TenancyStore
+from jorge_runtime.webhook_secrets import seal, webhook_secret_cipher
 from jorge_runtime.worker import WorkerResources
 from schemas.topics import LEAD_QUALIFIED, TopicNames
 from schemas.webhooks import generate_secret, new_endpoint_id, new_message_id
@@ -52,7 +53,12 @@ from tests.support.webhook_receiver import Answer, Receiver
 PAYLOAD = {
     "event": "lead.qualified",
     "timestamp": "2026-11-23T12:00:00Z",
-    "data": {"lead_id": "lead-001", "qualification_id": "qual-001", "intent": "buyer", "temperature": "hot"},
+    "data": {
+        "lead_id": "lead-001",
+        "qualification_id": "qual-001",
+        "intent": "buyer_intent",
+        "temperature": "hot",
+    },
 }
 
 
@@ -136,11 +142,15 @@ async def engine_rate(
     """The dispatcher draining ``count`` stored deliveries: deliveries per second."""
     organization = f"org-bench-{uuid.uuid4().hex[:8]}"
     await TenancyStore(pool).create_organization(organization, "Benchmark Realty")
+    cipher = webhook_secret_cipher(settings.crm_credentials_key)
+    assert cipher is not None
     for _ in range(endpoints):
+        endpoint_id = new_endpoint_id()
         await pool.execute(
-            """INSERT INTO webhook_endpoints (id, organization_id, url, events, secret, max_concurrency)
+            """INSERT INTO webhook_endpoints (id, organization_id, url, events, secret_encrypted,
+                                              max_concurrency)
                VALUES ($1, $2, $3, ARRAY['lead.qualified'], $4, $5)""",
-            new_endpoint_id(), organization, url, generate_secret(), per_endpoint,
+            endpoint_id, organization, url, seal(cipher, endpoint_id, generate_secret()), per_endpoint,
         )  # fmt: skip
     async with pool.acquire() as conn:
         for _ in range(count // endpoints):

@@ -11,11 +11,14 @@ import typer
 from jorge_runtime.db import create_pool
 from jorge_runtime.settings import ConfigError
 from jorge_runtime.tenancy import TenancyStore
+from schemas.leads import InvalidBookingUrl, check_booking_url, schedule_showing_url
 from schemas.limits import LIMITS
 
 T = TypeVar("T")
 
-orgs = typer.Typer(help="Create and list organisations (tenants) and set their limits.", no_args_is_help=True)
+orgs = typer.Typer(
+    help="Create and list organisations (tenants); set their limits and booking link.", no_args_is_help=True
+)
 keys = typer.Typer(
     help="Create, list and revoke API keys; a key is shown only when created.", no_args_is_help=True
 )
@@ -106,3 +109,38 @@ def set_limit(
         raise typer.Exit(1)
     shown = value if value is not None else f"default ({LIMITS[name].default})"
     typer.echo(f"{organization_id}: {name} = {shown}")
+
+
+@orgs.command("set-booking-url")
+def set_booking_url(
+    organization_id: str,
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="An https:// booking page, e.g. a GHL calendar's; {lead_id} is replaced by the lead's "
+            "id (without it, lead_id=… is added to the query). An empty string clears it."
+        ),
+    ],
+) -> None:
+    """Set the booking link the qualify answer shows as `schedule_showing_url`, with the lead's id."""
+    template: str | None = None
+    if url:
+        try:
+            template = check_booking_url(url)
+        except InvalidBookingUrl as exc:
+            raise ConfigError(str(exc)) from None
+    if not _with_store(lambda store: store.set_booking_url(organization_id, template)):
+        typer.echo(f"no organisation {organization_id}", err=True)
+        raise typer.Exit(1)
+    if template is None:
+        typer.echo(f"{organization_id}: booking link cleared (schedule_showing_url is null)")
+    else:
+        typer.echo(f"{organization_id}: booking link set, e.g. {schedule_showing_url(template, 'lead-001')}")
+
+
+@orgs.command("show-booking-url")
+def show_booking_url(organization_id: str) -> None:
+    """Print the organisation's booking link template (nothing is printed when none is set)."""
+    template = _with_store(lambda store: store.booking_url(organization_id))
+    if template:
+        typer.echo(template)

@@ -12,14 +12,18 @@ import typer
 from pydantic import SecretStr
 
 from jorge_cli.state import settings_for_command
+from jorge_runtime.credential_cipher import CredentialCipher, generate_key
 from jorge_runtime.db import create_pool
 from jorge_runtime.settings import ConfigError, Settings
-from services.crm_sync.credential_cipher import CredentialCipher, generate_key
+from jorge_runtime.webhook_secrets import SecretsReport, encrypt_stored_secrets, webhook_secret_cipher
 from services.crm_sync.credential_store import CredentialStore, UnknownOrganization
 
 T = TypeVar("T")
 
-crm = typer.Typer(help="crm_sync (GoHighLevel): credentials per organisation.", no_args_is_help=True)
+crm = typer.Typer(
+    help="crm_sync: GHL credentials per organisation; the key encrypting them and webhook secrets.",
+    no_args_is_help=True,
+)
 credentials = typer.Typer(
     help="Each organisation's GHL location and token (encrypted with CRM_CREDENTIALS_KEY; never shown).",
     no_args_is_help=True,
@@ -164,5 +168,34 @@ def rotate_credentials(
         raise _fail(
             f"no configured key opens the token of: {', '.join(report.unreadable)} "
             "(add the old key after the new one, or `set` them again)",
+            1,
+        )
+
+
+@crm.command("rotate-webhook-secrets")
+def rotate_webhook_secrets() -> None:
+    """Re-encrypt every webhook signing secret with the first key of CRM_CREDENTIALS_KEY, and
+    encrypt those still in plain text (the gateway and crm_sync also do that when they start).
+    Exit code 1 if some secret no configured key opens (they are left as they are)."""
+    settings, _ = _settings(key=True)
+    cipher = webhook_secret_cipher(settings.crm_credentials_key)
+    assert cipher is not None and settings.database_url
+
+    async def run() -> SecretsReport:
+        pool = await create_pool(settings.database_url or "", min_size=1, max_size=2)
+        try:
+            return await encrypt_stored_secrets(pool, cipher, rotate=True)
+        finally:
+            await pool.close()
+
+    report = asyncio.run(run())
+    typer.echo(
+        f"webhook secrets: re-encrypted {report.reencrypted}, encrypted {report.encrypted_plaintext} "
+        "stored in plain text"
+    )
+    if report.unreadable:
+        raise _fail(
+            f"no configured key opens the secret of endpoint(s): {', '.join(report.unreadable)} "
+            "(add the old key after the new one, or rotate those endpoints' secrets through the API)",
             1,
         )

@@ -1,6 +1,6 @@
 """Telling gateways that a worker stored a result, through PostgreSQL's LISTEN/NOTIFY.
 
-A worker that finishes a match session or a seller analysis calls ``notify_result`` in the
+A worker that finishes a qualification, a match session or a seller analysis calls ``notify_result`` in the
 transaction that stores the result. PostgreSQL delivers the notification only when that
 transaction commits, so a gateway woken by it always finds the result.
 """
@@ -12,7 +12,9 @@ from jorge_runtime.db import DbConnection
 #: The channel every gateway LISTENs on; payloads are ``"<kind>:<result id>"``.
 RESULTS_CHANNEL = "jorge_results"
 
-#: Result kinds: a buyer's match session (match_sessions.id) and a seller analysis (seller_analyses.id).
+#: Result kinds: a lead's qualification (qualifications.qualification_id), a buyer's match
+#: session (match_sessions.id) and a seller analysis (seller_analyses.id).
+QUALIFICATION = "qualification"
 MATCH_SESSION = "match_session"
 SELLER_ANALYSIS = "seller_analysis"
 

@@ -130,6 +130,23 @@ class TenancyStore:
         )
         return bool(updated)
 
+    async def set_booking_url(self, organization_id: str, template: str | None) -> bool:
+        """Set (None clears) the organisation's booking link template, shown to API callers as
+        `schedule_showing_url`; False if no such organisation."""
+        updated = await self._pool.fetchval(
+            "UPDATE organizations SET schedule_showing_url = $2 WHERE organization_id = $1 RETURNING true",
+            organization_id,
+            template,
+        )
+        return bool(updated)
+
+    async def booking_url(self, organization_id: str) -> str | None:
+        """The organisation's booking link template, or None."""
+        template: str | None = await self._pool.fetchval(
+            "SELECT schedule_showing_url FROM organizations WHERE organization_id = $1", organization_id
+        )
+        return template
+
     async def list_keys(self, organization_id: str) -> list[KeyInfo]:
         """Every key of the organisation, newest first, without secrets."""
         rows = await self._pool.fetch(

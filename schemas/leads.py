@@ -6,6 +6,7 @@ import re
 import uuid
 from datetime import datetime
 from typing import ClassVar, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
@@ -134,14 +135,24 @@ QualificationStatus = Literal["in_progress", "completed", "failed"]
 
 
 class QualifyLeadAccepted(BaseModel):
-    """201 answer of POST /v1/leads/qualify: the qualification is open and on its way."""
+    """201 answer of POST /v1/leads/qualify: the qualification is open and on its way; with
+    `?wait=N` and the result stored in time, it is `completed` with its outcome filled."""
 
     qualification_id: str
     lead_id: str
     status: QualificationStatus = "in_progress"
-    intent: Intent | None = Field(default=None, description="Filled once the qualification completes.")
-    temperature: Temperature | None = None
-    next_action: str | None = None
+    intent: Intent | None = Field(
+        default=None, description="Filled once the qualification completes (see `?wait=N`)."
+    )
+    temperature: Temperature | None = Field(default=None, description="Filled once completed.")
+    next_action: str | None = Field(
+        default=None, description="What to do next, e.g. Schedule showing; filled once completed."
+    )
+    schedule_showing_url: str | None = Field(
+        default=None,
+        description="Your organisation's booking link for this lead (its id filled in); null when "
+        "no booking link is set (`jorge orgs set-booking-url`).",
+    )
     status_url: str = Field(description="Where to read the result.")
     created_at: datetime
     expires_at: datetime
@@ -165,6 +176,9 @@ class QualificationView(BaseModel):
     status: QualificationStatus
     engine: str | None = None
     result: Qualification | None = None
+    schedule_showing_url: str | None = Field(
+        default=None, description="Your organisation's booking link for this lead; null when none is set."
+    )
     recommended_properties: list[RecommendedProperty] = Field(default_factory=list)
     created_at: datetime
     completed_at: datetime | None = None
@@ -174,3 +188,33 @@ class QualificationView(BaseModel):
 def new_qualification_id() -> str:
     """A short, URL-safe, unguessable qualification id (qual-<22 hex>)."""
     return f"qual-{uuid.uuid4().hex[:22]}"
+
+
+BOOKING_URL_PLACEHOLDER = "{lead_id}"
+
+
+class InvalidBookingUrl(ValueError):
+    """A booking link template that is not an absolute http(s) URL."""
+
+
+def check_booking_url(template: str) -> str:
+    """Return ``template`` if it is an absolute http(s) URL (``{lead_id}`` may appear in it)."""
+    probe = urlsplit(template.replace(BOOKING_URL_PLACEHOLDER, "lead-001"))
+    if probe.scheme not in ("https", "http") or not probe.netloc or any(c.isspace() for c in template):
+        raise InvalidBookingUrl("the booking link must be an absolute https:// URL without spaces")
+    if "{" in template.replace(BOOKING_URL_PLACEHOLDER, ""):
+        raise InvalidBookingUrl(f"the only placeholder a booking link can hold is {BOOKING_URL_PLACEHOLDER}")
+    return template
+
+
+def schedule_showing_url(template: str | None, lead_id: str) -> str | None:
+    """The organisation's booking link for one lead: ``{lead_id}`` replaced by the lead's id, or
+    ``lead_id=…`` added to the query when the template has no placeholder; None without a template."""
+    if not template:
+        return None
+    quoted = quote(lead_id, safe="")
+    if BOOKING_URL_PLACEHOLDER in template:
+        return template.replace(BOOKING_URL_PLACEHOLDER, quoted)
+    parts = urlsplit(template)
+    query = f"{parts.query}&lead_id={quoted}" if parts.query else f"lead_id={quoted}"
+    return urlunsplit(parts._replace(query=query))

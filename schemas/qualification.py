@@ -8,13 +8,34 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Intent(StrEnum):
-    """What the lead wants to do."""
+    """What the lead wants to do, in the client's API vocabulary: `buyer_intent` (to buy),
+    `seller_intent` (to sell), `buyer_and_seller_intent` (to sell and buy, e.g. move up),
+    `renter_intent` (to rent) or `unknown_intent` (vague, spam, off-topic).
 
-    BUYER = "buyer"
-    SELLER = "seller"
-    BOTH = "both"
-    RENTER = "renter"
-    UNKNOWN = "unknown"
+    The short forms of earlier versions (`buyer`, `seller`, `both`, `renter`, `unknown`) are still
+    read, so events and rows written before the change keep working; only the long forms are
+    written.
+    """
+
+    BUYER = "buyer_intent"
+    SELLER = "seller_intent"
+    BOTH = "buyer_and_seller_intent"
+    RENTER = "renter_intent"
+    UNKNOWN = "unknown_intent"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Intent | None:
+        return _LEGACY_INTENTS.get(value) if isinstance(value, str) else None
+
+
+#: The labels used before the client's vocabulary, mapped to their members (read, never written).
+_LEGACY_INTENTS: dict[str, Intent] = {
+    "buyer": Intent.BUYER,
+    "seller": Intent.SELLER,
+    "both": Intent.BOTH,
+    "renter": Intent.RENTER,
+    "unknown": Intent.UNKNOWN,
+}
 
 
 class Temperature(StrEnum):

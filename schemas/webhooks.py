@@ -65,7 +65,12 @@ def new_attempt_id() -> str:
 
 
 class InvalidWebhookSecret(ValueError):
-    """A secret that is not `whsec_` + base64 of 24 to 64 bytes (the message never quotes it)."""
+    """A secret that is neither `whsec_` + base64 of 24 to 64 bytes nor a secret of the
+    subscriber's own of 24 to 200 characters (the message never quotes it)."""
+
+
+RAW_SECRET_MIN_CHARS = 24
+RAW_SECRET_MAX_CHARS = 200
 
 
 def generate_secret() -> str:
@@ -74,9 +79,15 @@ def generate_secret() -> str:
 
 
 def check_secret(secret: str) -> str:
-    """Return ``secret`` if it is a valid Standard Webhooks secret, else raise InvalidWebhookSecret."""
+    """The endpoint's signing secret in its `whsec_` form, or InvalidWebhookSecret.
+
+    A `whsec_` secret must be a valid Standard Webhooks secret and is kept as it is. Any other
+    secret is one the subscriber chose (24 to 200 characters): its UTF-8 bytes are the HMAC key
+    as they are, so a receiver that signs with the secret it chose verifies our signatures, and
+    its `whsec_` form (base64 of those bytes) is what Standard Webhooks libraries take.
+    """
     if not secret.startswith(SECRET_PREFIX):
-        raise InvalidWebhookSecret(f"the secret must start with {SECRET_PREFIX}")
+        return _raw_secret(secret)
     try:
         key = base64.b64decode(secret[len(SECRET_PREFIX) :].encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
@@ -88,6 +99,17 @@ def check_secret(secret: str) -> str:
             f"the secret must encode {SECRET_MIN_BYTES} to {SECRET_MAX_BYTES} random bytes, not {len(key)}"
         )
     return secret
+
+
+def _raw_secret(secret: str) -> str:
+    if not RAW_SECRET_MIN_CHARS <= len(secret) <= RAW_SECRET_MAX_CHARS:
+        raise InvalidWebhookSecret(
+            f"a secret of your own must be {RAW_SECRET_MIN_CHARS} to {RAW_SECRET_MAX_CHARS} characters "
+            f"long, not {len(secret)} (or send a {SECRET_PREFIX} secret)"
+        )
+    if not secret.isprintable():
+        raise InvalidWebhookSecret("a secret of your own cannot contain control characters")
+    return SECRET_PREFIX + base64.b64encode(secret.encode()).decode()
 
 
 _ENDPOINT_EXAMPLE: dict[str, Any] = {
@@ -135,8 +157,9 @@ class RegisterWebhookRequest(BaseModel):
     secret: str | None = Field(
         default=None,
         max_length=200,
-        description="Your signing secret, `whsec_` + base64 of 24 to 64 random bytes; "
-        "omit it and one is generated.",
+        description="Your signing secret: `whsec_` + base64 of 24 to 64 random bytes, or any secret "
+        "of your own of 24 to 200 characters (its bytes are the HMAC key; the answer shows its "
+        "`whsec_` form). Omit it and one is generated.",
     )
     description: Text | None = Field(default=None, max_length=500)
     max_concurrency: int = Field(
@@ -195,7 +218,10 @@ class WebhookEndpointWithSecret(WebhookEndpoint):
 
     model_config = ConfigDict(json_schema_extra={"example": {**_ENDPOINT_EXAMPLE, "secret": _SECRET_EXAMPLE}})
 
-    secret: str = Field(description="whsec_…; store it now, it is never shown again.")
+    secret: str = Field(
+        description="whsec_…: the secret in the form Standard Webhooks libraries take (for a secret "
+        "of your own, base64 of its bytes); store it now, it is never shown again."
+    )
 
 
 class WebhookEndpointList(BaseModel):

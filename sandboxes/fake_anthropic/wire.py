@@ -54,7 +54,7 @@ Behaviour = Answer | RateLimited | Overloaded | Slow | MalformedToolInput
 def minimal_answer(body: dict[str, Any]) -> dict[str, Any]:
     """A valid but uninformed qualification: the default when no responder is given."""
     return {
-        "intent": "unknown",
+        "intent": "unknown_intent",
         "temperature": "cold",
         "temperature_reasons": ["fake server: no responder configured"],
         "next_action": "Ask what they are looking for",

@@ -10,7 +10,7 @@ from datetime import datetime
 import asyncpg
 from pydantic import SecretStr
 
-from services.crm_sync.credential_cipher import CredentialCipher, CredentialsUnreadable
+from jorge_runtime.credential_cipher import CredentialCipher, CredentialsUnreadable
 
 
 class UnknownOrganization(Exception):

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from jorge_runtime.broker import KafkaPublisher, OutgoingMessage
+from jorge_runtime.credential_cipher import CredentialCipher, CredentialsUnreadable
 from jorge_runtime.idempotency import EventLedger
 from jorge_runtime.metrics import MESSAGES_PROCESSED
 from jorge_runtime.settings import Settings
@@ -16,7 +17,6 @@ from schemas.leads import LeadQualified
 from schemas.sellers import ConsultationRequested, SellerAnalyzed
 from schemas.topics import CRM_LANE_HOT, CRM_LANE_STANDARD, TopicNames
 from services.crm_sync.budget import BudgetDefaults, GhlBudget, Priority
-from services.crm_sync.credential_cipher import CredentialCipher, CredentialsUnreadable
 from services.crm_sync.credential_store import CredentialStore
 from services.crm_sync.ghl_client import (
     GhlClient,

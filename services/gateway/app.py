@@ -19,6 +19,7 @@ from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
 from jorge_runtime.telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, instrument_app, shutdown_tracing
 from jorge_runtime.tenancy import TenancyStore
+from jorge_runtime.webhook_secrets import encrypt_plaintext_at_start, webhook_secret_cipher
 from schemas.topics import TopicNames
 from services.gateway import asyncapi, buyers, sellers, tokens, webhooks
 from services.gateway.admin_port import AdminPortMiddleware
@@ -38,6 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     settings.require("kafka_bootstrap_servers", "database_url", "redis_url", "jwt_secret")
     assert settings.database_url and settings.redis_url and settings.jwt_secret
     init_error_reporting(settings, "gateway")
+    webhook_cipher = webhook_secret_cipher(settings.crm_credentials_key)  # a bad key stops the start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
         lag_task: asyncio.Task[None] | None = None
         try:
             await broker.connect()
+            await encrypt_plaintext_at_start(pool, webhook_cipher, "gateway")
             await results.start()
             track_pool("gateway", pool)
             await sampler.start()
@@ -79,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
                     expires_after_days=settings.qualification_expires_after_days,
                 ),
                 results=results,
+                webhook_cipher=webhook_cipher,
             )
             freeze_startup_heap()
             yield

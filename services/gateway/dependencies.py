@@ -11,6 +11,7 @@ from fastapi import Request
 from faststream.kafka import KafkaBroker
 
 from jorge_runtime.broker import KafkaPublisher
+from jorge_runtime.credential_cipher import CredentialCipher
 from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import Caller
 from schemas.limits import QUOTAS
@@ -36,6 +37,8 @@ class Gateway:
     limiter: RateLimiter
     leads: LeadRepository
     results: ResultWaiter
+    #: Seals webhook signing secrets (CRM_CREDENTIALS_KEY); None: registration answers 503.
+    webhook_cipher: CredentialCipher | None = None
 
 
 def resources(request: Request) -> Gateway:

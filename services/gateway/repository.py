@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from jorge_runtime.db import DbConnection
-from schemas.leads import QualifyLeadRequest
+from schemas.leads import QualifyLeadRequest, schedule_showing_url
 
 
 class LeadAlreadyInQualification(Exception):
@@ -22,6 +22,7 @@ class OpenedQualification:
 
     created_at: datetime
     expires_at: datetime
+    booking_url_template: str | None  # the organisation's schedule_showing_url template
 
 
 # The lead and its new qualification in one statement; the partial unique index answers 409.
@@ -38,7 +39,8 @@ WITH lead AS (
 INSERT INTO qualifications (qualification_id, organization_id, lead_id, status, correlation_id, expires_at)
 SELECT $9, organization_id, lead_id, 'in_progress', $10, now() + make_interval(days => $11) FROM lead
 ON CONFLICT (organization_id, lead_id) WHERE status = 'in_progress' DO NOTHING
-RETURNING created_at, expires_at"""
+RETURNING created_at, expires_at,
+          (SELECT schedule_showing_url FROM organizations WHERE organization_id = $1) AS booking"""
 
 _CLOSE_STALE = """
 UPDATE qualifications SET status = 'failed', failure_reason = 'timed out'
@@ -80,7 +82,19 @@ class LeadRepository:
                 row = await conn.fetchrow(_OPEN_QUALIFICATION, *arguments)
         if row is None:
             raise LeadAlreadyInQualification(lead.lead_id)
-        return OpenedQualification(created_at=row["created_at"], expires_at=row["expires_at"])
+        return OpenedQualification(row["created_at"], row["expires_at"], row["booking"])
+
+    async def outcome(
+        self, pool: asyncpg.Pool, organization_id: str, qualification_id: str
+    ) -> dict[str, Any]:
+        """A finished qualification's status and result (the result is None unless completed)."""
+        row = await pool.fetchrow(
+            """SELECT status, result FROM qualifications
+                WHERE qualification_id = $1 AND organization_id = $2""",
+            qualification_id,
+            organization_id,
+        )
+        return dict(row) if row is not None else {"status": "in_progress", "result": None}
 
     async def latest_qualification(
         self, pool: asyncpg.Pool, organization_id: str, lead_id: str
@@ -89,6 +103,8 @@ class LeadRepository:
         row = await pool.fetchrow(
             """SELECT qualification_id, lead_id, status, engine, result, created_at, completed_at,
                       expires_at,
+                      (SELECT o.schedule_showing_url FROM organizations o
+                        WHERE o.organization_id = q.organization_id) AS booking,
                       (SELECT m.result FROM match_sessions m
                         WHERE m.organization_id = q.organization_id
                           AND m.qualification_id = q.qualification_id AND m.status = 'completed'
@@ -101,6 +117,7 @@ class LeadRepository:
         if row is None:
             return None
         record = dict(row)
+        record["schedule_showing_url"] = schedule_showing_url(record.pop("booking"), lead_id)
         # The matcher's session for a qualified buyer lead, in the spec's short form.
         record["recommended_properties"] = [
             {

@@ -20,14 +20,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from jorge_runtime.failures import INFRASTRUCTURE_ERRORS
-from jorge_runtime.results import MATCH_SESSION, RESULTS_CHANNEL, SELLER_ANALYSIS
+from jorge_runtime.results import MATCH_SESSION, QUALIFICATION, RESULTS_CHANNEL, SELLER_ANALYSIS
 
 log = logging.getLogger(__name__)
 
 MAX_WAIT_SECONDS = 30.0
 
-#: The status of a result by id; any status other than pending is final.
+#: The status of a result by id; any status other than pending (or in_progress) is final.
 _STATUS_QUERIES: dict[str, str] = {
+    QUALIFICATION: "SELECT status FROM qualifications WHERE qualification_id = $1",
     MATCH_SESSION: "SELECT status FROM match_sessions WHERE id = $1",
     SELLER_ANALYSIS: "SELECT status FROM seller_analyses WHERE id = $1",
 }
@@ -132,7 +133,7 @@ class ResultWaiter:
             # The request was already accepted: a database hiccup makes it "still pending", not a 503.
             log.warning("result check failed", exc_info=True)
             return None
-        return None if status in (None, "pending") else str(status)
+        return None if status in (None, "pending", "in_progress") else str(status)
 
     def _forget(self, key: tuple[str, str], future: asyncio.Future[None]) -> None:
         futures = self._waiters.get(key)

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from jorge_runtime.broker import event_message
 from jorge_runtime.db import DbConnection
 from jorge_runtime.health import HealthReport, check_dependencies, check_gateway_readiness
+from jorge_runtime.results import QUALIFICATION
 from jorge_runtime.tenancy import Caller
 from schemas.leads import (
     LEAD_ID_PATTERN,
@@ -18,12 +19,15 @@ from schemas.leads import (
     QualifyLeadAccepted,
     QualifyLeadRequest,
     new_qualification_id,
+    schedule_showing_url,
 )
+from schemas.qualification import Qualification
 from schemas.topics import LEAD_QUALIFICATION_REQUESTED
 from services.gateway.dependencies import Gateway, authenticated_caller, gateway
 from services.gateway.errors import API_ERRORS, ApiError
 from services.gateway.publishing import store_and_publish
 from services.gateway.repository import LeadAlreadyInQualification, OpenedQualification
+from services.gateway.results import WAIT_QUERY
 
 router = APIRouter()
 
@@ -38,11 +42,14 @@ router = APIRouter()
 async def qualify_lead(
     body: QualifyLeadRequest,
     request: Request,
+    wait: float | None = WAIT_QUERY,
     caller: Caller = Depends(authenticated_caller),
     gw: Gateway = Depends(gateway),
 ) -> QualifyLeadAccepted:
     """Start qualifying a lead. 201 means the request is stored and Kafka acknowledged it;
-    read the result at `status_url`."""
+    read the result at `status_url`. With `wait=N` the answer waits up to N seconds for the
+    qualification and, once it is stored, carries its `intent`, `temperature` and `next_action`
+    (`status` completed); else they are null (`status` in_progress)."""
     qualification_id = new_qualification_id()
     event = LeadQualificationRequested(
         organization_id=caller.organization_id,
@@ -68,12 +75,25 @@ async def qualify_lead(
             f"Lead {body.lead_id} already has a qualification in progress; "
             f"read it at /v1/leads/{body.lead_id}/qualification.",
         ) from None
-    return QualifyLeadAccepted(
+    answer = QualifyLeadAccepted(
         qualification_id=qualification_id,
         lead_id=body.lead_id,
+        schedule_showing_url=schedule_showing_url(opened.booking_url_template, body.lead_id),
         status_url=f"/v1/leads/{body.lead_id}/qualification",
         created_at=opened.created_at,
         expires_at=opened.expires_at,
+    )
+    if wait is None or await gw.results.wait(QUALIFICATION, qualification_id, wait) is None:
+        return answer
+    outcome = await gw.leads.outcome(gw.pool, caller.organization_id, qualification_id)
+    result = Qualification.model_validate(outcome["result"]) if outcome["result"] else None
+    return answer.model_copy(
+        update={
+            "status": outcome["status"],
+            "intent": result.intent if result else None,
+            "temperature": result.temperature if result else None,
+            "next_action": result.next_action if result else None,
+        }
     )
 
 
@@ -96,8 +116,10 @@ async def get_qualification(
 
 
 @router.get("/health", tags=["health"])
+@router.get("/v1/health", tags=["health"], summary="Health (the same as /health, under /v1)")
 async def health() -> dict[str, str]:
-    """Liveness: the process answers. Never a dependency check, so an outage restarts nothing."""
+    """Liveness: the process answers. Never a dependency check, so an outage restarts nothing.
+    `/v1/health` is the same check under the API's prefix, as deployment runbooks call it."""
     return {"status": "ok", "service": "gateway"}
 
 

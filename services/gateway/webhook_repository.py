@@ -58,15 +58,15 @@ class WebhookRepository:
         url: str,
         events: list[str],
         description: str | None,
-        secret: str,
+        sealed_secret: bytes,
         max_concurrency: int,
     ) -> dict[str, Any]:
-        """Store a new active endpoint with its secret."""
+        """Store a new active endpoint with its secret (encrypted: jorge_runtime.webhook_secrets)."""
         row = await db.fetchrow(
             f"""INSERT INTO webhook_endpoints
-                    (id, organization_id, url, events, description, secret, max_concurrency)
+                    (id, organization_id, url, events, description, secret_encrypted, max_concurrency)
                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_ENDPOINT}""",
-            endpoint_id, organization_id, url, events, description, secret, max_concurrency,
+            endpoint_id, organization_id, url, events, description, sealed_secret, max_concurrency,
         )  # fmt: skip
         assert row is not None
         return dict(row)
@@ -122,6 +122,7 @@ class WebhookRepository:
             deleted = await conn.fetchval(
                 """UPDATE webhook_endpoints
                       SET status = 'deleted', secret = NULL, previous_secret = NULL,
+                          secret_encrypted = NULL, previous_secret_encrypted = NULL,
                           previous_secret_expires_at = NULL, updated_at = now()
                     WHERE organization_id = $1 AND id = $2 AND status <> 'deleted' RETURNING true""",
                 organization_id,
@@ -137,21 +138,22 @@ class WebhookRepository:
         return bool(deleted)
 
     async def rotate_secret(
-        self, db: Db, organization_id: str, endpoint_id: str, *, secret: str, overlap_seconds: int
+        self, db: Db, organization_id: str, endpoint_id: str, *, sealed_secret: bytes, overlap_seconds: int
     ) -> dict[str, Any] | None:
-        """Make ``secret`` current; the one it replaces keeps signing for ``overlap_seconds``."""
+        """Make ``sealed_secret`` current; the one it replaces keeps signing for ``overlap_seconds``."""
         return _dict(
             await db.fetchrow(
                 f"""UPDATE webhook_endpoints
-                       SET previous_secret = CASE WHEN $4::int > 0 THEN secret END,
+                       SET previous_secret_encrypted = CASE WHEN $4::int > 0 THEN secret_encrypted END,
+                           previous_secret = NULL,
                            previous_secret_expires_at =
                                CASE WHEN $4::int > 0 THEN now() + make_interval(secs => $4::int) END,
-                           secret = $3, updated_at = now()
+                           secret_encrypted = $3, secret = NULL, updated_at = now()
                      WHERE organization_id = $1 AND id = $2 AND status <> 'deleted'
                  RETURNING {_ENDPOINT}""",
                 organization_id,
                 endpoint_id,
-                secret,
+                sealed_secret,
                 overlap_seconds,
             )
         )

@@ -17,8 +17,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from jorge_runtime.broker import OutgoingMessage, event_message
+from jorge_runtime.credential_cipher import CredentialCipher
 from jorge_runtime.db import DbConnection
 from jorge_runtime.tenancy import Caller
+from jorge_runtime.webhook_secrets import seal
 from schemas.topics import WEBHOOK_DELIVERY_REQUESTED
 from schemas.webhook_urls import IpNetwork, WebhookUrlError, check_webhook_url, parse_subnets
 from schemas.webhooks import (
@@ -56,6 +58,7 @@ _store = WebhookRepository()
 
 
 _NOT_FOUND = (404, "webhook_not_found", "No webhook endpoint we_… in your organisation.")
+_SECRETS_DOWN = (503, "webhook_secrets_unavailable", "This server cannot encrypt webhook secrets …")
 _URL_ERRORS = {
     "private_url": (400, "webhook_url_not_allowed", "The URL points to a private … address."),
     "bad_url": (400, "invalid_webhook_url", "The URL must not contain credentials; …"),
@@ -118,6 +121,18 @@ def _page(rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]],
     return rows[:limit], _encode_cursor(rows[limit - 1])
 
 
+def _cipher(gw: Gateway) -> CredentialCipher:
+    """The cipher that seals secrets at rest: without it no secret is created (never in plain text)."""
+    if gw.webhook_cipher is None:
+        raise ApiError(
+            503,
+            "webhook_secrets_unavailable",
+            "This server cannot encrypt webhook secrets (its operator has not set CRM_CREDENTIALS_KEY); "
+            "nothing was stored.",
+        )
+    return gw.webhook_cipher
+
+
 def _not_found(webhook_id: str) -> ApiError:
     return ApiError(404, "webhook_not_found", f"No webhook endpoint {webhook_id} in your organisation.")
 
@@ -136,7 +151,8 @@ async def _owned_endpoint(gw: Gateway, caller: Caller, webhook_id: str) -> dict[
     responses=documented_errors(
         **_URL_ERRORS,
         unknown_event=(400, "unknown_event", "Unknown event(s) lead.created; subscribe to …"),
-        invalid_secret=(400, "invalid_webhook_secret", "The secret must start with whsec_"),
+        invalid_secret=(400, "invalid_webhook_secret", "a secret of your own must be 24 to 200 characters …"),
+        secrets_unavailable=_SECRETS_DOWN,
     ),
 )
 async def register_webhook(
@@ -149,6 +165,7 @@ async def register_webhook(
     Webhooks way (`webhook-id`, `webhook-timestamp`, `webhook-signature` headers)."""
     url = _checked_url(gw, body.url)
     events = _checked_events(body.events)
+    cipher = _cipher(gw)
     if body.secret is None:
         secret = generate_secret()
     else:
@@ -156,14 +173,15 @@ async def register_webhook(
             secret = check_secret(body.secret)
         except InvalidWebhookSecret as exc:
             raise ApiError(400, "invalid_webhook_secret", f"{exc}; omit it to have one generated.") from None
+    endpoint_id = new_endpoint_id()
     endpoint = await _store.create_endpoint(
         gw.pool,
         caller.organization_id,
-        endpoint_id=new_endpoint_id(),
+        endpoint_id=endpoint_id,
         url=url,
         events=events,
         description=body.description,
-        secret=secret,
+        sealed_secret=seal(cipher, endpoint_id, secret),
         max_concurrency=body.max_concurrency,
     )
     return WebhookEndpointWithSecret.model_validate(endpoint | {"secret": secret})
@@ -260,7 +278,7 @@ async def delete_webhook(
 @router.post(
     "/v1/webhooks/{webhook_id}/rotate-secret",
     response_model=WebhookEndpointWithSecret,
-    responses=documented_errors(not_found=_NOT_FOUND),
+    responses=documented_errors(not_found=_NOT_FOUND, secrets_unavailable=_SECRETS_DOWN),
 )
 async def rotate_webhook_secret(
     webhook_id: str = _WEBHOOK_ID,
@@ -275,7 +293,7 @@ async def rotate_webhook_secret(
         gw.pool,
         caller.organization_id,
         webhook_id,
-        secret=secret,
+        sealed_secret=seal(_cipher(gw), webhook_id, secret),
         overlap_seconds=gw.settings.webhook_secret_overlap_seconds,
     )
     if endpoint is None:

@@ -30,11 +30,11 @@ qualification with the record_qualification tool. Never invent facts: a field th
 give stays null, unknown or empty, and that is a valid answer.
 
 Fields:
-- intent: the lead's own primary ask. buyer: wants to buy, or asks about one listing (still
+- intent: the lead's own primary ask. buyer_intent: wants to buy, or asks about one listing (still
   available? a tour, the open house, HOA, price, an offer), or rents now and wants to buy.
-  seller: wants to sell, list or value their own home (estates, divorces, landlords selling,
-  moving away and buying elsewhere). both: sells here and buys here ("sell then buy", "sell
-  first", "if we sold could we afford..."). renter: wants to rent a home to live in. unknown:
+  seller_intent: wants to sell, list or value their own home (estates, divorces, landlords selling,
+  moving away and buying elsewhere). buyer_and_seller_intent: sells here and buys here ("sell then buy", "sell
+  first", "if we sold could we afford..."). renter_intent: wants to rent a home to live in. unknown_intent:
   nothing to act on (vendors and pitches, wrong numbers, other agents, opt-outs, "hi",
   landlords seeking tenants or property management, a value for a refinance). A denied plan
   ("not selling", "can't buy yet") or someone else's sale ("my landlord is selling") is no
@@ -43,7 +43,7 @@ Fields:
 - temperature: hot, warm or cold, with temperature_reasons: two or three short phrases that
   decided it, most decisive first (e.g. "moving within 2 months", "pre-approved"). The first
   rule that applies decides; money is ready when pre-approved or cash:
-  cold = intent unknown; a renter not moving within 3 months (a renter within 3 months is
+  cold = unknown_intent; a renter not moving within 3 months (a renter within 3 months is
   warm); over 12 months away, "someday", "eventually", "in a few years", "not ready yet",
   "just browsing/curious" without a move within 3 months.
   hot = a seller or buy-and-sell lead moving within 3 months; a buyer with money ready who

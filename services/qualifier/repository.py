@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from jorge_runtime.db import DbConnection
+from jorge_runtime.results import QUALIFICATION, notify_result
 from schemas.leads import LeadToQualify
 from schemas.qualification import Qualification
 
@@ -75,3 +76,5 @@ class QualificationRepository:
             Decimal(str(usage.cost_usd)) if usage else None,
             qualification.fallback_reason,
         )
+        # Wakes a gateway holding POST /v1/leads/qualify?wait=N once this commits.
+        await notify_result(conn, QUALIFICATION, qualification_id)

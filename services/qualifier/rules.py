@@ -390,7 +390,7 @@ def _temperature(
         return Temperature.WARM, [moving, money or "financing not confirmed"]
     if reading.asks_about_listing:
         return Temperature.WARM, ["asks about a listing", money or "no timeline given"]
-    label = "buy-and-sell" if intent == Intent.BOTH else intent.value
+    label = "buy-and-sell" if intent == Intent.BOTH else intent.name.lower()
     return Temperature.WARM, [
         f"clear {label} intent",
         money or ("budget stated" if has_budget else "no timeline given"),

@@ -21,14 +21,14 @@ budget_max in whole dollars; "under 700k" is a max, "at least 500k" a min, "arou
 (has_agent true only when they say they already work with one), Mortgage (see financing) and
 Appointment (asking to see homes or to talk to someone is a hand-off).
 A question about one listing ("is 8842 Hillside Rd still available?", "HOA on the Victoria
-Gardens condo?", "can we see it Saturday?") is a buyer, warm; hot when money is ready. A
+Gardens condo?", "can we see it Saturday?") is buyer_intent, warm; hot when money is ready. A
 showing date is not a move date: leave timeline unknown unless they state when they move.
 Beds and baths are minimums; "3-4 bed" means bedrooms 3. property_type is one of
 single-family, condo, townhouse, multi-family, land when stated.
 Next action for a hot buyer: "Schedule showing"; warm: "Send matching listings and nurture";
 cold: "Add to long-term nurture"; already has an agent: "Confirm whether they are committed
 to their agent before pursuing".
-Example: "Pre-approved for 750k, need a 3 bed in Upland, lease ends in 6 weeks" -> buyer, hot
+Example: "Pre-approved for 750k, need a 3 bed in Upland, lease ends in 6 weeks" -> buyer_intent, hot
 (moving within 2 months, pre-approved), timeline 1_3_months, budget_max 750000, bedrooms 3,
 areas [Upland].
 </skill>""",
@@ -36,7 +36,7 @@ areas [Upland].
 <skill name="seller">
 Sellers: note the property (address, beds, baths, type), why they sell (relocation, divorce,
 probate/inherited, downsizing, financial hardship, retirement), when, and whether they must sell
-before buying (must_sell_first true, intent both). Asking "what is my home worth" is a seller
+before buying (must_sell_first true, intent buyer_and_seller_intent). Asking "what is my home worth" is a seller
 asking for a valuation (CMA): a hand-off, next action "Book listing consultation and prepare
 CMA". A seller moving within 3 months is hot even without financing; within 12 months warm;
 with no date but a real question (a value, the commission, how to sell) warm. A seller who
@@ -44,22 +44,23 @@ only wonders about value "someday" or "in a couple years" is cold: "Add to long-
 Selling here and buying elsewhere ("we'll buy up there") is seller, not both; "I'm not selling"
 is no intent at all.
 Example: "Inherited my mom's house in Rialto, want to sell it quickly, it needs work" ->
-seller, hot (wants a quick sale), motivation probate/inherited, areas [Rialto].
+seller_intent, hot (wants a quick sale), motivation probate/inherited, areas [Rialto].
 </skill>""",
     "investor": """\
 <skill name="investor">
 Investors buy to rent out, flip or hold: words like cash flow, cap rate, ROI, duplex,
-multi-family, rental income, flip, BRRRR, 1031 exchange. Set is_investor true and intent buyer
-(or seller when they sell a rental; both for a 1031 exchange sell-and-buy). Investors often pay
+multi-family, rental income, flip, BRRRR, 1031 exchange. Set is_investor true and intent
+buyer_intent (or seller_intent when they sell a rental; buyer_and_seller_intent for a 1031
+exchange sell-and-buy). Investors often pay
 cash or use DSCR/hard-money loans: hard money and DSCR count as talking_to_lender unless
 approved. Motivation "investment". An investor with cash or financing ready and a near date is
 hot; "always looking for deals" without a date is warm; "one day, not ready yet" is cold.
-Example: "Looking for a duplex in Pomona, all cash, can close in 30 days" -> buyer, investor,
+Example: "Looking for a duplex in Pomona, all cash, can close in 30 days" -> buyer_intent, investor,
 cash, timeline within_1_month, hot, property_type multi-family.
 </skill>""",
     "renter": """\
 <skill name="renter">
-Renters want to lease, not buy: apartment, lease, rent a house, "for rent". Intent renter,
+Renters want to lease, not buy: apartment, lease, rent a house, "for rent". Intent renter_intent,
 never buyer, even with a monthly budget ("2500/month" is rent, not a purchase budget: leave
 budget empty). A renter moving within 3 months is warm, otherwise cold; next action "Refer to
 rental partner". A renter asking whether they could buy instead ("rent-to-own", "tired of
@@ -88,10 +89,10 @@ cuartos = bedrooms, meses = months, lo antes posible = asap.
     "triage": """\
 <skill name="triage">
 Unclear, angry and spam messages. A vague message ("info?", "call me", "interested") is intent
-unknown, cold, next action "Ask what they are looking for", with a reply asking one question.
+unknown_intent, cold, next action "Ask what they are looking for", with a reply asking one question.
 An angry lead ("stop texting me", "remove me", "not interested") is cold with next action
 "Stop messaging: lead opted out" and no suggested_reply beyond a one-line apology and
-confirmation. Spam, ads, SEO offers, crypto or wrong-number messages are intent unknown, cold,
+confirmation. Spam, ads, SEO offers, crypto or wrong-number messages are intent unknown_intent, cold,
 next action "Discard: not a real estate lead", confidence at most 0.2 and no reply. Vendors
 pitching the team (lenders, photographers, stagers, SEO, lead sellers, "we buy houses",
 agents recruiting) are spam too, even when they say "buyers" or "listings".

@@ -46,7 +46,7 @@ async def test_posted_lead_is_qualified_published_and_readable(
 
     view = await wait_completed(client, "lead-001")
     assert view["qualification_id"] == accepted["qualification_id"]
-    assert view["result"]["intent"] == "buyer"
+    assert view["result"]["intent"] == "buyer_intent"
     assert view["result"]["temperature"] == "hot"
     assert view["result"]["financial_readiness"]["pre_approved"] is True
     assert view["engine"] == "rules-v1"
@@ -63,6 +63,40 @@ async def test_posted_lead_is_qualified_published_and_readable(
     assert event["payload"]["qualification_id"] == accepted["qualification_id"]
     assert event["payload"]["lead"]["phone"] == "+19095550143"
     assert event["correlation_id"] == response.headers["x-request-id"]
+
+
+async def test_waiting_answers_with_the_outcome_and_the_organisations_booking_link(
+    client: httpx.AsyncClient, qualifier: ServiceProcess, pool: asyncpg.Pool, organization: str
+) -> None:
+    from jorge_runtime.tenancy import TenancyStore
+
+    no_link = await client.post("/v1/leads/qualify", json={**HOT_BUYER, "lead_id": "lead-nolink"})
+    assert no_link.status_code == 201 and no_link.json()["schedule_showing_url"] is None
+    assert no_link.json()["intent"] is None  # not asked to wait
+
+    booking = "https://book.example.com/widget/booking/abc?lead={lead_id}"
+    assert await TenancyStore(pool).set_booking_url(organization, booking)
+    started = time.monotonic()
+    response = await client.post("/v1/leads/qualify?wait=20", json={**HOT_BUYER, "lead_id": "lead:007"})
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert time.monotonic() - started < 15  # woken by the qualifier's commit, not the deadline
+    assert answer["status"] == "completed"
+    assert (answer["intent"], answer["temperature"]) == ("buyer_intent", "hot")
+    assert answer["next_action"] == "Schedule showing"
+    assert answer["schedule_showing_url"] == "https://book.example.com/widget/booking/abc?lead=lead%3A007"
+    view = (await client.get("/v1/leads/lead:007/qualification")).json()
+    assert view["schedule_showing_url"] == answer["schedule_showing_url"]
+    assert view["result"]["next_action"] == answer["next_action"]
+
+
+async def test_waiting_past_the_deadline_answers_in_progress(client: httpx.AsyncClient) -> None:
+    # No qualifier runs here: the wait runs out and the answer is the plain 201.
+    response = await client.post("/v1/leads/qualify?wait=0.5", json=HOT_BUYER)
+    assert response.status_code == 201
+    assert response.json()["status"] == "in_progress" and response.json()["intent"] is None
+    too_long = await client.post("/v1/leads/qualify?wait=31", json={**HOT_BUYER, "lead_id": "lead-002"})
+    assert too_long.status_code == 422
 
 
 async def test_invalid_phone_is_a_clear_400(client: httpx.AsyncClient) -> None:
@@ -127,6 +161,7 @@ async def test_another_organisation_sees_nothing(
 async def test_health_reports_each_dependency(gateway: ServiceProcess) -> None:
     async with httpx.AsyncClient(base_url=gateway.base_url) as http:
         assert (await http.get("/health")).json()["status"] == "ok"
+        assert (await http.get("/v1/health")).json() == (await http.get("/health")).json()
         detailed = (await http.get("/health/detailed")).json()
     assert detailed["status"] == "ok"
     assert set(detailed["components"]) == {"kafka", "postgresql", "redis"}

@@ -109,7 +109,7 @@ async def test_a_qualified_buyer_lead_gets_recommended_properties(
         if view.get("recommended_properties"):
             break
         await asyncio.sleep(0.2)
-    assert view["status"] == "completed" and view["result"]["intent"] == "buyer"
+    assert view["status"] == "completed" and view["result"]["intent"] == "buyer_intent"
     recommended = view["recommended_properties"]
     assert 0 < len(recommended) <= 5
     assert set(recommended[0]) == {"id", "address", "price", "beds", "match_score"}

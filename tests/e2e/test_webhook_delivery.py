@@ -84,7 +84,7 @@ async def test_a_posted_lead_reaches_the_subscriber_signed_and_recorded(
         data = body["data"]
         assert data["lead_id"] == "lead-wh-001"
         assert data["qualification_id"] == posted.json()["qualification_id"]
-        assert (data["intent"], data["temperature"]) == ("buyer", "hot")
+        assert (data["intent"], data["temperature"]) == ("buyer_intent", "hot")
 
         # The test action reaches the same receiver, signed the same way.
         test = await client.post(f"/v1/webhooks/{endpoint['id']}/test")

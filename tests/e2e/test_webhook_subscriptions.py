@@ -16,6 +16,7 @@ import pytest
 from jorge_cli.stack import EmbeddedStack
 from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import TenancyStore, hash_key
+from jorge_runtime.webhook_secrets import unseal, webhook_secret_cipher
 from schemas.limits import GENERAL
 from schemas.topics import WEBHOOK_DELIVERY_REQUESTED, TopicNames
 from tests.support.services import KafkaRecord, ServiceProcess, read_topic
@@ -56,8 +57,23 @@ async def delivery_requests(settings: Settings, topics: TopicNames, count: int) 
     )
 
 
+async def stored_secrets(pool: asyncpg.Pool, settings: Settings, endpoint_id: str) -> tuple[str | None, ...]:
+    """The endpoint's current and previous secrets as stored: encrypted, never in plain text."""
+    row = await pool.fetchrow(
+        """SELECT secret, previous_secret, secret_encrypted, previous_secret_encrypted
+             FROM webhook_endpoints WHERE id = $1""",
+        endpoint_id,
+    )
+    assert row is not None and row["secret"] is None and row["previous_secret"] is None
+    cipher = webhook_secret_cipher(settings.crm_credentials_key)
+    assert cipher is not None
+    sealed = (row["secret_encrypted"], row["previous_secret_encrypted"])
+    assert all(s is None or b"whsec_" not in s for s in sealed)
+    return tuple(unseal(cipher, endpoint_id, s) for s in sealed)
+
+
 async def test_register_with_a_generated_or_a_given_secret(
-    client: httpx.AsyncClient, pool: asyncpg.Pool
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     generated = await register(client, description="CRM bridge")
     assert generated["id"].startswith("we_")
@@ -73,8 +89,11 @@ async def test_register_with_a_generated_or_a_given_secret(
     )
     assert given["secret"] == GIVEN_SECRET
     assert given["events"] == ["buyer.matched"] and given["max_concurrency"] == 3
-    stored = await pool.fetchval("SELECT secret FROM webhook_endpoints WHERE id = $1", given["id"])
-    assert stored == GIVEN_SECRET
+    assert await stored_secrets(pool, settings, given["id"]) == (GIVEN_SECRET, None)
+
+    # A secret of the subscriber's own, like the client's document shows: its whsec_ form is shown.
+    own = await register(client, secret="our-crm-bridge-webhook-secret-2026")
+    assert own["secret"] == "whsec_" + base64.b64encode(b"our-crm-bridge-webhook-secret-2026").decode()
 
 
 async def test_registration_refuses_bad_secrets_events_and_urls(
@@ -167,25 +186,26 @@ async def test_get_patch_and_soft_delete(client: httpx.AsyncClient, pool: asyncp
     for response in (await client.get(path), await client.delete(path), await client.patch(path, json={})):
         assert response.status_code == 404 and response.json()["error"] == "webhook_not_found"
     assert (await client.get("/v1/webhooks")).json()["data"] == []
-    row = await pool.fetchrow("SELECT status, secret FROM webhook_endpoints WHERE id = $1", endpoint["id"])
-    assert row is not None
-    assert dict(row) == {"status": "deleted", "secret": None}  # kept for history, secret forgotten
+    row = await pool.fetchrow(
+        "SELECT status, secret, secret_encrypted FROM webhook_endpoints WHERE id = $1", endpoint["id"]
+    )
+    assert row is not None  # kept for history, secret forgotten
+    assert dict(row) == {"status": "deleted", "secret": None, "secret_encrypted": None}
 
 
 async def test_rotation_shows_a_new_secret_once_and_keeps_the_old_one_for_the_overlap(
-    client: httpx.AsyncClient, pool: asyncpg.Pool
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     endpoint = await register(client, secret=GIVEN_SECRET)
     rotated = await client.post(f"/v1/webhooks/{endpoint['id']}/rotate-secret")
     assert rotated.status_code == 200, rotated.text
     new_secret = rotated.json()["secret"]
     assert new_secret.startswith("whsec_") and new_secret != GIVEN_SECRET
+    assert await stored_secrets(pool, settings, endpoint["id"]) == (new_secret, GIVEN_SECRET)
     row = await pool.fetchrow(
-        "SELECT secret, previous_secret, previous_secret_expires_at FROM webhook_endpoints WHERE id = $1",
-        endpoint["id"],
+        "SELECT previous_secret_expires_at FROM webhook_endpoints WHERE id = $1", endpoint["id"]
     )
     assert row is not None
-    assert row["secret"] == new_secret and row["previous_secret"] == GIVEN_SECRET
     expected = datetime.now(UTC) + timedelta(hours=24)
     assert abs(row["previous_secret_expires_at"] - expected) < timedelta(minutes=1)
     shown = (await client.get(f"/v1/webhooks/{endpoint['id']}")).json()

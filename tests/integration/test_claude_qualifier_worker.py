@@ -101,7 +101,7 @@ async def test_claude_decides_retries_429_and_falls_back_on_timeout_and_bad_answ
         assert row["result"]["suggested_reply"] == REPLY
     assert rows["ok"]["result"]["temperature"] == "hot"
     assert (rows["slow"]["engine"], rows["slow"]["fallback_reason"]) == ("rules-v1", "timeout")
-    assert rows["slow"]["result"]["intent"] == "seller"  # the rules' own answer
+    assert rows["slow"]["result"]["intent"] == "seller_intent"  # the rules' own answer
     assert (rows["bad"]["engine"], rows["bad"]["fallback_reason"]) == ("rules-v1", "invalid_answer")
     assert rows["bad"]["output_tokens"] > 0  # the tokens the bad answer cost are still counted
     assert 429 in fake.statuses

@@ -91,7 +91,7 @@ async def test_a_thousand_leads_through_three_replicas_with_faults_and_a_crash(
         temperature = "hot" if hot else "cold"
         assert set(contact["tags"]) == {
             "jorge",
-            "intent:buyer",
+            "intent:buyer_intent",
             f"temperature:{temperature}",
             "source:zillow",
         }, n

@@ -97,7 +97,7 @@ async def test_qualified_leads_become_contacts_with_tags_note_and_hot_opportunit
         assert contact["firstName"] == "Lead" and contact["lastName"] == f"Number{n}"
         assert contact["phone"] == f"+1909555{n:04d}"
         assert set(contact["tags"]) == {
-            "jorge", "intent:buyer", f"temperature:{'hot' if hot else 'cold'}", "source:zillow"
+            "jorge", "intent:buyer_intent", f"temperature:{'hot' if hot else 'cold'}", "source:zillow"
         }  # fmt: skip
         assert len(contact["notes"]) == 1
         assert "Next action:" in contact["notes"][0]["body"]

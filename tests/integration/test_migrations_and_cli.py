@@ -83,6 +83,14 @@ def test_organisations_and_keys_are_managed_from_the_command_line(stack: StackUr
     assert raised.returncode == 0 and "key_per_minute = 300" in raised.stdout
     unknown = run_jorge("orgs", "set-limit", "acme", "no_such_limit", "3", env=env, cwd=tmp_path)
     assert unknown.returncode == 2 and "unknown limit" in unknown.stderr
+    booking = "https://book.example.com/widget/booking/abc?lead={lead_id}"
+    link = run_jorge("orgs", "set-booking-url", "acme", booking, env=env, cwd=tmp_path)
+    assert link.returncode == 0 and "https://book.example.com/widget/booking/abc?lead=lead-001" in link.stdout
+    assert run_jorge("orgs", "show-booking-url", "acme", env=env, cwd=tmp_path).stdout.strip() == booking
+    refused = run_jorge("orgs", "set-booking-url", "acme", "not a url", env=env, cwd=tmp_path)
+    assert refused.returncode == 2 and "https://" in refused.stderr
+    assert run_jorge("orgs", "set-booking-url", "acme", "", env=env, cwd=tmp_path).returncode == 0
+    assert run_jorge("orgs", "show-booking-url", "acme", env=env, cwd=tmp_path).stdout == ""
     created = run_jorge("keys", "create", "acme", "--name", "website", env=env, cwd=tmp_path).stdout
     assert "acme" in run_jorge("orgs", "list", env=env, cwd=tmp_path).stdout
     key_id = created.splitlines()[0].removeprefix("key id: ")

@@ -10,11 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+from pydantic import SecretStr
 
 from jorge_runtime.retention import TABLES, RetentionPolicy
 from jorge_runtime.retention_purge import purge
 from jorge_runtime.retention_task import PURGE_LOCK_ID, PeriodicPurge
 from jorge_runtime.settings import Settings
+from jorge_runtime.webhook_secrets import seal, webhook_secret_cipher
+from schemas.webhooks import generate_secret
+from tests.conftest import CREDENTIALS_KEY
 from tests.integration.test_dlq_cli import jorge
 
 OLD = 40  # days: past every default limit
@@ -35,6 +39,8 @@ def _ago(days: float) -> str:
 
 async def seed(pool: asyncpg.Pool, organization: str, days: float) -> Seeded:
     """One of everything the purge looks at, ``days`` old; what goes assumes days > limits."""
+    cipher = webhook_secret_cipher(SecretStr(CREDENTIALS_KEY))
+    assert cipher is not None
     ago = _ago(days)
     consumer = f"retention-{uuid.uuid4().hex[:6]}"
     done_event, owing_event = uuid.uuid4(), uuid.uuid4()
@@ -54,9 +60,10 @@ async def seed(pool: asyncpg.Pool, organization: str, days: float) -> Seeded:
         )  # fmt: skip
         endpoint = f"we_{uuid.uuid4().hex[:12]}"
         await conn.execute(
-            """INSERT INTO webhook_endpoints (id, organization_id, url, events, secret)
-               VALUES ($1, $2, $3, $4, 's')""",
+            """INSERT INTO webhook_endpoints (id, organization_id, url, events, secret_encrypted)
+               VALUES ($1, $2, $3, $4, $5)""",
             endpoint, organization, "https://example.com/hook", ["lead.qualified"],
+            seal(cipher, endpoint, generate_secret()),
         )  # fmt: skip
         messages = {kind: f"msg_{kind}_{uuid.uuid4().hex[:10]}" for kind in ("done", "pending", "flight")}
         for message in messages.values():

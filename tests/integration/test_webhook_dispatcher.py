@@ -15,10 +15,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from pydantic import SecretStr
 from standardwebhooks import Webhook
 
 from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, create_broker
+from jorge_runtime.credential_cipher import CredentialCipher
 from jorge_runtime.settings import Settings
+from jorge_runtime.webhook_secrets import seal, webhook_secret_cipher
 from jorge_runtime.worker import WorkerResources
 from schemas.buyers import BuyerMatched, BuyerMatchedPayload, MatchResults
 from schemas.envelope import utc_now
@@ -28,8 +31,13 @@ from services.crm_sync.webhooks.dispatcher import Dispatcher
 from services.crm_sync.webhooks.fanout import FanOut
 from services.crm_sync.webhooks.install import build_dispatcher
 from services.crm_sync.webhooks.repository import DeliveryRepository
+from tests.conftest import CREDENTIALS_KEY
 from tests.support.services import read_topic
 from tests.support.webhook_receiver import Answer, Receiver
+
+_cipher = webhook_secret_cipher(SecretStr(CREDENTIALS_KEY))
+assert _cipher is not None
+CIPHER: CredentialCipher = _cipher
 
 
 class Published:
@@ -91,10 +99,12 @@ async def add_endpoint(
     status: str = "active",
 ) -> tuple[str, str]:
     endpoint_id, secret = new_endpoint_id(), generate_secret()
+    sealed = seal(CIPHER, endpoint_id, secret)
     await pool.execute(
-        """INSERT INTO webhook_endpoints (id, organization_id, url, events, secret, max_concurrency, status)
+        """INSERT INTO webhook_endpoints
+                  (id, organization_id, url, events, secret_encrypted, max_concurrency, status)
            VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        endpoint_id, organization, url, list(events), secret, max_concurrency, status,
+        endpoint_id, organization, url, list(events), sealed, max_concurrency, status,
     )  # fmt: skip
     return endpoint_id, secret
 
@@ -366,10 +376,11 @@ async def test_during_a_rotation_both_secrets_verify_the_same_delivery(
         endpoint_id, old = await add_endpoint(pool, organization, rx.url())
         new = generate_secret()
         await pool.execute(  # what the gateway's rotate-secret action writes
-            """UPDATE webhook_endpoints SET previous_secret = secret, secret = $2,
-                      previous_secret_expires_at = now() + interval '1 hour' WHERE id = $1""",
+            """UPDATE webhook_endpoints SET previous_secret_encrypted = secret_encrypted,
+                      secret_encrypted = $2, previous_secret_expires_at = now() + interval '1 hour'
+                WHERE id = $1""",
             endpoint_id,
-            new,
+            seal(CIPHER, endpoint_id, new),
         )
         await publish_messages(pool, organization)
         await start_dispatcher()

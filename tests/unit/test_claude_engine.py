@@ -67,7 +67,7 @@ async def test_claude_decides_with_a_forced_tool_and_records_tokens_and_cost(
     tokens_before = sample("jorge_claude_tokens_total", model="claude-sonnet-4-6", kind="input")
     q = await engine.qualify(lead())
     assert (q.engine, q.model, q.fallback_reason) == ("claude", "claude-sonnet-4-6", None)
-    assert q.intent == "buyer" and q.temperature == "hot"
+    assert q.intent == "buyer_intent" and q.temperature == "hot"
     assert q.suggested_reply == REPLY
     assert q.usage is not None and q.usage.input_tokens > 0 and q.usage.output_tokens > 0
     assert q.usage.cost_usd > 0
@@ -106,7 +106,7 @@ async def test_retries_are_bounded_then_the_rules_decide(fresh: FakeAnthropic) -
     await claude.aclose()
     assert fresh.statuses == [429, 429, 429]
     assert (q.engine, q.fallback_reason, q.model) == ("rules-v1", "rate_limited", "claude-sonnet-4-6")
-    assert q.intent == "buyer" and q.usage is None
+    assert q.intent == "buyer_intent" and q.usage is None
     assert sample("jorge_claude_fallbacks_total", reason="rate_limited") == fallbacks + 1
 
 

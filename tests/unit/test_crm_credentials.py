@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
+from jorge_runtime.credential_cipher import CredentialCipher, CredentialsUnreadable, generate_key
 from jorge_runtime.settings import ConfigError, Settings
-from services.crm_sync.credential_cipher import CredentialCipher, CredentialsUnreadable, generate_key
 
 TOKEN = SecretStr("pit-0123456789-secret-token")
 

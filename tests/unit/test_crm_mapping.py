@@ -38,20 +38,20 @@ def test_hot_lead_gets_contact_tags_note_and_opportunity_valued_at_its_budget() 
         "phone": "+19095550003",
     }
     assert "tags" not in plan.contact_fields  # tags on upsert would replace the contact's tags
-    assert plan.tags == ("jorge", "intent:buyer", "temperature:hot", "source:zillow-premier")
+    assert plan.tags == ("jorge", "intent:buyer_intent", "temperature:hot", "source:zillow-premier")
     assert plan.note is not None
     assert "HOT buyer" in plan.note and "Next action: Call within the hour" in plan.note
     assert plan.note.endswith(marker(str(event.event_id)))
     assert plan.opportunity is not None
     assert plan.opportunity.monetary_value == 750_003
-    assert plan.opportunity.name == "Lead Number3 - buyer"
+    assert plan.opportunity.name == "Lead Number3 - buyer_intent"
 
 
 def test_cold_lead_has_no_opportunity_and_takes_the_standard_lane() -> None:
     plan = lead_qualified_plan(qualified_event("org-1", 1, hot=False, source=None), {}, opportunities=True)
     assert plan.opportunity is None
     assert plan.priority == "standard"
-    assert plan.tags == ("jorge", "intent:buyer", "temperature:cold")
+    assert plan.tags == ("jorge", "intent:buyer_intent", "temperature:cold")
     assert plan.contact_fields["source"] == "Jorge"
 
 

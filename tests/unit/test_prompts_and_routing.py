@@ -29,7 +29,7 @@ from services.qualifier.skills import ALL_SKILLS, select_skills
 
 TODAY = date(2026, 11, 23)
 VALID = {
-    "intent": "buyer",
+    "intent": "buyer_intent",
     "temperature": "hot",
     "temperature_reasons": ["moving within 2 months", "pre-approved"],
     "timeline": "1_3_months",
@@ -85,7 +85,7 @@ def test_a_valid_tool_call_becomes_the_qualification_and_platform_fields_cannot_
         ([{"type": "tool_use", "name": TOOL_NAME, "input": "not an object"}], "not an object"),
         ([{"type": "tool_use", "name": TOOL_NAME, "input": {**VALID, "intent": "purchase"}}], "intent"),
         ([{"type": "tool_use", "name": TOOL_NAME, "input": {**VALID, "confidence": 7}}], "confidence"),
-        ([{"type": "tool_use", "name": TOOL_NAME, "input": {"intent": "buyer"}}], "temperature"),
+        ([{"type": "tool_use", "name": TOOL_NAME, "input": {"intent": "buyer_intent"}}], "temperature"),
     ],
 )
 def test_invalid_answers_are_refused(content: list[dict[str, object]], why: str) -> None:

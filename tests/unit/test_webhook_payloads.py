@@ -32,7 +32,7 @@ def test_lead_qualified_has_the_spec_shape() -> None:
     assert body["event"] == "lead.qualified" and body["timestamp"] == "2026-02-02T10:00:00Z"
     data = body["data"]
     assert (data["lead_id"], data["qualification_id"], data["intent"], data["temperature"]) == (
-        "lead-001", "qual-001", "buyer", "hot",
+        "lead-001", "qual-001", "buyer_intent", "hot",
     )  # fmt: skip
     assert json.loads(encode(body)) == body
 

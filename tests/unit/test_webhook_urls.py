@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import ipaddress
+import time
 
 import pytest
 
@@ -158,3 +161,28 @@ def test_invalid_secrets_are_refused_without_being_quoted(secret: str) -> None:
 
 def test_a_secret_of_24_bytes_is_enough() -> None:
     assert check_secret("whsec_" + base64.b64encode(b"k" * 24).decode())
+
+
+def test_a_secret_of_the_subscribers_own_is_the_raw_signing_key() -> None:
+    from standardwebhooks import Webhook
+
+    from services.crm_sync.webhooks.signing import webhook_headers
+
+    own = "your-webhook-secret-of-the-crm"  # 30 characters, not whsec_
+    shown = check_secret(own)
+    assert shown == "whsec_" + base64.b64encode(own.encode()).decode()
+    body = b'{"event": "lead.qualified"}'
+    headers = webhook_headers([shown], "msg_1", int(time.time()), body)
+    # A Standard Webhooks library verifies with the whsec_ form shown at registration...
+    assert Webhook(shown).verify(body, headers) == {"event": "lead.qualified"}
+    # ...and a receiver that signs with the secret it chose computes the same signature.
+    signed = f"msg_1.{headers['webhook-timestamp']}.".encode() + body
+    mine = base64.b64encode(hmac.new(own.encode(), signed, hashlib.sha256).digest()).decode()
+    assert headers["webhook-signature"] == f"v1,{mine}"
+
+
+@pytest.mark.parametrize("secret", ["x" * 23, "y" * 201, "a-secret-with-a-bell-\x07-in-it-ok"])
+def test_a_secret_of_ones_own_needs_24_to_200_printable_characters(secret: str) -> None:
+    with pytest.raises(InvalidWebhookSecret) as caught:
+        check_secret(secret)
+    assert secret not in str(caught.value)

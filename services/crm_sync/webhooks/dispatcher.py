@@ -25,8 +25,10 @@ import asyncpg
 from opentelemetry.trace import StatusCode
 
 from jorge_runtime.broker import OutgoingMessage, event_message
+from jorge_runtime.credential_cipher import CredentialCipher
 from jorge_runtime.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DURATION, WEBHOOK_FAILURES
 from jorge_runtime.telemetry import continued_span
+from jorge_runtime.webhook_secrets import encrypt_plaintext_at_start, unseal
 from schemas.webhooks import WebhookEndpointDisabled, WebhookEndpointDisabledPayload
 from services.crm_sync.webhooks.payloads import encode
 from services.crm_sync.webhooks.repository import AttemptRecord, Claimed, DeliveryRepository
@@ -72,8 +74,10 @@ class Dispatcher:
         poll_seconds: float,
         max_in_flight: int,
         lease_seconds: float,
+        cipher: CredentialCipher | None = None,
     ) -> None:
         self._pool = pool
+        self._cipher = cipher  # opens the endpoints' secrets; None: nothing can be signed
         self._repository = repository
         self._sender = sender
         self._policy = policy
@@ -86,10 +90,15 @@ class Dispatcher:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
+        self._said_no_key = False
 
     def wake(self) -> None:
         """Look for due deliveries now (fan-out just created some, or a slot freed up)."""
         self._wake.set()
+
+    async def encrypt_plaintext_secrets(self) -> None:
+        """Encrypt the secrets stored in plain text before migration 0023 (they sign only then)."""
+        await encrypt_plaintext_at_start(self._pool(), self._cipher, "crm_sync")
 
     async def start(self) -> None:
         """Start the claim loop (after the pool is open)."""
@@ -135,6 +144,11 @@ class Dispatcher:
         free = self._max_in_flight - len(self._in_flight)
         if free <= 0:
             return 0
+        if self._cipher is None:
+            if not self._said_no_key:
+                self._said_no_key = True
+                log.error("webhooks wait: CRM_CREDENTIALS_KEY is not set, so no secret can sign them")
+            return 0
         token, claims = await self._repository.claim(
             self._pool(), max_endpoints=_MAX_ENDPOINTS_PER_CLAIM, limit=free, lease_seconds=self._lease
         )
@@ -174,7 +188,11 @@ class Dispatcher:
         """Make the attempt and record it; return its outcome ("succeeded" or a failure reason)."""
         now = datetime.now(UTC)
         body = encode(claim.payload)
-        secrets = active_secrets(claim.secret, claim.previous_secret, claim.previous_secret_expires_at, now)
+        assert self._cipher is not None  # nothing is claimed without it
+        secret = unseal(self._cipher, claim.endpoint_id, claim.sealed_secret)
+        previous = unseal(self._cipher, claim.endpoint_id, claim.sealed_previous_secret)
+        assert secret is not None
+        secrets = active_secrets(secret, previous, claim.previous_secret_expires_at, now)
         headers = webhook_headers(secrets, claim.message_id, int(now.timestamp()), body)
         result = await self._sender.send(
             claim.url, body, headers, pool_key=claim.endpoint_id, pool_size=claim.max_concurrency

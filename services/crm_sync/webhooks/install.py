@@ -11,6 +11,7 @@ from faststream.kafka import KafkaBroker
 from jorge_runtime.background_consumers import BackgroundConsumers
 from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, create_broker
 from jorge_runtime.settings import Settings
+from jorge_runtime.webhook_secrets import webhook_secret_cipher
 from jorge_runtime.worker import WorkerResources, consumer_options, install_dead_letter_policy
 from schemas.buyers import BuyerMatched
 from schemas.leads import LeadQualified
@@ -61,6 +62,7 @@ class WebhookDelivery:
     async def start(self) -> None:
         """Start the dispatcher now and the consumers in the background (they join their groups
         in parallel, not one after another as a broker's start would, nor after GHL's)."""
+        await self.dispatcher.encrypt_plaintext_secrets()
         await self.dispatcher.start()
         self.consumers.start()
 
@@ -101,6 +103,7 @@ def build_dispatcher(
         poll_seconds=settings.webhook_dispatch_poll_seconds,
         max_in_flight=settings.webhook_max_in_flight,
         lease_seconds=settings.webhook_attempt_timeout_seconds + settings.webhook_lease_grace_seconds,
+        cipher=webhook_secret_cipher(settings.crm_credentials_key),
     )
 
 

@@ -27,6 +27,8 @@ SELECT e.id FROM webhook_endpoints e
           JOIN webhook_endpoints a ON a.id = d.endpoint_id AND a.status = 'active'
          WHERE d.status = 'pending' AND d.next_attempt_at <= now()
            AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= now())
+           -- A secret still in plain text never signs: it waits until encrypted (migration 0023).
+           AND a.secret_encrypted IS NOT NULL
          GROUP BY d.endpoint_id, a.max_concurrency
         HAVING a.max_concurrency > (SELECT count(*) FROM webhook_deliveries f
                                      WHERE f.endpoint_id = d.endpoint_id AND f.lease_expires_at > now())
@@ -61,7 +63,7 @@ UPDATE webhook_deliveries d
  WHERE d.id = picked.id AND e.id = d.endpoint_id AND m.id = d.message_id
 RETURNING d.id, d.endpoint_id, d.message_id, d.attempts, picked.trigger,
           picked.old_token IS NOT NULL AS interrupted, picked.old_claimed_at,
-          e.organization_id, e.url, e.max_concurrency, e.secret, e.previous_secret,
+          e.organization_id, e.url, e.max_concurrency, e.secret_encrypted, e.previous_secret_encrypted,
           e.previous_secret_expires_at,
           m.event_type, m.payload, m.trace_context"""
 
@@ -88,8 +90,9 @@ class Claimed:
     previous_claimed_at: datetime | None
     url: str
     max_concurrency: int
-    secret: str
-    previous_secret: str | None
+    #: The endpoint's secrets as stored, encrypted (jorge_runtime.webhook_secrets opens them).
+    sealed_secret: bytes
+    sealed_previous_secret: bytes | None
     previous_secret_expires_at: datetime | None
     event_type: str
     payload: dict[str, Any]
@@ -109,8 +112,8 @@ class Claimed:
             previous_claimed_at=row["old_claimed_at"],
             url=row["url"],
             max_concurrency=row["max_concurrency"],
-            secret=row["secret"],
-            previous_secret=row["previous_secret"],
+            sealed_secret=row["secret_encrypted"],
+            sealed_previous_secret=row["previous_secret_encrypted"],
             previous_secret_expires_at=row["previous_secret_expires_at"],
             event_type=row["event_type"],
             payload=row["payload"],

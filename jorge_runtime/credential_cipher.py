@@ -1,10 +1,13 @@
-"""Encryption at rest of the organisations' GHL tokens (pure: no I/O).
+"""Encryption at rest of secrets: the organisations' GHL tokens and the webhook endpoints'
+signing secrets (pure: no I/O). Shared by crm_sync (reads both), the gateway (writes webhook
+secrets) and the `jorge` command.
 
 Fernet (AES-128-CBC + HMAC-SHA256, from the `cryptography` library) through MultiFernet:
 CRM_CREDENTIALS_KEY holds one or more comma-separated keys; the first encrypts, every one
 decrypts, so a key is rotated by putting a new one first, re-encrypting (`jorge crm credentials
-rotate`), then dropping the old one. The ciphertext also names the organisation it belongs to,
-so a token copied into another organisation's row is refused rather than used.
+rotate`), then dropping the old one. The ciphertext also names its owner (the organisation of a GHL
+token, the endpoint of a webhook secret), so a secret copied into another row is refused rather
+than used.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from jorge_runtime.settings import ConfigError
 
 
 class CredentialsUnreadable(Exception):
-    """An organisation's stored token cannot be decrypted: no key configured, no configured key
-    opens it, or it belongs to another organisation. The message never holds the token."""
+    """A stored secret cannot be decrypted: no key configured, no configured key opens it, or it
+    belongs to another owner. The message never holds the secret."""
 
 
 def generate_key() -> str:
@@ -28,9 +31,11 @@ def generate_key() -> str:
 
 
 class CredentialCipher:
-    """Encrypts and decrypts GHL tokens with the keys of CRM_CREDENTIALS_KEY."""
+    """Encrypts and decrypts secrets with the keys of CRM_CREDENTIALS_KEY; ``subject`` names
+    what is sealed, and whose, in error messages."""
 
-    def __init__(self, keys: SecretStr) -> None:
+    def __init__(self, keys: SecretStr, subject: str = "GHL token", owner: str = "organisation") -> None:
+        self.subject, self.owner = subject, owner
         parts = [part.strip() for part in keys.get_secret_value().split(",") if part.strip()]
         if not parts:
             raise ConfigError("CRM_CREDENTIALS_KEY is empty")
@@ -48,28 +53,31 @@ class CredentialCipher:
         self.key_count = len(fernets)
 
     @classmethod
-    def from_setting(cls, keys: SecretStr | None) -> CredentialCipher | None:
+    def from_setting(
+        cls, keys: SecretStr | None, subject: str = "GHL token", owner: str = "organisation"
+    ) -> CredentialCipher | None:
         """The cipher of the setting, or None when CRM_CREDENTIALS_KEY is unset."""
-        return cls(keys) if keys is not None else None
+        return cls(keys, subject, owner) if keys is not None else None
 
     def encrypt(self, organization_id: str, token: SecretStr) -> bytes:
-        """The token, sealed with the first key and bound to the organisation."""
+        """The secret, sealed with the first key and bound to its owner (``organization_id``:
+        an organisation's id for a GHL token, an endpoint's id for a webhook secret)."""
         plain = json.dumps({"organization_id": organization_id, "token": token.get_secret_value()})
         return self._fernet.encrypt(plain.encode())
 
     def decrypt(self, organization_id: str, sealed: bytes) -> SecretStr:
-        """The organisation's token; CredentialsUnreadable if no key opens it or it is another's."""
+        """The owner's secret; CredentialsUnreadable if no key opens it or it is another's."""
         try:
             opened = json.loads(self._fernet.decrypt(bytes(sealed)))
         except InvalidToken:
             raise CredentialsUnreadable(
-                f"none of the {self.key_count} key(s) in CRM_CREDENTIALS_KEY decrypts this organisation's "
-                "GHL token (wrong key, or the key that encrypted it was removed)"
+                f"none of the {self.key_count} key(s) in CRM_CREDENTIALS_KEY decrypts this {self.owner}'s "
+                f"{self.subject} (wrong key, or the key that encrypted it was removed)"
             ) from None
         if opened.get("organization_id") != organization_id:
-            raise CredentialsUnreadable("the stored GHL token was encrypted for another organisation")
+            raise CredentialsUnreadable(f"the stored {self.subject} was encrypted for another {self.owner}")
         return SecretStr(str(opened["token"]))
 
     def rotate(self, organization_id: str, sealed: bytes) -> bytes:
-        """The same token re-encrypted with the first key (checked to belong to the organisation)."""
+        """The same secret re-encrypted with the first key (checked to belong to its owner)."""
         return self.encrypt(organization_id, self.decrypt(organization_id, sealed))
