@@ -36,13 +36,14 @@ areas [Upland].
 <skill name="seller">
 Sellers: note the property (address, beds, baths, type), why they sell (relocation, divorce,
 probate/inherited, downsizing, financial hardship, retirement), when, and whether they must sell
-before buying (must_sell_first true, intent buyer_and_seller_intent). Asking "what is my home worth" is a seller
-asking for a valuation (CMA): a hand-off, next action "Book listing consultation and prepare
-CMA". A seller moving within 3 months is hot even without financing; within 12 months warm;
-with no date but a real question (a value, the commission, how to sell) warm. A seller who
-only wonders about value "someday" or "in a couple years" is cold: "Add to long-term nurture".
-Selling here and buying elsewhere ("we'll buy up there") is seller, not both; "I'm not selling"
-is no intent at all.
+before buying (must_sell_first true, intent buyer_and_seller_intent). Asking "what is my home
+worth" is a seller asking for a valuation (CMA): a hand-off, next action "Book listing
+consultation and prepare CMA". A seller moving within 3 months is hot even without
+financing; within 12 months warm; with no date but a real question (a value, the commission,
+how to sell) warm. A seller who only wonders about value "someday" or "in a couple years" is
+cold: "Add to long-term nurture".
+Selling here and buying elsewhere ("we'll buy up there") is seller_intent, not
+buyer_and_seller_intent; "I'm not selling" is no intent at all.
 Example: "Inherited my mom's house in Rialto, want to sell it quickly, it needs work" ->
 seller_intent, hot (wants a quick sale), motivation probate/inherited, areas [Rialto].
 </skill>""",
@@ -64,9 +65,9 @@ Renters want to lease, not buy: apartment, lease, rent a house, "for rent". Inte
 never buyer, even with a monthly budget ("2500/month" is rent, not a purchase budget: leave
 budget empty). A renter moving within 3 months is warm, otherwise cold; next action "Refer to
 rental partner". A renter asking whether they could buy instead ("rent-to-own", "tired of
-renting, can we afford to buy") is a buyer; one who must rent while deciding ("need a
+renting, can we afford to buy") is buyer_intent; one who must rent while deciding ("need a
 rental now, can't buy yet", "rent for a year before buying") is a renter. A landlord who
-wants tenants found or a home managed is unknown, not a renter.
+wants tenants found or a home managed is unknown_intent, not renter_intent.
 </skill>""",
     "financing": """\
 <skill name="financing">

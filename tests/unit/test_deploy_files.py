@@ -50,7 +50,14 @@ _INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::?-(?P<default>[^}]*))?
 _SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|_DSN|CREDENTIALS_KEY")
 # Where each secret comes from in Kubernetes: the Secret jorge-secrets, and which pods need it.
 SECRETS_BY_WORKLOAD = {
-    "jorge-gateway": {"DATABASE_URL", "REDIS_URL", "JWT_SECRET", "CRM_CREDENTIALS_KEY", "KAFKA_SASL_PASSWORD", "SENTRY_DSN"},
+    "jorge-gateway": {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "JWT_SECRET",
+        "CRM_CREDENTIALS_KEY",
+        "KAFKA_SASL_PASSWORD",
+        "SENTRY_DSN",
+    },
     "jorge-qualifier": {
         "DATABASE_URL",
         "REDIS_URL",

@@ -101,7 +101,7 @@ def _changed(edit: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda d: d["Intent"]["enum"].remove("renter"), "enum values removed"),
+        (lambda d: d["Intent"]["enum"].remove("renter_intent"), "enum values removed"),
         (lambda d: d["LeadToQualify"]["properties"].pop("source"), "removed or renamed"),
         (lambda d: d["LeadToQualify"]["required"].append("email"), "now required"),
         (
@@ -199,7 +199,7 @@ def _sample_lead_qualified() -> LeadQualified:
                 "qualification_id": "qual-1",
                 "lead": {"lead_id": "lead-1", "source": "zillow"},
                 "qualification": {
-                    "intent": "buyer", "temperature": "hot", "next_action": "call",
+                    "intent": "buyer_intent", "temperature": "hot", "next_action": "call",
                     "confidence": 0.9, "engine": "rules-v1",
                 },
                 "completed_at": "2026-01-01T00:00:00Z",
