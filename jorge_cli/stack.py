@@ -165,6 +165,15 @@ class EmbeddedStack:
         _create_database(admin_uri, DATABASE_NAME)
         return str(self._postgres.get_uri(database=DATABASE_NAME))
 
+    def signal(self, what: str, signum: int) -> None:
+        """Send a signal to one started component, ``kafka`` or ``redis`` (the chaos tests freeze
+        the broker with SIGSTOP and resume it with SIGCONT)."""
+        for name, process in self._processes:
+            if name == what and process.poll() is None:
+                process.send_signal(signum)
+                return
+        raise StackError(f"no running {what} in this stack")
+
     def stop(self) -> None:
         """Stop everything this stack started, newest first."""
         for what, process in reversed(self._processes):
