@@ -16,22 +16,24 @@ import asyncpg
 
 from services.crm_sync.notes import MARKER_PREFIX
 from tests.chaos.platform import Platform
-from tests.chaos.stream import Kind, Sent, Stream
+from tests.chaos.stream import Sent, Stream
 from tests.chaos.summary import RESULTS_DIR
 
 #: How long the platform gets to finish everything accepted once the scenario is over.
 SETTLE_SECONDS = 120.0
 
-_FINAL = {
-    "lead": """SELECT qualification_id AS id FROM qualifications
-                WHERE organization_id = $1 AND status <> 'in_progress'""",
-    "buyer": "SELECT id FROM match_sessions WHERE organization_id = $1 AND status <> 'pending'",
-    "seller": "SELECT id FROM seller_analyses WHERE organization_id = $1 AND status <> 'pending'",
+#: Per kind: table, id column, subject column and the status that is not final yet.
+_TABLES = {
+    "lead": ("qualifications", "qualification_id", "lead_id", "in_progress"),
+    "buyer": ("match_sessions", "id", "buyer_id", "pending"),
+    "seller": ("seller_analyses", "id", "seller_id", "pending"),
 }
-_BY_SUBJECT = {
-    "lead": "SELECT lead_id AS subject FROM qualifications WHERE organization_id = $1",
-    "buyer": "SELECT buyer_id AS subject FROM match_sessions WHERE organization_id = $1",
-    "seller": "SELECT seller_id AS subject FROM seller_analyses WHERE organization_id = $1",
+#: Requests a worker finished, by result id and by subject (a row the gateway left pending when
+#: it refused a request is not "processed").
+_FINAL = {
+    kind: f"""SELECT {id_} AS id, {subject} AS subject FROM {table}
+               WHERE organization_id = $1 AND status <> '{wip}'"""
+    for kind, (table, id_, subject, wip) in _TABLES.items()
 }
 #: The id that names a message in each webhook event's data.
 _WEBHOOK_ID_FIELD = {
@@ -62,9 +64,9 @@ class Summary:
 
 
 async def _state(platform: Platform, pool: asyncpg.Pool) -> dict[str, Any]:
-    final = {
-        kind: {r["id"] for r in await pool.fetch(q, platform.organization)} for kind, q in _FINAL.items()
-    }
+    rows = {kind: await pool.fetch(q, platform.organization) for kind, q in _FINAL.items()}
+    final = {kind: {r["id"] for r in found} for kind, found in rows.items()}
+    processed = {kind: {r["subject"] for r in found} for kind, found in rows.items()}
     webhook_ids: dict[str, set[str]] = defaultdict(set)
     for request in platform.receiver.requests:
         body = json.loads(request.body)
@@ -80,7 +82,10 @@ async def _state(platform: Platform, pool: asyncpg.Pool) -> dict[str, Any]:
             last = str(note.get("body", "")).rstrip().rsplit("\n", 1)[-1]
             if last.startswith(MARKER_PREFIX):
                 markers[last] += 1
-    return {"final": final, "webhook_ids": webhook_ids, "by_email": by_email, "markers": markers}
+    return {
+        "final": final, "processed": processed, "webhook_ids": webhook_ids, "by_email": by_email,
+        "markers": markers,
+    }  # fmt: skip
 
 
 def _done(sent: Sent, state: dict[str, Any]) -> bool:
@@ -105,10 +110,6 @@ async def check_books(scenario: str, platform: Platform, sent: list[Sent]) -> Su
             await asyncio.sleep(1.0)
         await asyncio.sleep(2.0)  # late duplicates would land now
         state = await _state(platform, pool)  # type: ignore[arg-type]
-        processed: dict[Kind, set[str]] = {
-            kind: {r["subject"] for r in await pool.fetch(q, platform.organization)}  # type: ignore[misc]
-            for kind, q in _BY_SUBJECT.items()
-        }
     finally:
         await pool.close()
     problems = [f"lost {s.kind} {s.subject_id} ({s.result_id})" for s in accepted if not _done(s, state)]
@@ -117,7 +118,7 @@ async def check_books(scenario: str, platform: Platform, sent: list[Sent]) -> Su
     ]
     duplicates += [f"GHL contact {email}: {n}" for email, n in state["by_email"].items() if n > 1]
     duplicates += [f"GHL note {marker}: {n}" for marker, n in state["markers"].items() if n > 1]
-    refused_processed = [s for s in refused if s.subject_id in processed[s.kind]]
+    refused_processed = [s for s in refused if s.subject_id in state["processed"][s.kind]]
     problems += duplicates + [
         f"refused ({s.status}) but processed: {s.subject_id}" for s in refused_processed
     ]
