@@ -100,7 +100,8 @@ async def running_platform(settings: Settings, log_dir: Path) -> AsyncIterator[P
             platform = Platform(own, organization, api_key, location_id, sandbox, receiver, services, log_dir)
             for name in ("gateway", *WORKERS):
                 services[name] = platform.process(name)
-            await asyncio.gather(*(service.start() for service in services.values()))
+            # Generous: five interpreters importing at once on a loaded two-core machine.
+            await asyncio.gather(*(service.start(timeout=240) for service in services.values()))
             async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=10) as client:
                 response = await client.post(
                     "/v1/webhooks/register",
