@@ -54,6 +54,7 @@ class Summary:
     lost: int
     duplicated: int
     refused_but_processed: int
+    dead_lettered: int
     statuses: dict[str, int]
     slowest_answer_seconds: float
     problems: list[str] = field(default_factory=list)
@@ -65,6 +66,9 @@ class Summary:
 
 async def _state(platform: Platform, pool: asyncpg.Pool) -> dict[str, Any]:
     rows = {kind: await pool.fetch(q, platform.organization) for kind, q in _FINAL.items()}
+    dead = await pool.fetchval(
+        "SELECT count(*) FROM crm_dead_letters WHERE organization_id = $1", platform.organization
+    )
     final = {kind: {r["id"] for r in found} for kind, found in rows.items()}
     processed = {kind: {r["subject"] for r in found} for kind, found in rows.items()}
     webhook_ids: dict[str, set[str]] = defaultdict(set)
@@ -84,7 +88,7 @@ async def _state(platform: Platform, pool: asyncpg.Pool) -> dict[str, Any]:
                 markers[last] += 1
     return {
         "final": final, "processed": processed, "webhook_ids": webhook_ids, "by_email": by_email,
-        "markers": markers,
+        "markers": markers, "dead_lettered": int(dead),
     }  # fmt: skip
 
 
@@ -133,6 +137,7 @@ async def check_books(scenario: str, platform: Platform, sent: list[Sent]) -> Su
         lost=sum(1 for s in accepted if not _done(s, state)),
         duplicated=len(duplicates),
         refused_but_processed=len(refused_processed),
+        dead_lettered=state["dead_lettered"],
         statuses=dict(statuses),
         slowest_answer_seconds=round(max((s.seconds for s in sent), default=0.0), 2),
         problems=problems[:20],
@@ -142,10 +147,12 @@ async def check_books(scenario: str, platform: Platform, sent: list[Sent]) -> Su
 
 
 def assert_books(summary: Summary) -> None:
-    """The promises: nothing lost or doubled, nothing refused processed, no 500, no hang."""
+    """The promises: nothing lost or doubled, nothing refused processed, no good message
+    dead-lettered, no 500, no hang (a client timeout)."""
     assert summary.accepted > 0, summary
     assert (summary.lost, summary.duplicated) == (0, 0), summary.problems
     assert summary.refused_but_processed == 0, summary.problems
+    assert summary.dead_lettered == 0, "good messages were dead-lettered (see jorge dlq list)"
     unexpected = {s: n for s, n in summary.statuses.items() if s not in ("201", "202", "503", "unreachable")}
     assert not unexpected, f"answers other than accepted, 503 or gateway down: {unexpected}"
 

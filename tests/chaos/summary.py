@@ -14,7 +14,7 @@ import pytest
 #: path in every xdist worker and in the controller.
 RESULTS_DIR = Path(__file__).resolve().parents[2] / ".chaos"
 
-COLUMNS = ("sent", "accepted", "completed", "lost", "duplicated", "refused_but_processed")
+COLUMNS = ("sent", "accepted", "completed", "lost", "duplicated", "refused_but_processed", "dead_lettered")
 
 
 def forget_last_run(config: pytest.Config) -> None:
@@ -41,7 +41,7 @@ def write_summary(terminalreporter: pytest.TerminalReporter) -> None:
     lines = summary_lines()
     if not lines:
         return
-    terminalreporter.section("chaos summary (refused = refused but processed)")
+    terminalreporter.section("chaos summary (refused = refused but processed; dead = dead-lettered)")
     for line in lines:
         terminalreporter.write_line(line)
     (RESULTS_DIR / "summary.txt").write_text("\n".join(lines) + "\n")
