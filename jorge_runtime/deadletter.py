@@ -50,6 +50,8 @@ INVALID_MESSAGE_ERRORS: tuple[type[BaseException], ...] = (
     PermanentError,
 )
 MAX_BACKOFF_SECONDS = 30.0
+#: Least pause before redelivering a message during an outage.
+OUTAGE_PAUSE_SECONDS = 1.0
 
 Publish = Callable[[OutgoingMessage], Awaitable[None]]
 #: The names of the dependencies down right now (empty: none is).
@@ -162,6 +164,21 @@ def dead_letter_middleware(
             },
         )
 
+    async def dead_letter_or_wait(
+        msg: StreamMessage[Any], error: BaseException, attempts: int, cause: str
+    ) -> None:
+        """Dead-letter it; if Kafka or PostgreSQL fail meanwhile, pause before the redelivery
+        (raised) so an outage does not spin on the same message."""
+        try:
+            await send_to_dead_letter(msg, error, attempts=attempts, cause=cause)
+        except INFRASTRUCTURE_ERRORS as failure:
+            log.warning(
+                "dead letter not stored; the message will be redelivered",
+                extra={"consumer": consumer, "error": describe(failure)},
+            )
+            await asyncio.sleep(max(backoff_seconds, OUTAGE_PAUSE_SECONDS))
+            raise
+
     async def count_failure(at: Position, error: BaseException) -> tuple[int, list[str]]:
         """(tries so far, dependencies down): tries are counted only when nothing is down."""
         down = await outage()
@@ -191,7 +208,7 @@ def dead_letter_middleware(
             try:
                 result = await call_next(msg)
             except INVALID_MESSAGE_ERRORS as error:
-                await send_to_dead_letter(msg, error, attempts=1, cause="invalid_message")
+                await dead_letter_or_wait(msg, error, 1, "invalid_message")
                 await forget(at)
                 return None
             except asyncio.CancelledError:
@@ -199,13 +216,13 @@ def dead_letter_middleware(
             except Exception as error:
                 attempts, down = await count_failure(at, error)
                 if attempts >= max_attempts:
-                    await send_to_dead_letter(msg, error, attempts=attempts, cause="attempts_exhausted")
+                    await dead_letter_or_wait(msg, error, attempts, "attempts_exhausted")
                     await forget(at)
                     return None
                 MESSAGES_PROCESSED.labels(consumer, at.topic, "retried").inc()
                 delay = min(backoff_seconds * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
                 if down:
-                    delay = min(max(delay, 1.0), MAX_BACKOFF_SECONDS)
+                    delay = min(max(delay, OUTAGE_PAUSE_SECONDS), MAX_BACKOFF_SECONDS)
                 log.warning(
                     "message will be redelivered",
                     extra={
