@@ -84,28 +84,36 @@ async def add_dead_letter(
     conn: Executor,
     *,
     consumer: str,
-    origin_topic: str,
+    origin_topic: str | None,
+    organization_id: str | None,
+    event_id: uuid.UUID | None,
+    event_type: str | None,
     message_key: str | None,
+    lane: str | None,
     reason: str,
     detail: str,
     attempts: int,
     headers: dict[str, str],
     body: bytes,
 ) -> int | None:
-    """Store a consumer's dead letter; None if this consumer already has it open."""
-    who = identify(body)
+    """Store a dead letter; None if this consumer already has the event open.
+
+    The conflict target is left implicit: the only unique index a new row can hit is the
+    open-event one, and naming its predicate here would break this insert whenever a migration
+    changes it (as 0012 and 0019 did) until every writer is upgraded."""
     return await conn.fetchval(
         """INSERT INTO crm_dead_letters (consumer, origin_topic, organization_id, event_id, event_type,
                                          message_key, lane, reason, detail, attempts, headers, body)
-               VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9, $10, $11)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                ON CONFLICT DO NOTHING
                RETURNING id""",
         consumer,
         origin_topic,
-        who.organization_id,
-        who.event_id,
-        who.event_type,
+        organization_id,
+        event_id,
+        event_type,
         message_key,
+        lane,
         reason,
         detail[:1000],
         attempts,

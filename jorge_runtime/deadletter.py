@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from jorge_runtime.attempts import AttemptStore, Position
 from jorge_runtime.broker import OutgoingMessage
-from jorge_runtime.dead_letters import add_dead_letter
+from jorge_runtime.dead_letters import add_dead_letter, identify
 from jorge_runtime.failures import INFRASTRUCTURE_ERRORS
 from jorge_runtime.metrics import DEAD_LETTERED, MESSAGES_PROCESSED
 
@@ -139,11 +139,16 @@ def dead_letter_middleware(
         outgoing = OutgoingMessage(str(msg.message_id), dead_letter_topic, key, msg.body, headers)
         await publish(outgoing)
         if not getattr(error, _RECORDED, False):
+            who = identify(msg.body)
             await add_dead_letter(
                 pool(),
                 consumer=consumer,
                 origin_topic=str(getattr(record, "topic", "")),
+                organization_id=who.organization_id,
+                event_id=who.event_id,
+                event_type=who.event_type,
                 message_key=key,
+                lane=None,
                 reason=cause,
                 detail=reason,
                 attempts=attempts,

@@ -14,10 +14,14 @@ from jorge_runtime.db import Executor
 
 # The dead-letter table is shared by every consumer now; these stay importable from here.
 from jorge_runtime.dead_letters import DeadLetter as DeadLetter
+from jorge_runtime.dead_letters import add_dead_letter
 from jorge_runtime.dead_letters import discard_dead_letters as discard_dead_letters
 from jorge_runtime.dead_letters import list_dead_letters as list_dead_letters
 from jorge_runtime.dead_letters import mark_replayed as mark_replayed
 from services.crm_sync.mapping import ContactDetails
+
+#: The consumer column of crm_sync's own dead letters.
+SERVICE_NAME = "crm_sync"
 
 
 class PersonBusy(Exception):
@@ -142,25 +146,19 @@ class CrmRepository:
         headers: dict[str, str],
         body: bytes,
     ) -> int | None:
-        """Store a dead letter; None if the event already has an open one.
-
-        The conflict target is left implicit: the only unique index a new row can hit is the
-        open-event one, and naming its predicate here would break this insert whenever a
-        migration changes it (as 0012 did) until every crm_sync is upgraded."""
-        return await conn.fetchval(
-            """INSERT INTO crm_dead_letters (organization_id, event_id, event_type, message_key, lane,
-                                                 reason, detail, attempts, headers, body)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                   ON CONFLICT DO NOTHING
-                   RETURNING id""",
-            organization_id,
-            event_id,
-            event_type,
-            message_key,
-            lane,
-            reason,
-            detail[:1000],
-            attempts,
-            headers,
-            body,
+        """Store a dead letter of crm_sync's; None if the event already has an open one."""
+        return await add_dead_letter(
+            conn,
+            consumer=SERVICE_NAME,
+            origin_topic=None,
+            organization_id=organization_id,
+            event_id=event_id,
+            event_type=event_type,
+            message_key=message_key,
+            lane=lane,
+            reason=reason,
+            detail=detail,
+            attempts=attempts,
+            headers=headers,
+            body=body,
         )

@@ -14,8 +14,9 @@ from typing import Any
 
 import asyncpg
 
+from jorge_runtime.settings import Settings
 from services.crm_sync.notes import MARKER_PREFIX
-from tests.chaos.platform import Platform
+from tests.chaos.platform import Platform, own_service, running_platform
 from tests.chaos.stream import Sent, Stream
 from tests.chaos.summary import RESULTS_DIR
 
@@ -176,3 +177,16 @@ async def run_scenario(
     summary = await check_books(scenario, platform, sent)
     assert_books(summary)
     return summary
+
+
+async def restart_scenario(
+    scenario: str, what: str, settings: Settings, directory: Path, log_dir: Path, down_seconds: float
+) -> None:
+    """A scenario whose disruption is a restart of its own PostgreSQL or Redis, down a while."""
+    async with own_service(settings, directory, what) as (stack, own):
+
+        async def restart(platform: Platform) -> None:
+            await asyncio.to_thread(stack.restart, what, down_seconds)
+
+        async with running_platform(own, log_dir) as platform:
+            await run_scenario(scenario, platform, restart)

@@ -14,7 +14,8 @@ import httpx
 from pydantic import SecretStr
 
 from jorge_cli.demo_catalog import load_demo_catalog
-from jorge_runtime.db import create_pool
+from jorge_cli.stack import EmbeddedStack
+from jorge_runtime.db import create_pool, migrate
 from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import TenancyStore
 from schemas.limits import GENERAL
@@ -85,6 +86,25 @@ async def _tenant(settings: Settings, location_id: str) -> tuple[str, str]:
         return organization, (await tenancy.issue_key(organization, "chaos")).secret
     finally:
         await pool.close()
+
+
+@asynccontextmanager
+async def own_service(
+    settings: Settings, directory: Path, what: str
+) -> AsyncIterator[tuple[EmbeddedStack, Settings]]:
+    """A PostgreSQL (migrated) or a Redis of the scenario's own, and settings using it: restarting
+    it disturbs no other test."""
+    own = EmbeddedStack(directory)
+    urls = await asyncio.to_thread(own.start, kafka=False, postgres=what == "postgres", redis=what == "redis")
+    try:
+        if what == "postgres":
+            assert urls.database_url
+            await migrate(urls.database_url)
+            yield own, settings.model_copy(update={"database_url": urls.database_url})
+        else:
+            yield own, settings.model_copy(update={"redis_url": urls.redis_url})
+    finally:
+        await asyncio.to_thread(own.stop)
 
 
 @asynccontextmanager

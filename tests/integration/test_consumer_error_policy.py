@@ -133,7 +133,7 @@ async def test_tries_are_counted_across_a_restart(
     strict_settings: Settings, topics: TopicNames, pool: asyncpg.Pool, organization: str
 ) -> None:
     # A long pause after each failure: the first worker stops while it waits.
-    slow = strict_settings.model_copy(update={"consumer_retry_backoff_seconds": 30})
+    slow = strict_settings.model_copy(update={"consumer_retry_backoff_seconds": 3})
     engine = FlakyEngine("lead-restart", failures=1_000, error=lambda: RuntimeError("engine bug"))
     await send_lead(slow, organization, "lead-restart")
     async for _ in run_qualifier(slow, engine):
