@@ -62,7 +62,7 @@ class Stream:
     base_url: str
     api_key: str
     tag: str
-    interval: float = 0.75
+    interval: float = 1.0
     sent: list[Sent] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
