@@ -40,7 +40,8 @@ def _with_pool(work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
     settings.require("database_url")
 
     async def run() -> T:
-        pool = await create_pool(settings.database_url or "", min_size=1, max_size=2)
+        # An import is one COPY of the whole file: no statement bound.
+        pool = await create_pool(settings.database_url or "", min_size=1, max_size=2, command_timeout=None)
         try:
             return await work(pool)
         finally:

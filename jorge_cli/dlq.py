@@ -1,5 +1,5 @@
-"""`jorge dlq`: crm_sync's dead letters (GHL writes that failed for good): list, replay and
-discard."""
+"""`jorge dlq`: every consumer's dead letters (invalid or poison messages, GHL writes that failed
+for good): list, replay and discard."""
 
 from __future__ import annotations
 
@@ -14,29 +14,27 @@ from aiokafka import AIOKafkaProducer
 
 from jorge_cli.state import settings_for_command
 from jorge_runtime.db import create_pool
+from jorge_runtime.dead_letters import DeadLetter, discard_dead_letters, list_dead_letters, mark_replayed
 from jorge_runtime.deadletter import INVALID_MESSAGE_ERRORS, describe
 from jorge_runtime.kafka_security import kafka_client_options
 from jorge_runtime.settings import ConfigError, Settings
 from schemas.topics import CRM_RETRY_TOPICS, TopicNames
 from services.crm_sync.outcomes import parse_event
-from services.crm_sync.repository import (
-    DeadLetter,
-    discard_dead_letters,
-    list_dead_letters,
-    mark_replayed,
-)
 from services.crm_sync.retry_schedule import ATTEMPT_HEADER, DUE_AT_HEADER, LANE_HEADER
 
 dlq = typer.Typer(
     help=(
-        "crm_sync's dead letters: list them, replay them through the normal path once fixed, "
-        "or discard those never to be replayed."
+        "Dead letters of every consumer (qualifier, matcher, seller_analyzer, crm_sync): list "
+        "them, replay them through the normal path once fixed, or discard those never to be replayed."
     ),
     no_args_is_help=True,
 )
 
 Reason = Annotated[str | None, typer.Option(help="Only this reason, e.g. ghl_unauthorized.")]
 Organization = Annotated[str | None, typer.Option("--organization", help="Only this organisation.")]
+Consumer = Annotated[
+    str | None, typer.Option("--consumer", help="Only this consumer's, e.g. qualifier or crm_sync.")
+]
 Ids = Annotated[list[int] | None, typer.Argument(help="Dead-letter ids (see `jorge dlq list`).")]
 
 
@@ -47,18 +45,23 @@ class Selection:
     ids: list[int] | None = None
     reason: str | None = None
     organization_id: str | None = None
+    consumer: str | None = None
     include_closed: bool = False
 
 
 def _chosen(
-    ids: list[int] | None, reason: str | None, organization: str | None, everything: bool
+    ids: list[int] | None,
+    reason: str | None,
+    organization: str | None,
+    consumer: str | None,
+    everything: bool,
 ) -> Selection:
-    """The open dead letters `replay` and `discard` act on: ids, --reason and/or --organization,
-    or --all; exit code 2 when none is given (never everything by default)."""
-    if not (ids or reason or organization or everything):
-        typer.echo("say which: dead-letter ids, --reason, --organization, or --all", err=True)
+    """The open dead letters `replay` and `discard` act on: ids, --reason, --organization and/or
+    --consumer, or --all; exit code 2 when none is given (never everything by default)."""
+    if not (ids or reason or organization or consumer or everything):
+        typer.echo("say which: dead-letter ids, --reason, --organization, --consumer, or --all", err=True)
         raise typer.Exit(2)
-    return Selection(ids=ids or None, reason=reason, organization_id=organization)
+    return Selection(ids=ids or None, reason=reason, organization_id=organization, consumer=consumer)
 
 
 def _settings(*names: str) -> Settings:
@@ -80,6 +83,7 @@ async def _fetch(settings: Settings, selection: Selection) -> list[DeadLetter]:
             ids=selection.ids,
             reason=selection.reason,
             organization_id=selection.organization_id,
+            consumer=selection.consumer,
             include_closed=selection.include_closed,
         )
     finally:
@@ -90,20 +94,26 @@ async def _fetch(settings: Settings, selection: Selection) -> list[DeadLetter]:
 def list_letters(
     reason: Reason = None,
     organization: Organization = None,
+    consumer: Consumer = None,
     include_closed: Annotated[
         bool, typer.Option("--all", help="Include those already replayed or discarded.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Dead letters still to handle, oldest first: id, status, when, organisation, event, reason."""
+    """Dead letters still to handle, oldest first: id, status, when, consumer, organisation, event,
+    reason."""
     settings = _settings("database_url")
-    selection = Selection(reason=reason, organization_id=organization, include_closed=include_closed)
+    selection = Selection(
+        reason=reason, organization_id=organization, consumer=consumer, include_closed=include_closed
+    )
     letters = asyncio.run(_fetch(settings, selection))
     if as_json:
         rows = [
             {
                 "id": d.id,
                 "status": d.status,
+                "consumer": d.consumer,
+                "origin_topic": d.origin_topic,
                 "created_at": d.created_at.isoformat(),
                 "organization_id": d.organization_id,
                 "event_id": str(d.event_id) if d.event_id else None,
@@ -129,26 +139,43 @@ def list_letters(
         when = f"  {d.status} {closed:%Y-%m-%d %H:%M}" if closed else ""
         note = f"\n        note: {d.discard_note[:150]}" if d.discard_note else ""
         typer.echo(
-            f"{d.id:>6}  {d.status:<9}  {d.created_at:%Y-%m-%d %H:%M:%S}  {d.organization_id or '-':<16} "
+            f"{d.id:>6}  {d.status:<9}  {d.created_at:%Y-%m-%d %H:%M:%S}  {d.consumer:<15} "
+            f"{d.organization_id or '-':<16} "
             f"{d.event_type or '-':<30} {d.reason:<20} attempts={d.attempts}{when}\n"
             f"        {d.detail[:150]}{note}"
         )
 
 
 def still_invalid(letter: DeadLetter) -> str | None:
-    """Why this dead letter cannot be replayed (its body is still not an event crm_sync can
-    read, checked with crm_sync's own validation), or None if it can."""
+    """Why this dead letter cannot be replayed, or None if it can: a crm_sync lane's body must
+    still be an event crm_sync reads (its own validation); any other body must be a JSON object
+    (its consumer validates the rest, and dead-letters it again if it is still wrong)."""
     try:
-        parse_event(letter.body)
+        if letter.lane is not None:
+            parse_event(letter.body)
+        elif not isinstance(json.loads(letter.body), dict):
+            return "not a JSON object"
     except INVALID_MESSAGE_ERRORS as error:
         return describe(error)
     return None
 
 
+def destination(letter: DeadLetter, topics: TopicNames, now_ms: int) -> tuple[str, dict[str, str]]:
+    """Where a replay goes, with which headers: a crm_sync lane's letter to the first retry topic
+    (due now, in its lane); any other to the topic it came from, with its original headers."""
+    if letter.lane is not None:
+        retry = {ATTEMPT_HEADER: "1", DUE_AT_HEADER: str(now_ms), LANE_HEADER: letter.lane}
+        return topics(CRM_RETRY_TOPICS[0]), {**letter.headers, **retry}
+    origin = letter.origin_topic or letter.headers.get("dlq-origin-topic")
+    if not origin:
+        raise ValueError(f"dead letter {letter.id} names no origin topic")
+    return origin, dict(letter.headers)
+
+
 async def _replay(settings: Settings, letters: list[DeadLetter]) -> int:
-    """Publish each letter still open to the first retry topic; how many were published."""
+    """Publish each letter still open where it goes (see destination); how many were published."""
     assert settings.database_url and settings.kafka_bootstrap_servers
-    topic = TopicNames(settings.kafka_topic_prefix)(CRM_RETRY_TOPICS[0])
+    topics = TopicNames(settings.kafka_topic_prefix)
     producer = AIOKafkaProducer(
         **kafka_client_options(settings),
         acks="all",
@@ -159,12 +186,7 @@ async def _replay(settings: Settings, letters: list[DeadLetter]) -> int:
     replayed = 0
     try:
         for letter in letters:
-            headers = {
-                **letter.headers,
-                ATTEMPT_HEADER: "1",
-                DUE_AT_HEADER: str(int(time.time() * 1000)),
-                LANE_HEADER: letter.lane,
-            }
+            topic, headers = destination(letter, topics, int(time.time() * 1000))
             # Marked first, in the same transaction: a replay failing again at once can then
             # record a new dead letter; a publish failure rolls the mark back.
             async with pool.acquire() as conn, conn.transaction():
@@ -188,13 +210,17 @@ def replay(
     ids: Ids = None,
     reason: Reason = None,
     organization: Organization = None,
+    consumer: Consumer = None,
     replay_all: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
 ) -> None:
-    """Put dead letters back through crm_sync's normal path: one or more ids, a filter, or --all.
+    """Put dead letters back through the normal path: one or more ids, a filter, or --all.
 
-    Fix the cause first (e.g. the organisation's GHL token for ghl_unauthorized). A body that is
-    still not a valid event (invalid_message) is refused: exit code 1, the row stays open."""
-    selection = _chosen(ids, reason, organization, replay_all)
+    crm_sync's lane letters go to its first retry topic; every other letter to the topic it came
+    from, with its key and headers (every consumer of that topic sees it again and skips what it
+    already did). Fix the cause first (e.g. the organisation's GHL token for ghl_unauthorized, a
+    worker's bug). A body that is still not a valid event is refused: exit code 1, the row stays
+    open."""
+    selection = _chosen(ids, reason, organization, consumer, replay_all)
     settings = _settings("database_url", "kafka_bootstrap_servers")
 
     async def run() -> tuple[int, int, list[tuple[DeadLetter, str]]]:
@@ -237,6 +263,7 @@ def discard(
     ids: Ids = None,
     reason: Reason = None,
     organization: Organization = None,
+    consumer: Consumer = None,
     discard_all: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask before discarding every open dead letter.")
@@ -248,7 +275,7 @@ def discard(
     They leave `jorge dlq list` (`--all` still shows them), can no longer be replayed, and
     retention deletes them RETENTION_DEAD_LETTERS_DAYS later. If the same event is sent again
     and fails, it becomes a new dead letter. --all without a filter asks first, unless --yes."""
-    selection = _chosen(ids, reason, organization, discard_all)
+    selection = _chosen(ids, reason, organization, consumer, discard_all)
     why = note.strip()
     if not why:
         typer.echo("--note must say why they are discarded", err=True)
@@ -258,7 +285,7 @@ def discard(
     if not letters:
         typer.echo("nothing to discard")
         return
-    everything = not (selection.ids or selection.reason or selection.organization_id)
+    everything = not (selection.ids or selection.reason or selection.organization_id or selection.consumer)
     if everything and not yes:
         typer.confirm(f"discard all {len(letters)} open dead letter(s)?", abort=True)
     discarded = asyncio.run(_discard(settings, [d.id for d in letters], why))

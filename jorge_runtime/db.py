@@ -34,12 +34,29 @@ async def _release_connection(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """Open a pool whose connections speak jsonb as Python objects. DSNs may use a socket dir."""
+#: Bounds of every pool's statements and connection attempts: a frozen or restarting server makes
+#: calls fail (an outage the callers know, see failures.py) instead of hanging for ever.
+DEFAULT_COMMAND_TIMEOUT_SECONDS = 15.0
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT_SECONDS,
+) -> asyncpg.Pool:
+    """Open a pool whose connections speak jsonb as Python objects. DSNs may use a socket dir.
+
+    Each statement fails with TimeoutError after ``command_timeout`` seconds and each new
+    connection after CONNECT_TIMEOUT_SECONDS; None lifts the statement bound (a bulk import)."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        command_timeout=command_timeout,
+        timeout=CONNECT_TIMEOUT_SECONDS,
         init=_init_connection,
         reset=_release_connection,
         connection_class=TimedConnection,

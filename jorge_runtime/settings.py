@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     database_url: str | None = None
     database_pool_min_size: int = Field(default=1, ge=0, le=100)
     database_pool_size: int = Field(default=20, ge=1, le=200)
+    database_command_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="Longest a database statement may run before it fails (a hung server is an outage).",
+    )
 
     redis_url: str | None = None
 

@@ -58,6 +58,7 @@ class WorkerResources:
             self._settings.database_url,
             min_size=self._settings.database_pool_min_size,
             max_size=self._settings.database_pool_size,
+            command_timeout=self._settings.database_command_timeout_seconds,
         )
         self._redis = create_redis(self._settings.redis_url)
 
@@ -82,17 +83,27 @@ def consumer_options(settings: Settings, service: str) -> dict[str, Any]:
     }
 
 
-def install_dead_letter_policy(broker: KafkaBroker, settings: Settings, service: str) -> None:
-    """Route invalid and repeatedly failing messages of this service to the dead-letter topic."""
+def install_dead_letter_policy(
+    broker: KafkaBroker, settings: Settings, service: str, resources: WorkerResources
+) -> None:
+    """Dead-letter this service's invalid and poison messages (stored for `jorge dlq` and
+    published); wait out outages of Kafka, PostgreSQL or Redis (see jorge_runtime.deadletter)."""
     publisher = KafkaPublisher(broker, settings.kafka_publish_timeout_seconds)
     dead_letter_topic = TopicNames(settings.kafka_topic_prefix)(DEAD_LETTER)
     # Declared for the AsyncAPI document; the middleware publishes through KafkaPublisher.
     broker.publisher(dead_letter_topic, title=f"{service}.dead_letter", description=DEAD_LETTER.description)
+
+    async def dependencies_down() -> list[str]:
+        report = await check_dependencies(service, broker=broker, pool=resources.pool, redis=resources.redis)
+        return sorted(name for name, part in report.components.items() if part.status == "down")
+
     broker.add_middleware(
         dead_letter_middleware(
             consumer=service,
             dead_letter_topic=dead_letter_topic,
             publish=publisher.publish,
+            pool=lambda: resources.pool,
+            outage=dependencies_down,
             max_attempts=settings.consumer_max_attempts,
             backoff_seconds=settings.consumer_retry_backoff_seconds,
         )

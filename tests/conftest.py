@@ -164,3 +164,16 @@ async def sandbox(log_dir: Path) -> AsyncIterator[Sandbox]:
     sandbox = await Sandbox.start(log_dir / "ghl.log", burst=1000, interval_ms=1000)
     yield sandbox
     sandbox.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from tests.chaos.summary import forget_last_run
+
+    forget_last_run(config)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The chaos suite's counts per scenario (tests/chaos/), when it ran."""
+    from tests.chaos.summary import write_summary
+
+    write_summary(terminalreporter)

@@ -19,8 +19,8 @@ SERVICE = "crm_sync"
 def create_app(settings: Settings) -> AsgiFastStream:
     """Wire broker, resources and the GHL sync; nothing connects until the app starts."""
     broker = create_broker(settings, client_id=f"jorge-{SERVICE}")
-    install_dead_letter_policy(broker, settings, SERVICE)
     resources = WorkerResources(settings)
+    install_dead_letter_policy(broker, settings, SERVICE, resources)
     ghl = install_ghl_sync(settings, resources)
     # Webhook delivery (issue 6; services/crm_sync/webhooks/): its own broker and consumer groups,
     # and a dispatcher task; starts once the pool is open, stops before it closes.

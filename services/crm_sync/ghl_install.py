@@ -9,7 +9,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from jorge_runtime.background_consumers import BackgroundConsumers
 from jorge_runtime.broker import KafkaPublisher, create_broker
-from jorge_runtime.deadletter import INVALID_MESSAGE_ERRORS, describe
+from jorge_runtime.deadletter import INVALID_MESSAGE_ERRORS, describe, mark_recorded
 from jorge_runtime.kafka_security import kafka_client_options
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources, consumer_options, install_dead_letter_policy
@@ -75,7 +75,7 @@ def install_ghl_sync(settings: Settings, resources: WorkerResources) -> GhlSync:
     settings.require("kafka_bootstrap_servers")
     assert settings.kafka_bootstrap_servers
     broker = create_broker(settings, client_id="jorge-crm_sync-ghl")
-    install_dead_letter_policy(broker, settings, SERVICE)
+    install_dead_letter_policy(broker, settings, SERVICE, resources)
     publisher = KafkaPublisher(broker, settings.kafka_publish_timeout_seconds)
     topics = TopicNames(settings.kafka_topic_prefix)
     intake = IntakeHandler(publisher, topics)
@@ -93,6 +93,7 @@ def install_ghl_sync(settings: Settings, resources: WorkerResources) -> GhlSync:
             except INVALID_MESSAGE_ERRORS as error:
                 # Kept for `jorge dlq`; re-raised so the shared policy publishes the dead letter.
                 await handler.failures.record_invalid(msg.body, headers, key, "standard", error)
+                mark_recorded(error)  # the policy publishes it; the row is written
                 raise
 
     for spec, lane in ((CRM_LANE_HOT, "hot"), (CRM_LANE_STANDARD, "standard")):
@@ -137,6 +138,7 @@ def _subscribe_lane(
             await handler.handle(msg.body, headers, key, lane, attempt_of(headers))
         except INVALID_MESSAGE_ERRORS as error:
             await handler.failures.record_invalid(msg.body, headers, key, lane, error)
+            mark_recorded(error)
             raise
 
 

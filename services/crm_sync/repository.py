@@ -7,50 +7,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
-from jorge_runtime.db import DbConnection, Executor
+from jorge_runtime.db import Executor
+
+# The dead-letter table is shared by every consumer now; these stay importable from here.
+from jorge_runtime.dead_letters import DeadLetter as DeadLetter
+from jorge_runtime.dead_letters import add_dead_letter
+from jorge_runtime.dead_letters import discard_dead_letters as discard_dead_letters
+from jorge_runtime.dead_letters import list_dead_letters as list_dead_letters
+from jorge_runtime.dead_letters import mark_replayed as mark_replayed
 from services.crm_sync.mapping import ContactDetails
 
-#: A dead letter waiting for an operator: neither replayed nor discarded (the partial unique
-#: index crm_dead_letters_open_event has the same predicate).
-_OPEN = "replayed_at IS NULL AND discarded_at IS NULL"
+#: The consumer column of crm_sync's own dead letters.
+SERVICE_NAME = "crm_sync"
 
 
 class PersonBusy(Exception):
     """Another replica is writing this person's CRM records right now."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """One row of crm_dead_letters."""
-
-    id: int
-    organization_id: str | None
-    event_id: uuid.UUID | None
-    event_type: str | None
-    message_key: str | None
-    lane: str
-    reason: str
-    detail: str
-    attempts: int
-    headers: dict[str, str]
-    body: bytes
-    created_at: Any
-    replayed_at: Any
-    replay_count: int
-    discarded_at: Any
-    discard_note: str | None
-
-    @property
-    def status(self) -> str:
-        """``open`` (waiting for an operator), ``replayed`` or ``discarded``."""
-        if self.discarded_at is not None:
-            return "discarded"
-        return "replayed" if self.replayed_at is not None else "open"
 
 
 class CrmRepository:
@@ -171,76 +146,19 @@ class CrmRepository:
         headers: dict[str, str],
         body: bytes,
     ) -> int | None:
-        """Store a dead letter; None if the event already has an open one.
-
-        The conflict target is left implicit: the only unique index a new row can hit is the
-        open-event one, and naming its predicate here would break this insert whenever a
-        migration changes it (as 0012 did) until every crm_sync is upgraded."""
-        return await conn.fetchval(
-            """INSERT INTO crm_dead_letters (organization_id, event_id, event_type, message_key, lane,
-                                                 reason, detail, attempts, headers, body)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                   ON CONFLICT DO NOTHING
-                   RETURNING id""",
-            organization_id,
-            event_id,
-            event_type,
-            message_key,
-            lane,
-            reason,
-            detail[:1000],
-            attempts,
-            headers,
-            body,
+        """Store a dead letter of crm_sync's; None if the event already has an open one."""
+        return await add_dead_letter(
+            conn,
+            consumer=SERVICE_NAME,
+            origin_topic=None,
+            organization_id=organization_id,
+            event_id=event_id,
+            event_type=event_type,
+            message_key=message_key,
+            lane=lane,
+            reason=reason,
+            detail=detail,
+            attempts=attempts,
+            headers=headers,
+            body=body,
         )
-
-
-async def list_dead_letters(
-    conn: Executor,
-    *,
-    ids: list[int] | None = None,
-    reason: str | None = None,
-    organization_id: str | None = None,
-    include_closed: bool = False,
-    limit: int = 1000,
-) -> list[DeadLetter]:
-    """Dead letters, oldest first, filtered (used by `jorge dlq`): open ones only unless
-    ``include_closed`` (replayed and discarded ones too)."""
-    rows = await conn.fetch(
-        f"""SELECT * FROM crm_dead_letters
-             WHERE ($1::bigint[] IS NULL OR id = ANY($1))
-               AND ($2::text IS NULL OR reason = $2)
-               AND ($3::text IS NULL OR organization_id = $3)
-               AND ($4 OR ({_OPEN}))
-             ORDER BY id LIMIT $5""",
-        ids,
-        reason,
-        organization_id,
-        include_closed,
-        limit,
-    )
-    return [DeadLetter(**{**dict(r), "headers": dict(r["headers"]), "body": bytes(r["body"])}) for r in rows]
-
-
-async def mark_replayed(conn: DbConnection | asyncpg.Pool, dead_letter_id: int) -> bool:
-    """Mark an open dead letter replayed; False if it is no longer open (replayed or discarded
-    since it was listed): it must not be published then."""
-    marked = await conn.fetchval(
-        f"""UPDATE crm_dead_letters SET replayed_at = now(), replay_count = replay_count + 1
-             WHERE id = $1 AND {_OPEN} RETURNING id""",
-        dead_letter_id,
-    )
-    return marked is not None
-
-
-async def discard_dead_letters(conn: Executor, ids: list[int], note: str) -> list[int]:
-    """Close these dead letters for good with the operator's note: they stop being open and can
-    never be replayed. Only open ones change (one replayed or discarded meanwhile stays as it
-    is); returns the ids discarded."""
-    rows = await conn.fetch(
-        f"""UPDATE crm_dead_letters SET discarded_at = now(), discard_note = $2
-             WHERE id = ANY($1::bigint[]) AND {_OPEN} RETURNING id""",
-        ids,
-        note,
-    )
-    return sorted(int(r["id"]) for r in rows)

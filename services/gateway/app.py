@@ -49,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.database_url,
             min_size=settings.database_pool_min_size,
             max_size=settings.database_pool_size,
+            command_timeout=settings.database_command_timeout_seconds,
         )
         redis = create_redis(settings.redis_url)
         results = ResultWaiter(settings.database_url, pool)

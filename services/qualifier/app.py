@@ -33,8 +33,8 @@ def configured_engine(settings: Settings, flags: FeatureFlags) -> QualificationE
 def create_app(settings: Settings, engine: QualificationEngine | None = None) -> AsgiFastStream:
     """Wire broker, resources, engine and handler; nothing connects until the app starts."""
     broker = create_broker(settings, client_id=f"jorge-{SERVICE}")
-    install_dead_letter_policy(broker, settings, SERVICE)
     resources = WorkerResources(settings)
+    install_dead_letter_policy(broker, settings, SERVICE, resources)
     topics = TopicNames(settings.kafka_topic_prefix)
     flags = FeatureFlags.from_settings(settings)
     engine = engine or configured_engine(settings, flags)

@@ -118,7 +118,7 @@ def install_webhook_delivery(
     # httpx logs every request's URL at INFO; subscribers' URLs may carry tokens.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     own = create_broker(settings, client_id="jorge-crm_sync-webhooks")
-    install_dead_letter_policy(own, settings, GROUP)
+    install_dead_letter_policy(own, settings, GROUP, resources)
     dispatcher = build_dispatcher(
         settings, resources, KafkaPublisher(own, settings.kafka_publish_timeout_seconds)
     )
