@@ -26,6 +26,7 @@ from services.gateway.errors import install_error_handlers
 from services.gateway.limits import RateLimiter
 from services.gateway.metrics import HttpMetricsMiddleware, metrics_router
 from services.gateway.middleware import EdgeMiddleware
+from services.gateway.outbox import BusState, GatewayOutbox
 from services.gateway.repository import LeadRepository
 from services.gateway.results import ResultWaiter
 from services.gateway.routes import router
@@ -50,9 +51,19 @@ def create_app(settings: Settings) -> FastAPI:
         sampler = Sampler(settings.metrics_refresh_seconds)
         lag = LagMonitor.for_settings(settings)
         lag_task: asyncio.Task[None] | None = None
+        publisher = KafkaPublisher(broker, settings.kafka_publish_timeout_seconds)
+        outbox = GatewayOutbox(
+            pool,
+            publisher,
+            BusState(),
+            broker.ping,
+            # Past the hot path's own publish attempt, so the relay does not race it.
+            grace_seconds=2 * settings.kafka_publish_timeout_seconds + 1,
+        )
         try:
             await broker.connect()
             await results.start()
+            await outbox.start()
             track_pool("gateway", pool)
             await sampler.start()
             if lag is not None:
@@ -62,7 +73,8 @@ def create_app(settings: Settings) -> FastAPI:
                 pool=pool,
                 redis=redis,
                 broker=broker,
-                publisher=KafkaPublisher(broker, settings.kafka_publish_timeout_seconds),
+                publisher=publisher,
+                outbox=outbox,
                 topics=TopicNames(settings.kafka_topic_prefix),
                 authenticator=Authenticator(
                     TenancyStore(pool),
@@ -85,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await lag_task
             await sampler.stop()
+            await outbox.stop()
             untrack_pool("gateway")
             await results.stop()
             await broker.stop()

@@ -18,6 +18,7 @@ from schemas.topics import TopicNames
 from services.gateway.auth import Authenticator, AuthError
 from services.gateway.errors import ApiError
 from services.gateway.limits import LimiterUnavailable, RateLimiter
+from services.gateway.outbox import GatewayOutbox
 from services.gateway.repository import LeadRepository
 from services.gateway.results import ResultWaiter
 
@@ -31,6 +32,7 @@ class Gateway:
     redis: aioredis.Redis
     broker: KafkaBroker
     publisher: KafkaPublisher
+    outbox: GatewayOutbox
     topics: TopicNames
     authenticator: Authenticator
     limiter: RateLimiter
