@@ -58,6 +58,15 @@ class Settings(BaseSettings):
         default="open", description="When Redis is unreachable: let requests through, or answer 503."
     )
     max_request_bytes: int = Field(default=256 * 1024, ge=1024, le=50 * 1024 * 1024)
+    idempotency_key_ttl_hours: int = Field(
+        default=24, ge=1, le=24 * 30, description="How long an Idempotency-Key's first answer is replayed."
+    )
+    idempotency_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=30,
+        description="How long a retry waits for its key's request in progress (then 409).",
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

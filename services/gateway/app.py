@@ -19,10 +19,11 @@ from jorge_runtime.settings import Settings
 from jorge_runtime.telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, instrument_app, shutdown_tracing
 from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
-from services.gateway import buyers, sellers, tokens, webhooks
+from services.gateway import buyers, idempotency, sellers, tokens, webhooks
 from services.gateway.auth import Authenticator
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import install_error_handlers
+from services.gateway.idempotency import IdempotencyStore
 from services.gateway.limits import RateLimiter
 from services.gateway.metrics import HttpMetricsMiddleware, metrics_router
 from services.gateway.middleware import EdgeMiddleware
@@ -51,6 +52,12 @@ def create_app(settings: Settings) -> FastAPI:
         sampler = Sampler(settings.metrics_refresh_seconds)
         lag = LagMonitor.for_settings(settings)
         lag_task: asyncio.Task[None] | None = None
+        idempotency_keys = IdempotencyStore(
+            pool,
+            ttl_seconds=settings.idempotency_key_ttl_hours * 3600,
+            wait_seconds=settings.idempotency_wait_seconds,
+        )
+        purge_task: asyncio.Task[None] | None = None
         publisher = KafkaPublisher(broker, settings.kafka_publish_timeout_seconds)
         outbox = GatewayOutbox(
             pool,
@@ -64,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
             await broker.connect()
             await results.start()
             await outbox.start()
+            purge_task = asyncio.get_running_loop().create_task(idempotency_keys.purge_forever())
             track_pool("gateway", pool)
             await sampler.start()
             if lag is not None:
@@ -75,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
                 broker=broker,
                 publisher=publisher,
                 outbox=outbox,
+                idempotency=idempotency_keys,
                 topics=TopicNames(settings.kafka_topic_prefix),
                 authenticator=Authenticator(
                     TenancyStore(pool),
@@ -92,10 +101,11 @@ def create_app(settings: Settings) -> FastAPI:
             freeze_startup_heap()
             yield
         finally:
-            if lag_task is not None:
-                lag_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await lag_task
+            for task in (lag_task, purge_task):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await sampler.stop()
             await outbox.stop()
             untrack_pool("gateway")
@@ -121,6 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
 
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_request_bytes)
+    idempotency.install(app)  # outside EdgeMiddleware: it records answers with their headers
     if settings.metrics_enabled:
         # Added last, so outermost: it also times and counts what EdgeMiddleware refuses.
         app.add_middleware(HttpMetricsMiddleware)

@@ -17,6 +17,7 @@ from schemas.limits import QUOTAS
 from schemas.topics import TopicNames
 from services.gateway.auth import Authenticator, AuthError
 from services.gateway.errors import ApiError
+from services.gateway.idempotency import IdempotencyStore, claim_request
 from services.gateway.limits import LimiterUnavailable, RateLimiter
 from services.gateway.outbox import GatewayOutbox
 from services.gateway.repository import LeadRepository
@@ -33,6 +34,7 @@ class Gateway:
     broker: KafkaBroker
     publisher: KafkaPublisher
     outbox: GatewayOutbox
+    idempotency: IdempotencyStore
     topics: TopicNames
     authenticator: Authenticator
     limiter: RateLimiter
@@ -85,10 +87,12 @@ async def authenticated_caller(request: Request) -> Caller:
                 "Rate limits cannot be checked right now; retry shortly.",
                 {"Retry-After": "5"},
             ) from None
+        await claim_request(request, gw.idempotency, caller.organization_id)
         return caller
     request.state.response_headers = decision.headers()
     if not decision.allowed:
         raise ApiError(
             429, "rate_limit_exceeded", decision.message(), decision.headers(), decision.retry_after
         )
+    await claim_request(request, gw.idempotency, caller.organization_id)
     return caller

@@ -9,6 +9,7 @@ from jorge_runtime.broker import OutgoingMessage
 from jorge_runtime.db import DbConnection
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import bus_unavailable
+from services.gateway.idempotency import current_claim
 
 T = TypeVar("T")
 
@@ -29,5 +30,8 @@ async def store_and_publish(
         stored = await write(conn)
         outgoing = message(stored) if callable(message) else message
         await gw.outbox.stage(conn, outgoing)
+        claim = current_claim.get()
+        if claim is not None:
+            await gw.idempotency.mark_committed(conn, claim)
     await gw.outbox.publish_committed(outgoing)
     return stored

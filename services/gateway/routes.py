@@ -41,8 +41,8 @@ async def qualify_lead(
     caller: Caller = Depends(authenticated_caller),
     gw: Gateway = Depends(gateway),
 ) -> QualifyLeadAccepted:
-    """Start qualifying a lead. 201 means the request is stored and Kafka acknowledged it;
-    read the result at `status_url`."""
+    """Start qualifying a lead. 201 means the lead and its event are stored for delivery (a
+    retry with the same `Idempotency-Key` gets this answer again); read the result at `status_url`."""
     qualification_id = new_qualification_id()
     event = LeadQualificationRequested(
         organization_id=caller.organization_id,
