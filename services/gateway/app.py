@@ -25,6 +25,7 @@ from services.gateway.dependencies import Gateway
 from services.gateway.errors import install_error_handlers
 from services.gateway.idempotency import IdempotencyStore
 from services.gateway.limits import RateLimiter
+from services.gateway.local_limits import LocalLimiter
 from services.gateway.metrics import HttpMetricsMiddleware, metrics_router
 from services.gateway.middleware import EdgeMiddleware
 from services.gateway.outbox import BusState, GatewayOutbox
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
                     max_token_seconds=settings.jwt_max_ttl_seconds,
                 ),
                 limiter=RateLimiter(redis),
+                local_limiter=LocalLimiter(),
                 leads=LeadRepository(
                     stale_after_seconds=settings.qualification_stale_after_seconds,
                     expires_after_days=settings.qualification_expires_after_days,

@@ -18,7 +18,8 @@ from schemas.topics import TopicNames
 from services.gateway.auth import Authenticator, AuthError
 from services.gateway.errors import ApiError
 from services.gateway.idempotency import IdempotencyStore, claim_request
-from services.gateway.limits import LimiterUnavailable, RateLimiter
+from services.gateway.limits import Applied, Decision, LimiterUnavailable, RateLimiter, applied_limits
+from services.gateway.local_limits import LocalLimiter
 from services.gateway.outbox import GatewayOutbox
 from services.gateway.repository import LeadRepository
 from services.gateway.results import ResultWaiter
@@ -38,6 +39,7 @@ class Gateway:
     topics: TopicNames
     authenticator: Authenticator
     limiter: RateLimiter
+    local_limiter: LocalLimiter
     leads: LeadRepository
     results: ResultWaiter
 
@@ -74,25 +76,37 @@ async def authenticated_caller(request: Request) -> Caller:
         raise ApiError(401, exc.error, exc.message, _CHALLENGE) from None
     route = request.scope.get("route")
     quota = QUOTAS.get((request.method, getattr(route, "path", "")))
+    applied = applied_limits(caller, quota)
+    decision: Decision | None
     try:
-        decision = await gw.limiter.check(caller, quota)
+        decision = await gw.limiter.check(applied, caller)
     except LimiterUnavailable:
-        _limiter_log.warning(
-            "rate limiter unavailable", extra={"fail_mode": gw.settings.rate_limit_fail_mode}
-        )
-        if gw.settings.rate_limit_fail_mode == "closed":
-            raise ApiError(
-                503,
-                "rate_limiter_unavailable",
-                "Rate limits cannot be checked right now; retry shortly.",
-                {"Retry-After": "5"},
-            ) from None
-        await claim_request(request, gw.idempotency, caller.organization_id)
-        return caller
+        decision = _without_redis(gw, applied, caller, quota)
+    if decision is not None:
+        _enforce(request, decision)
+    await claim_request(request, gw.idempotency, caller.organization_id)
+    return caller
+
+
+def _enforce(request: Request, decision: Decision) -> None:
     request.state.response_headers = decision.headers()
     if not decision.allowed:
         raise ApiError(
             429, "rate_limit_exceeded", decision.message(), decision.headers(), decision.retry_after
         )
-    await claim_request(request, gw.idempotency, caller.organization_id)
-    return caller
+
+
+def _without_redis(gw: Gateway, applied: Applied, caller: Caller, quota: str | None) -> Decision | None:
+    """Redis is down: daily quotas of work fail closed (503), as does everything with
+    RATE_LIMIT_FAIL_MODE=closed; otherwise the per-second and per-minute limits are kept by this
+    process alone and the per-day request counts are not kept (they fail open)."""
+    mode = gw.settings.rate_limit_fail_mode
+    _limiter_log.warning("rate limiter unavailable", extra={"fail_mode": mode, "quota": quota})
+    if mode == "closed" or quota is not None:
+        raise ApiError(
+            503,
+            "rate_limiter_unavailable",
+            "Rate limits cannot be checked right now; retry shortly.",
+            {"Retry-After": "5"},
+        )
+    return gw.local_limiter.check(applied, caller)
