@@ -91,6 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
                     jwt_secret=settings.jwt_secret or "",
                     ttl_seconds=settings.auth_cache_seconds,
                     max_token_seconds=settings.jwt_max_ttl_seconds,
+                    negative_ttl_seconds=settings.auth_negative_cache_seconds,
                 ),
                 limiter=RateLimiter(redis),
                 local_limiter=LocalLimiter(),
@@ -125,8 +126,9 @@ def create_app(settings: Settings) -> FastAPI:
         "`Authorization: Bearer <API key or access token>`; errors are `{error, message}`; "
         "every response carries the X-RateLimit-* headers of the tightest limit.",
         lifespan=lifespan,
-        # EdgeMiddleware answers declared oversize bodies in the error model; this outer limit
-        # is the backstop for chunked bodies, which declare no length.
+        # EdgeMiddleware answers oversize /v1 bodies, declared or chunked, in the error model.
+        # This outer limit (Starlette's, counted as EdgeMiddleware reads) is only a backstop for
+        # other paths: above EdgeMiddleware's, or it would answer first, outside the error model.
         max_body_size=settings.max_request_bytes * 2,
         telemetry=FASTAPI_NATIVE_TELEMETRY_OFF,
     )

@@ -79,16 +79,17 @@ async def authenticated_caller(request: Request) -> Caller:
     applied = applied_limits(caller, quota)
     decision: Decision | None
     try:
-        decision = await gw.limiter.check(applied, caller)
+        decision = await gw.limiter.check(applied, caller.organization_id)
     except LimiterUnavailable:
-        decision = _without_redis(gw, applied, caller, quota)
+        decision = _without_redis(gw, applied, quota)
     if decision is not None:
-        _enforce(request, decision)
+        enforce(request, decision)
     await claim_request(request, gw.idempotency, caller.organization_id)
     return caller
 
 
-def _enforce(request: Request, decision: Decision) -> None:
+def enforce(request: Request, decision: Decision) -> None:
+    """Put the X-RateLimit-* headers on the response; 429 if the decision refused."""
     request.state.response_headers = decision.headers()
     if not decision.allowed:
         raise ApiError(
@@ -96,7 +97,7 @@ def _enforce(request: Request, decision: Decision) -> None:
         )
 
 
-def _without_redis(gw: Gateway, applied: Applied, caller: Caller, quota: str | None) -> Decision | None:
+def _without_redis(gw: Gateway, applied: Applied, quota: str | None) -> Decision | None:
     """Redis is down: daily quotas of work fail closed (503), as does everything with
     RATE_LIMIT_FAIL_MODE=closed; otherwise the per-second and per-minute limits are kept by this
     process alone and the per-day request counts are not kept (they fail open)."""
@@ -109,4 +110,4 @@ def _without_redis(gw: Gateway, applied: Applied, caller: Caller, quota: str | N
             "Rate limits cannot be checked right now; retry shortly.",
             {"Retry-After": "5"},
         )
-    return gw.local_limiter.check(applied, caller)
+    return gw.local_limiter.check(applied)

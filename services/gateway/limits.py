@@ -114,13 +114,22 @@ class LimiterUnavailable(Exception):
     """Redis could not be asked; the configured fail mode decides what happens."""
 
 
-Applied = list[tuple[Limit, int]]
+#: The limits that count a request: each with its maximum and whom it counts (a key id, an
+#: organisation, a client address).
+Applied = list[tuple[Limit, int, str]]
 
 
 def applied_limits(caller: Caller, quota: str | None) -> Applied:
     """Every limit that counts this request, with the caller's maximum for it."""
     names = [*GENERAL, quota] if quota else list(GENERAL)
-    return [(LIMITS[name], caller.rate_limits.get(name, LIMITS[name].default)) for name in names]
+    return [
+        (
+            LIMITS[name],
+            caller.rate_limits.get(name, LIMITS[name].default),
+            caller.key_id if LIMITS[name].scope == "key" else caller.organization_id,
+        )
+        for name in names
+    ]
 
 
 def state(limit: Limit, maximum: int, count: int, now: float, oldest: float | None) -> LimitState:
@@ -145,24 +154,24 @@ class RateLimiter:
         self._prefix = prefix
         self._script = client.register_script(_CHECK_AND_COUNT)
 
-    async def check(self, applied: Applied, caller: Caller) -> Decision:
-        """Count the request, or refuse it without counting; LimiterUnavailable if Redis fails."""
+    async def check(self, applied: Applied, tag: str) -> Decision:
+        """Count the request, or refuse it without counting; LimiterUnavailable if Redis fails.
+
+        ``tag`` (the organisation) keeps every counter of a request on one cluster slot."""
         args: list[str | int] = []
-        for limit, maximum in applied:
-            subject = caller.key_id if limit.scope == "key" else caller.organization_id
+        for limit, maximum, subject in applied:
             args += [limit.name, subject, limit.window_seconds, maximum]
-        # The organisation in a hash tag keeps every counter of a request on one cluster slot.
         try:
-            result = await self._script(keys=[f"{self._prefix}:{{{caller.organization_id}}}:"], args=args)
+            result = await self._script(keys=[f"{self._prefix}:{{{tag}}}:"], args=args)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
             raise LimiterUnavailable(str(exc)) from exc
         now, refused = int(result[0]) / _MICRO, int(result[1])
         if refused:
-            limit, maximum = applied[refused - 1]
+            limit, maximum, _ = applied[refused - 1]
             oldest = int(result[3]) / _MICRO if int(result[3]) else None
             return Decision(False, state(limit, maximum, int(result[2]), now, oldest), now)
         states = [
             state(limit, maximum, int(count), now, None)
-            for (limit, maximum), count in zip(applied, result[2:], strict=True)
+            for (limit, maximum, _), count in zip(applied, result[2:], strict=True)
         ]
         return Decision(True, tightest(states), now)

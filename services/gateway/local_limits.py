@@ -12,7 +12,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from jorge_runtime.tenancy import Caller
 from services.gateway.limits import DAY, Applied, Decision, state, tightest
 
 
@@ -24,17 +23,16 @@ class LocalLimiter:
         self._max_logs = max_logs
         self._logs: dict[tuple[str, str], deque[float]] = {}
 
-    def check(self, applied: Applied, caller: Caller) -> Decision | None:
+    def check(self, applied: Applied) -> Decision | None:
         """Count the request against the sub-day limits, or refuse it; None if none apply."""
         now = self._clock()
-        windows = [(limit, maximum) for limit, maximum in applied if limit.window_seconds < DAY]
+        windows = [counted for counted in applied if counted[0].window_seconds < DAY]
         if not windows:
             return None
         if len(self._logs) > self._max_logs:
             self._logs.clear()  # a crude bound: an outage's logs start over
         logs = []
-        for limit, maximum in windows:
-            subject = caller.key_id if limit.scope == "key" else caller.organization_id
+        for limit, maximum, subject in windows:
             log = self._logs.setdefault((limit.name, subject), deque())
             while log and log[0] <= now - limit.window_seconds:
                 log.popleft()
@@ -45,6 +43,6 @@ class LocalLimiter:
             log.append(now)
         states = [
             state(limit, maximum, len(log), now, None)
-            for (limit, maximum), log in zip(windows, logs, strict=True)
+            for (limit, maximum, _), log in zip(windows, logs, strict=True)
         ]
         return Decision(True, tightest(states), now)

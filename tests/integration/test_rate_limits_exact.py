@@ -35,7 +35,7 @@ async def test_a_burst_across_a_second_boundary_gets_no_more_than_the_limit(limi
     started = time.monotonic()
     decisions = []
     for _ in range(15):
-        decisions.append(await limiter.check(applied, caller))
+        decisions.append(await limiter.check(applied, caller.organization_id))
         await asyncio.sleep(0.1 / 15)
     spread = time.monotonic() - started
     admitted = sum(d.allowed for d in decisions)
@@ -50,14 +50,14 @@ async def test_a_burst_across_a_second_boundary_gets_no_more_than_the_limit(limi
 async def test_a_slot_frees_exactly_one_window_after_it_was_taken(limiter: RateLimiter) -> None:
     caller = _caller(key_per_second=3)
     applied = applied_limits(caller, None)
-    first = [await limiter.check(applied, caller) for _ in range(3)]
+    first = [await limiter.check(applied, caller.organization_id) for _ in range(3)]
     assert all(d.allowed for d in first)
-    refused = await limiter.check(applied, caller)
+    refused = await limiter.check(applied, caller.organization_id)
     assert not refused.allowed
     wait = refused.tightest.retry_at - refused.now
     assert 0 < wait <= 1
     await asyncio.sleep(wait + 0.05)
-    assert (await limiter.check(applied, caller)).allowed
+    assert (await limiter.check(applied, caller.organization_id)).allowed
     reset = int(first[-1].headers()["X-RateLimit-Reset"])
     assert first[-1].now < reset <= first[-1].now + 2
 
@@ -66,8 +66,12 @@ async def test_a_refused_request_counts_in_no_limit(limiter: RateLimiter) -> Non
     caller = _caller(lead_qualification_per_day=2, key_per_second=100)
     quota = applied_limits(caller, "lead_qualification_per_day")
     plain = applied_limits(caller, None)
-    assert [(await limiter.check(quota, caller)).allowed for _ in range(3)] == [True, True, False]
-    after = await limiter.check(plain, caller)
+    assert [(await limiter.check(quota, caller.organization_id)).allowed for _ in range(3)] == [
+        True,
+        True,
+        False,
+    ]
+    after = await limiter.check(plain, caller.organization_id)
     # 2 admitted requests and this one: the refused third counted nowhere.
     assert after.allowed
     assert after.tightest.limit.name == "key_per_minute"

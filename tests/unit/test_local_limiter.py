@@ -22,20 +22,19 @@ def test_sliding_second_across_a_boundary_and_the_slot_freeing() -> None:
     applied = applied_limits(caller, None)
     admitted = []
     for _ in range(15):  # 15 requests in 0.1 s across the second boundary at 1001
-        decision = limiter.check(applied, caller)
+        decision = limiter.check(applied)
         assert decision is not None
         admitted.append(decision.allowed)
         clock.now += 0.1 / 15
     assert sum(admitted) == 10
     clock.now = 1_001.95  # the first request is exactly one second old: its slot is free
-    decision = limiter.check(applied, caller)
+    decision = limiter.check(applied)
     assert decision is not None and decision.allowed
 
 
 def test_daily_limits_are_left_to_the_caller() -> None:
     limiter = LocalLimiter(Clock())
     caller = Caller("org-a", "key-a")
-    only_daily = [
-        (limit, maximum) for limit, maximum in applied_limits(caller, None) if limit.window_seconds >= 86_400
-    ]
-    assert limiter.check(only_daily, caller) is None
+    applied = applied_limits(caller, None)
+    only_daily = [counted for counted in applied if counted[0].window_seconds >= 86_400]
+    assert limiter.check(only_daily) is None
