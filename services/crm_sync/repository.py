@@ -212,7 +212,7 @@ async def list_dead_letters(
                AND ($2::text IS NULL OR reason = $2)
                AND ($3::text IS NULL OR organization_id = $3)
                AND ($4 OR ({_OPEN}))
-             ORDER BY id LIMIT $5""",
+             ORDER BY id LIMIT $5""",  # noqa: S608  constant SQL, values as $n placeholders
         ids,
         reason,
         organization_id,
@@ -227,7 +227,7 @@ async def mark_replayed(conn: DbConnection | asyncpg.Pool, dead_letter_id: int) 
     since it was listed): it must not be published then."""
     marked = await conn.fetchval(
         f"""UPDATE crm_dead_letters SET replayed_at = now(), replay_count = replay_count + 1
-             WHERE id = $1 AND {_OPEN} RETURNING id""",
+             WHERE id = $1 AND {_OPEN} RETURNING id""",  # noqa: S608  constant SQL, values as $n placeholders
         dead_letter_id,
     )
     return marked is not None
@@ -239,7 +239,7 @@ async def discard_dead_letters(conn: Executor, ids: list[int], note: str) -> lis
     is); returns the ids discarded."""
     rows = await conn.fetch(
         f"""UPDATE crm_dead_letters SET discarded_at = now(), discard_note = $2
-             WHERE id = ANY($1::bigint[]) AND {_OPEN} RETURNING id""",
+             WHERE id = ANY($1::bigint[]) AND {_OPEN} RETURNING id""",  # noqa: S608  constant SQL, values as $n placeholders
         ids,
         note,
     )

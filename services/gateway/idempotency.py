@@ -58,9 +58,9 @@ _LOOKUP = """SELECT fingerprint, status, response, response_type, committed_at I
                     locked_until < now() AS lapsed
                FROM idempotency_keys WHERE organization_id = $1 AND idempotency_key = $2"""
 _OWN = "WHERE organization_id = $1 AND idempotency_key = $2 AND locked_until = $3"
-_MARK_COMMITTED = "UPDATE idempotency_keys SET committed_at = now() " + _OWN
-_FINISH = "UPDATE idempotency_keys SET status = $4, response = $5, response_type = $6 " + _OWN
-_RELEASE = "DELETE FROM idempotency_keys " + _OWN + " AND committed_at IS NULL"
+_MARK_COMMITTED = "UPDATE idempotency_keys SET committed_at = now() " + _OWN  # noqa: S608  constant SQL, values as $n placeholders
+_FINISH = "UPDATE idempotency_keys SET status = $4, response = $5, response_type = $6 " + _OWN  # noqa: S608  constant SQL, values as $n placeholders
+_RELEASE = "DELETE FROM idempotency_keys " + _OWN + " AND committed_at IS NULL"  # noqa: S608  constant SQL, values as $n placeholders
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ class TokenResponse(BaseModel):
     """A bearer token for `Authorization: Bearer <token>`."""
 
     token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105  a public prefix, example or token type, not a secret
     expires_in: int
     expires_at: datetime
 
