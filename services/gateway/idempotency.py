@@ -27,6 +27,7 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -254,3 +255,30 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(IdempotentReplay, replay)
     app.add_middleware(IdempotencyMiddleware)
+    _document_header(app)
+
+
+_PARAMETER = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Makes a retry safe: the same key with the same request gets the first answer "
+    "again (`Idempotent-Replayed: true`); with another request, 422. Kept 24 hours, per organisation.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": _MAX_KEY_LENGTH, "pattern": "^[ -~]+$"},
+}
+
+
+def _document_header(app: FastAPI) -> None:
+    """Declare the optional header on every POST that honours it, in the OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for path, operations in schema.get("paths", {}).items():
+                post = operations.get("post")
+                if post is not None and path.startswith("/v1/") and path != "/v1/auth/token":
+                    post.setdefault("parameters", []).append(_PARAMETER)
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
