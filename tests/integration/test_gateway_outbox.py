@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import asyncpg
 
@@ -12,7 +13,7 @@ from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, PublishFailed,
 from jorge_runtime.settings import Settings
 from schemas.topics import LEAD_QUALIFICATION_REQUESTED, TopicNames
 from services.gateway.outbox import BusState, GatewayOutbox
-from tests.support.services import read_topic
+from tests.support.services import ServiceProcess, read_topic
 
 
 class _Unreachable(KafkaPublisher):
@@ -89,7 +90,28 @@ async def test_two_replicas_relaying_at_once_send_each_event_once(
             await broker.stop()
     assert settings.kafka_bootstrap_servers
     records = await read_topic(settings.kafka_bootstrap_servers, topic, until=lambda r: len(r) >= 40)
-    await asyncio.sleep(0)
     counts = Counter(r.headers["event-id"] for r in records)
     assert set(counts) == {m.message_id for m in messages}
     assert max(counts.values()) == 1
+
+
+async def test_a_running_gateway_relays_what_a_crashed_one_left_unpublished(
+    settings: Settings, topics: TopicNames, pool: asyncpg.Pool, log_dir: Path
+) -> None:
+    """A gateway killed between its commit and its publish leaves a staged row; every replica's
+    relay sends it once it is older than the grace period (2 x the publish timeout + 1 s)."""
+    topic = topics(LEAD_QUALIFICATION_REQUESTED)
+    left = _message(topic, 7)
+    staging = GatewayOutbox(pool, _Unreachable(), BusState(), _never, grace_seconds=0)
+    await _stage(staging, pool, left)
+    await pool.execute(
+        "UPDATE outbox SET created_at = now() - interval '1 minute' WHERE message_id = $1",
+        uuid.UUID(left.message_id),
+    )
+    gateway = await ServiceProcess.gateway(settings, log_dir).start()
+    try:
+        assert settings.kafka_bootstrap_servers
+        records = await read_topic(settings.kafka_bootstrap_servers, topic, until=lambda r: len(r) >= 1)
+    finally:
+        gateway.stop()
+    assert [r.headers["event-id"] for r in records] == [left.message_id]
