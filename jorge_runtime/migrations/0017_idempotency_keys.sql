@@ -9,6 +9,7 @@ CREATE TABLE idempotency_keys (
     status          smallint,
     response        bytea,
     response_type   text,
+    secret_withheld boolean NOT NULL DEFAULT false,  -- the answer held a signing secret: not stored
     locked_until    timestamptz NOT NULL,
     committed_at    timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),

@@ -9,7 +9,9 @@ and body, is recorded before it is sent. Then:
 - same key, another request: 422 `idempotency_key_reused`;
 - same key while the first is still running: the retry waits up to IDEMPOTENCY_WAIT_SECONDS
   for its answer, then gets 409 `idempotency_key_in_progress`;
-- a first request that failed with 5xx (nothing accepted) frees the key, so the retry runs.
+- a first request that failed with 5xx (nothing accepted) frees the key, so the retry runs;
+- an answer holding a signing secret is stored without it and never replayed: the retry gets
+  409 `idempotency_key_secret_not_replayed` (a secret is shown once, and never kept in clear).
 
 The transaction that accepts work (publishing.store_and_publish) also marks the key committed:
 if the gateway dies after that commit but before recording the answer, a retry is never run a
@@ -50,18 +52,23 @@ VALUES ($1, $2, $3, now() + make_interval(secs => $4::float8), now() + make_inte
 ON CONFLICT (organization_id, idempotency_key) DO UPDATE
    SET fingerprint = EXCLUDED.fingerprint, locked_until = EXCLUDED.locked_until,
        expires_at = EXCLUDED.expires_at, status = NULL, response = NULL, response_type = NULL,
-       committed_at = NULL, created_at = now()
+       secret_withheld = false, committed_at = NULL, created_at = now()
  WHERE k.expires_at < now()
     OR (k.status IS NULL AND k.committed_at IS NULL AND k.locked_until < now()
         AND k.fingerprint = EXCLUDED.fingerprint)
 RETURNING k.locked_until"""
-_LOOKUP = """SELECT fingerprint, status, response, response_type, committed_at IS NOT NULL AS committed,
+_LOOKUP = """SELECT fingerprint, status, response, response_type, secret_withheld,
+                    committed_at IS NOT NULL AS committed,
                     locked_until < now() AS lapsed
                FROM idempotency_keys WHERE organization_id = $1 AND idempotency_key = $2"""
-_OWN = "WHERE organization_id = $1 AND idempotency_key = $2 AND locked_until = $3"
-_MARK_COMMITTED = "UPDATE idempotency_keys SET committed_at = now() " + _OWN  # noqa: S608  constant SQL, values as $n placeholders
-_FINISH = "UPDATE idempotency_keys SET status = $4, response = $5, response_type = $6 " + _OWN  # noqa: S608  constant SQL, values as $n placeholders
-_RELEASE = "DELETE FROM idempotency_keys " + _OWN + " AND committed_at IS NULL"  # noqa: S608  constant SQL, values as $n placeholders
+# $1-$3 name this request's own claim (organisation, key, locked_until), never a later one.
+_MARK_COMMITTED = """UPDATE idempotency_keys SET committed_at = now()
+                      WHERE organization_id = $1 AND idempotency_key = $2 AND locked_until = $3"""
+_FINISH = """UPDATE idempotency_keys SET status = $4, response = $5, response_type = $6, secret_withheld = $7
+              WHERE organization_id = $1 AND idempotency_key = $2 AND locked_until = $3"""
+_RELEASE = """DELETE FROM idempotency_keys
+               WHERE organization_id = $1 AND idempotency_key = $2 AND locked_until = $3
+                 AND committed_at IS NULL"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +136,8 @@ class IdempotencyStore:
                     f"This {HEADER} was used with a different request (method, path or body); "
                     "use a new key for a new request.",
                 )
+            if row["status"] is not None and row["secret_withheld"]:
+                raise _secret_not_replayed(bytes(row["response"]))
             if row["status"] is not None:
                 raise IdempotentReplay(row["status"], bytes(row["response"]), row["response_type"])
             if row["committed"] and row["lapsed"]:
@@ -152,9 +161,11 @@ class IdempotencyStore:
         await conn.execute(_MARK_COMMITTED, claim.organization_id, claim.key, claim.locked_until)
 
     async def finish(self, claim: Claim, status: int, body: bytes, media_type: str | None) -> None:
-        """Record the answer every retry with this key gets."""
+        """Record the answer every retry with this key gets; an answer holding a signing secret
+        is recorded without it (secrets are never stored in the clear to be replayed)."""
+        withheld = _without_secret(body)
         own = (claim.organization_id, claim.key, claim.locked_until)
-        await self._pool.execute(_FINISH, *own, status, body, media_type)
+        await self._pool.execute(_FINISH, *own, status, withheld or body, media_type, withheld is not None)
 
     async def release(self, claim: Claim) -> None:
         """Free the key of a request that accepted nothing (5xx), so a retry runs."""
@@ -180,6 +191,29 @@ class IdempotencyStore:
                     pass
             except Exception:
                 log.warning("could not purge expired idempotency keys", exc_info=True)
+
+
+def _without_secret(body: bytes) -> bytes | None:
+    """The JSON answer without its top-level ``secret``, or None if it holds none."""
+    if b'"secret"' not in body:
+        return None
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(answer, dict) or "secret" not in answer:
+        return None
+    return json.dumps({k: v for k, v in answer.items() if k != "secret"}).encode()
+
+
+def _secret_not_replayed(stored: bytes) -> ApiError:
+    resource = json.loads(stored).get("id", "")
+    return ApiError(
+        409,
+        "idempotency_key_secret_not_replayed",
+        f"The first request with this key succeeded ({resource}); its answer held a signing secret, "
+        "which is shown only once and never stored to be replayed. Rotate the secret if it was lost.",
+    )
 
 
 async def claim_request(request: Request, store: IdempotencyStore, organization_id: str) -> None:

@@ -104,3 +104,26 @@ async def test_answer_lost_after_commit_is_never_run_again_and_bad_keys_are_400(
 
     too_long = await client.post("/v1/leads/qualify", json=lead, headers={"Idempotency-Key": "x" * 300})
     assert too_long.status_code == 400 and too_long.json()["error"] == "invalid_idempotency_key"
+
+
+async def test_an_answer_holding_a_signing_secret_is_never_stored_nor_replayed(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, organization: str
+) -> None:
+    key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    hook = {"url": "https://hooks.example.com/jorge", "events": ["lead.qualified"]}
+    first = await client.post("/v1/webhooks/register", json=hook, headers=key)
+    assert first.status_code == 201 and first.json()["secret"].startswith("whsec_")
+    retry = await client.post("/v1/webhooks/register", json=hook, headers=key)
+    assert retry.status_code == 409, retry.text
+    assert retry.json()["error"] == "idempotency_key_secret_not_replayed"
+    assert first.json()["id"] in retry.json()["message"]
+    stored = await pool.fetchval(
+        "SELECT response FROM idempotency_keys WHERE organization_id = $1 AND idempotency_key = $2",
+        organization,
+        key["Idempotency-Key"],
+    )
+    assert first.json()["secret"].encode() not in bytes(stored) and b'"secret"' not in bytes(stored)
+    endpoints = await pool.fetchval(
+        "SELECT count(*) FROM webhook_endpoints WHERE organization_id = $1", organization
+    )
+    assert endpoints == 1
