@@ -115,3 +115,25 @@ async def test_a_running_gateway_relays_what_a_crashed_one_left_unpublished(
     finally:
         gateway.stop()
     assert [r.headers["event-id"] for r in records] == [left.message_id]
+
+
+async def test_the_gateway_accepts_again_once_a_probe_reaches_kafka(pool: asyncpg.Pool) -> None:
+    answers = iter([False, False, True])
+
+    async def probe(timeout: float) -> bool:
+        return next(answers, True)
+
+    outbox = GatewayOutbox(
+        pool, _Unreachable(), BusState(), probe, grace_seconds=3600, relay_interval_seconds=0.05
+    )
+    outbox.bus.failed()
+    await outbox.start()
+    try:
+        for _ in range(100):
+            if not outbox.bus.known_down:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await outbox.stop()
+    assert not outbox.bus.known_down
+    assert next(answers, None) is None  # it probed until Kafka answered
