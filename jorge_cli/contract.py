@@ -52,7 +52,7 @@ def placeholder_settings() -> Settings:
         kafka_bootstrap_servers="kafka:9092",
         database_url="postgresql://jorge@postgres/jorge",
         redis_url="redis://redis:6379/0",
-        jwt_secret="placeholder-secret-for-the-contract-0123456789",
+        jwt_secret="placeholder-secret-for-the-contract-0123456789",  # noqa: S106  never used to sign: the document only
         kafka_topic_prefix="",
         kafka_consumer_group_prefix=GROUP_PREFIX,
         anthropic_api_key=None,

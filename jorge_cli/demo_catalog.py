@@ -119,7 +119,7 @@ def _home(rng: random.Random, area: Area, as_of: date) -> dict[str, Any]:
 def demo_rows(as_of: date | None = None, seed: int = DEMO_SEED) -> list[dict[str, Any]]:
     """Every demo row as an MLS export would carry it (RESO names), in a fixed order."""
     as_of = as_of or date.today()
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311  not for security: jitter or seeded demo data
     rows: list[dict[str, Any]] = []
     addresses: set[str] = set()
     n = 0

@@ -98,7 +98,7 @@ class EmbeddedStack:
         # Their own session: Ctrl-C reaches the supervisor, which stops them in order.
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         with logfile.open("ab") as out:
-            process = subprocess.Popen(
+            process = subprocess.Popen(  # noqa: S603  argv list of our own commands, no shell
                 argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
         self._processes.append((what, process))

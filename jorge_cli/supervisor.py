@@ -54,7 +54,7 @@ class Child:
 
     def start(self) -> None:
         with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
+            self.process = subprocess.Popen(  # noqa: S603  argv list of our own commands, no shell
                 self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         self.started_at = time.monotonic()

@@ -89,7 +89,7 @@ class CatalogReader:
                   UNION ALL
                   (SELECT {_FIELDS} FROM catalog_properties
                     WHERE {where} AND list_price < ($2 + $3) / 2 ORDER BY list_price DESC LIMIT {limit})
-                ) AS near ORDER BY abs(list_price - ($2 + $3) / 2), listing_id LIMIT {limit}""",
+                ) AS near ORDER BY abs(list_price - ($2 + $3) / 2), listing_id LIMIT {limit}""",  # noqa: S608  constant SQL, values as $n placeholders
             *args,
         )
         return [_property(r) for r in rows]
@@ -102,7 +102,7 @@ class CatalogReader:
             f"""SELECT {_FIELDS} FROM catalog_properties
                  WHERE organization_id = $1 AND lower(split_part(unparsed_address, ',', 1)) = lower($2)
                    AND ($3::text IS NULL OR lower(city) = lower($3))
-                 ORDER BY coalesce(close_date, updated_at::date) DESC LIMIT 1""",
+                 ORDER BY coalesce(close_date, updated_at::date) DESC LIMIT 1""",  # noqa: S608  constant SQL, values as $n placeholders
             organization_id,
             street.strip(),
             city,
@@ -129,7 +129,7 @@ class CatalogReader:
             f"""SELECT {_FIELDS} FROM catalog_properties
                  WHERE organization_id = $1 AND standard_status = '{CLOSED}' AND {where}
                    AND close_date >= $3
-                 ORDER BY close_date DESC""",
+                 ORDER BY close_date DESC""",  # noqa: S608  constant SQL, values as $n placeholders
             organization_id,
             key,
             since,
@@ -144,7 +144,7 @@ class CatalogReader:
             f"""SELECT count(*) FROM catalog_properties
                  WHERE organization_id = $1 AND standard_status = '{ACTIVE}'
                    AND (CASE WHEN $2::text IS NOT NULL THEN lower(city) = lower($2)
-                             ELSE postal_code = $3 END)""",
+                             ELSE postal_code = $3 END)""",  # noqa: S608  constant SQL, values as $n placeholders
             organization_id,
             city,
             postal_code,
@@ -159,7 +159,7 @@ class CatalogReader:
             f"""SELECT city FROM catalog_properties
                  WHERE organization_id = $1 AND standard_status = '{CLOSED}' AND city IS NOT NULL
                    AND latitude BETWEEN $2 - 0.09 AND $2 + 0.09 AND longitude BETWEEN $3 - 0.11 AND $3 + 0.11
-                 ORDER BY (latitude - $2) ^ 2 + (longitude - $3) ^ 2 LIMIT 1""",
+                 ORDER BY (latitude - $2) ^ 2 + (longitude - $3) ^ 2 LIMIT 1""",  # noqa: S608  constant SQL, values as $n placeholders
             organization_id,
             latitude,
             longitude,

@@ -41,7 +41,7 @@ ON CONFLICT (organization_id, listing_id) DO UPDATE
        updated_at = now()
  WHERE ({", ".join(f"catalog_properties.{c}" for c in _UPDATED)}, catalog_properties.withdrawn_by_snapshot_at)
        IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _UPDATED)}, NULL::timestamptz)
-RETURNING (xmax = 0) AS inserted"""
+RETURNING (xmax = 0) AS inserted"""  # noqa: S608  constant SQL, values as $n placeholders
 #: A snapshot withdraws nothing when more than this share of its file's rows were rejected...
 DEFAULT_MAX_BAD_SHARE = 0.01
 #: ...or when it would take more than this share of the on-market listings off the market.
@@ -212,7 +212,7 @@ async def _withdraw_missing(
     conn: DbConnection, organization_id: str, snapshot: Snapshot, on_market: int
 ) -> SnapshotOutcome:
     args = (organization_id, list(ON_MARKET_STATUSES), sorted(snapshot.rejected_ids))
-    missing: int = await conn.fetchval(f"SELECT count(*) FROM catalog_properties c WHERE {_MISSING}", *args)
+    missing: int = await conn.fetchval(f"SELECT count(*) FROM catalog_properties c WHERE {_MISSING}", *args)  # noqa: S608  constant SQL, values as $n placeholders
     refusal = snapshot.refusal
     if refusal is None and missing and missing / on_market > snapshot.max_withdraw_share:
         refusal = (
@@ -224,7 +224,7 @@ async def _withdraw_missing(
     status = await conn.execute(
         f"""UPDATE catalog_properties c
                SET standard_status = '{WITHDRAWN}', withdrawn_by_snapshot_at = now(), updated_at = now()
-             WHERE {_MISSING}""",
+             WHERE {_MISSING}""",  # noqa: S608  constant SQL, values as $n placeholders
         *args,
     )
     return SnapshotOutcome(on_market, missing, int(status.split()[-1]))

@@ -141,7 +141,7 @@ async def list_dead_letters(
                AND ($3::text IS NULL OR organization_id = $3)
                AND ($4::text IS NULL OR consumer = $4)
                AND ($5 OR ({OPEN}))
-             ORDER BY id LIMIT $6""",
+             ORDER BY id LIMIT $6""",  # noqa: S608  constant SQL, values as $n placeholders
         ids,
         reason,
         organization_id,
@@ -157,7 +157,7 @@ async def mark_replayed(conn: DbConnection | asyncpg.Pool, dead_letter_id: int) 
     since it was listed): it must not be published then."""
     marked = await conn.fetchval(
         f"""UPDATE crm_dead_letters SET replayed_at = now(), replay_count = replay_count + 1
-             WHERE id = $1 AND {OPEN} RETURNING id""",
+             WHERE id = $1 AND {OPEN} RETURNING id""",  # noqa: S608  constant SQL, values as $n placeholders
         dead_letter_id,
     )
     return marked is not None
@@ -169,7 +169,7 @@ async def discard_dead_letters(conn: Executor, ids: list[int], note: str) -> lis
     is); returns the ids discarded."""
     rows = await conn.fetch(
         f"""UPDATE crm_dead_letters SET discarded_at = now(), discard_note = $2
-             WHERE id = ANY($1::bigint[]) AND {OPEN} RETURNING id""",
+             WHERE id = ANY($1::bigint[]) AND {OPEN} RETURNING id""",  # noqa: S608  constant SQL, values as $n placeholders
         ids,
         note,
     )

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         default=5.0, ge=0, le=300, description="How long a gateway trusts a verified API key; 0 = never."
     )
 
+    auth_negative_cache_seconds: float = Field(
+        default=2.0, ge=0, le=60, description="How long a gateway remembers an unknown API key as unknown."
+    )
+
     # Gateway: tokens, limits, request size.
     jwt_secret: str | None = Field(
         default=None, min_length=32, description="HMAC key of access tokens; `jorge up` makes one."
@@ -64,6 +68,24 @@ class Settings(BaseSettings):
         default="open", description="When Redis is unreachable: let requests through, or answer 503."
     )
     max_request_bytes: int = Field(default=256 * 1024, ge=1024, le=50 * 1024 * 1024)
+    token_requests_per_minute_per_ip: int = Field(
+        default=30, ge=1, description="POST /v1/auth/token attempts per client IP per minute."
+    )
+    token_requests_per_minute_per_key: int = Field(
+        default=10, ge=1, description="POST /v1/auth/token attempts per API key (valid or not) per minute."
+    )
+    webhook_max_endpoints_per_organization: int = Field(
+        default=20, ge=1, le=1000, description="Webhook endpoints an organisation may register."
+    )
+    idempotency_key_ttl_hours: int = Field(
+        default=24, ge=1, le=24 * 30, description="How long an Idempotency-Key's first answer is replayed."
+    )
+    idempotency_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=30,
+        description="How long a retry waits for its key's request in progress (then 409).",
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

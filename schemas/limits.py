@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Scope = Literal["key", "organization"]
+Scope = Literal["key", "organization", "client"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +48,10 @@ QUOTAS: dict[tuple[str, str], str] = {
     ("POST", "/v1/buyers/match-properties"): "buyer_matching_per_day",
     ("POST", "/v1/sellers/analyze"): "seller_analysis_per_day",
 }
+
+# POST /v1/auth/token, before any key is known: per client address and per presented key (valid
+# or not); their maximums are gateway settings, not per-organisation overrides.
+TOKEN_PER_CLIENT = Limit(
+    "token_per_client_per_minute", "client", _MINUTE, 30, "token requests per minute from your address"
+)
+TOKEN_PER_KEY = Limit("token_per_key_per_minute", "key", _MINUTE, 10, "token requests per minute per API key")

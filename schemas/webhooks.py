@@ -22,7 +22,7 @@ from schemas.webhook_urls import URL_MAX_LENGTH
 WEBHOOK_EVENTS: tuple[str, ...] = ("lead.qualified", "buyer.matched", "seller.analyzed")
 TEST_EVENT = "webhook.test"
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105  a public prefix, example or token type, not a secret
 SECRET_MIN_BYTES = 24
 SECRET_MAX_BYTES = 64
 #: Stored response bodies of attempts are capped to this many bytes.
@@ -125,7 +125,7 @@ _ENDPOINT_EXAMPLE: dict[str, Any] = {
     "created_at": "2026-11-23T10:00:00Z",
     "updated_at": "2026-11-23T10:00:00Z",
 }
-_SECRET_EXAMPLE = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+_SECRET_EXAMPLE = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105  a public prefix, example or token type, not a secret
 
 
 class RegisterWebhookRequest(BaseModel):

@@ -107,7 +107,7 @@ class SandboxState:
     def __init__(self, limits: Limits | None = None, faults: Faults | None = None, seed: int = 7) -> None:
         self.limits = limits or Limits()
         self.faults = faults or Faults()
-        self.random = random.Random(seed)
+        self.random = random.Random(seed)  # noqa: S311  not for security: jitter or seeded demo data
         self.revoked: set[str] = set()
         self.contacts: dict[str, Contact] = {}
         self.opportunities: dict[str, dict[str, Any]] = {}

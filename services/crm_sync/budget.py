@@ -257,7 +257,7 @@ class GhlBudget:
                 return int(granted_at)
             # Poll at least every max_poll seconds (hot waiters refresh their place), with jitter
             # so that replicas woken by the same expiry do not all ask in the same millisecond.
-            await asyncio.sleep(min(int(wait_ms) / 1000, self._max_poll) + random.uniform(0, 0.005))
+            await asyncio.sleep(min(int(wait_ms) / 1000, self._max_poll) + random.uniform(0, 0.005))  # noqa: S311  not for security: jitter or seeded demo data
 
     async def observe(
         self, location: str, headers: Mapping[str, str], status: int, granted_at: int | None = None

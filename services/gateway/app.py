@@ -21,14 +21,17 @@ from jorge_runtime.telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, instrument_app
 from jorge_runtime.tenancy import TenancyStore
 from jorge_runtime.webhook_secrets import encrypt_plaintext_at_start, webhook_secret_cipher
 from schemas.topics import TopicNames
-from services.gateway import asyncapi, buyers, sellers, tokens, webhooks
+from services.gateway import asyncapi, buyers, idempotency, sellers, tokens, webhooks
 from services.gateway.admin_port import AdminPortMiddleware
 from services.gateway.auth import Authenticator
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import install_error_handlers
+from services.gateway.idempotency import IdempotencyStore
 from services.gateway.limits import RateLimiter
+from services.gateway.local_limits import LocalLimiter
 from services.gateway.metrics import HttpMetricsMiddleware, metrics_router
 from services.gateway.middleware import EdgeMiddleware
+from services.gateway.outbox import BusState, GatewayOutbox
 from services.gateway.repository import LeadRepository
 from services.gateway.results import ResultWaiter
 from services.gateway.routes import router
@@ -56,10 +59,27 @@ def create_app(settings: Settings) -> FastAPI:
         sampler = Sampler(settings.metrics_refresh_seconds)
         lag = LagMonitor.for_settings(settings)
         lag_task: asyncio.Task[None] | None = None
+        idempotency_keys = IdempotencyStore(
+            pool,
+            ttl_seconds=settings.idempotency_key_ttl_hours * 3600,
+            wait_seconds=settings.idempotency_wait_seconds,
+        )
+        purge_task: asyncio.Task[None] | None = None
+        publisher = KafkaPublisher(broker, settings.kafka_publish_timeout_seconds)
+        outbox = GatewayOutbox(
+            pool,
+            publisher,
+            BusState(),
+            broker.ping,
+            # Past the hot path's own publish attempt, so the relay does not race it.
+            grace_seconds=2 * settings.kafka_publish_timeout_seconds + 1,
+        )
         try:
             await broker.connect()
             await encrypt_plaintext_at_start(pool, webhook_cipher, "gateway")
             await results.start()
+            await outbox.start()
+            purge_task = asyncio.get_running_loop().create_task(idempotency_keys.purge_forever())
             track_pool("gateway", pool)
             await sampler.start()
             if lag is not None:
@@ -69,15 +89,19 @@ def create_app(settings: Settings) -> FastAPI:
                 pool=pool,
                 redis=redis,
                 broker=broker,
-                publisher=KafkaPublisher(broker, settings.kafka_publish_timeout_seconds),
+                publisher=publisher,
+                outbox=outbox,
+                idempotency=idempotency_keys,
                 topics=TopicNames(settings.kafka_topic_prefix),
                 authenticator=Authenticator(
                     TenancyStore(pool),
                     jwt_secret=settings.jwt_secret or "",
                     ttl_seconds=settings.auth_cache_seconds,
                     max_token_seconds=settings.jwt_max_ttl_seconds,
+                    negative_ttl_seconds=settings.auth_negative_cache_seconds,
                 ),
                 limiter=RateLimiter(redis),
+                local_limiter=LocalLimiter(),
                 leads=LeadRepository(
                     stale_after_seconds=settings.qualification_stale_after_seconds,
                     expires_after_days=settings.qualification_expires_after_days,
@@ -88,11 +112,13 @@ def create_app(settings: Settings) -> FastAPI:
             freeze_startup_heap()
             yield
         finally:
-            if lag_task is not None:
-                lag_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await lag_task
+            for task in (lag_task, purge_task):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await sampler.stop()
+            await outbox.stop()
             untrack_pool("gateway")
             await results.stop()
             await broker.stop()
@@ -108,14 +134,16 @@ def create_app(settings: Settings) -> FastAPI:
         "`Authorization: Bearer <API key or access token>`; errors are `{error, message}`; "
         "every response carries the X-RateLimit-* headers of the tightest limit.",
         lifespan=lifespan,
-        # EdgeMiddleware answers declared oversize bodies in the error model; this outer limit
-        # is the backstop for chunked bodies, which declare no length.
+        # EdgeMiddleware answers oversize /v1 bodies, declared or chunked, in the error model.
+        # This outer limit (Starlette's, counted as EdgeMiddleware reads) is only a backstop for
+        # other paths: above EdgeMiddleware's, or it would answer first, outside the error model.
         max_body_size=settings.max_request_bytes * 2,
         telemetry=FASTAPI_NATIVE_TELEMETRY_OFF,
     )
     install_error_handlers(app)
 
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_request_bytes)
+    idempotency.install(app)  # outside EdgeMiddleware: it records answers with their headers
     if settings.metrics_enabled:
         # Added last, so outermost: it also times and counts what EdgeMiddleware refuses.
         app.add_middleware(HttpMetricsMiddleware)

@@ -40,17 +40,21 @@ class Authenticator:
 
     Key records are remembered for ``ttl_seconds`` (by hash, so no secret stays in memory):
     a revoked key, and every token issued for it, stops working within that time everywhere.
-    Unknown keys are never cached, so a wrong key always reaches the database.
+    Unknown keys are remembered as unknown for ``negative_ttl_seconds``, so a flood of wrong
+    keys costs one query per key and interval, not one per request; a key created meanwhile
+    works once that short time has passed.
     """
 
     def __init__(self, tenancy: TenancyStore, *, jwt_secret: str, ttl_seconds: float,
-                 max_token_seconds: int, max_entries: int = 10_000) -> None:  # fmt: skip
+                 max_token_seconds: int, negative_ttl_seconds: float = 0.0,
+                 max_entries: int = 10_000) -> None:  # fmt: skip
         self._tenancy = tenancy
         self._secret = jwt_secret
         self._ttl = ttl_seconds
+        self._negative_ttl = negative_ttl_seconds
         self._max_token_seconds = max_token_seconds
         self._max_entries = max_entries
-        self._cache: dict[bytes | str, tuple[KeyRecord, float]] = {}
+        self._cache: dict[bytes | str, tuple[KeyRecord | None, float]] = {}
 
     async def authenticate(self, credentials: str) -> Caller:
         """The caller behind an API key or an access token; AuthError says why not."""
@@ -89,7 +93,9 @@ class Authenticator:
         except jwt.InvalidTokenError:
             raise AuthError("invalid_token", "The token is malformed or its signature is wrong.") from None
         record = await self._record(str(claims["sub"]))
-        if record is None or record.revoked or record.caller.organization_id != claims["org"]:
+        if record is not None and record.caller.organization_id != claims["org"]:
+            raise AuthError("invalid_token", "The token is malformed or its signature is wrong.")
+        if record is None or record.revoked:
             raise AuthError("api_key_revoked", "The API key this token was issued for has been revoked.")
         return record.caller
 
@@ -104,10 +110,11 @@ class Authenticator:
             record = await self._tenancy.find_key(key_hash=lookup)
         else:
             record = await self._tenancy.find_key(key_id=lookup)
-        if record is None:
-            self._cache.pop(lookup, None)
-        elif self._ttl > 0:
+        ttl = self._ttl if record is not None else self._negative_ttl
+        if ttl > 0:
             if len(self._cache) >= self._max_entries:
                 self._cache.clear()  # a crude bound is enough: refilling costs one query per key
-            self._cache[lookup] = (record, now + self._ttl)
+            self._cache[lookup] = (record, now + ttl)
+        else:
+            self._cache.pop(lookup, None)
         return record

@@ -1,7 +1,7 @@
 """Gateway routes for /v1/buyers: store a buyer's search, hand it to the matcher, read results.
 
 The gateway never matches: it stores the preferences and a pending match session and
-publishes BuyerMatchRequested, in a transaction that commits only once Kafka acknowledged it.
+stages BuyerMatchRequested in one transaction (publishing.store_and_publish), then publishes it.
 """
 
 from __future__ import annotations

@@ -18,7 +18,10 @@ from schemas.limits import QUOTAS
 from schemas.topics import TopicNames
 from services.gateway.auth import Authenticator, AuthError
 from services.gateway.errors import ApiError
-from services.gateway.limits import LimiterUnavailable, RateLimiter
+from services.gateway.idempotency import IdempotencyStore, claim_request
+from services.gateway.limits import Applied, Decision, LimiterUnavailable, RateLimiter, applied_limits
+from services.gateway.local_limits import LocalLimiter
+from services.gateway.outbox import GatewayOutbox
 from services.gateway.repository import LeadRepository
 from services.gateway.results import ResultWaiter
 
@@ -32,9 +35,12 @@ class Gateway:
     redis: aioredis.Redis
     broker: KafkaBroker
     publisher: KafkaPublisher
+    outbox: GatewayOutbox
+    idempotency: IdempotencyStore
     topics: TopicNames
     authenticator: Authenticator
     limiter: RateLimiter
+    local_limiter: LocalLimiter
     leads: LeadRepository
     results: ResultWaiter
     #: Seals webhook signing secrets (CRM_CREDENTIALS_KEY); None: registration answers 503.
@@ -73,23 +79,38 @@ async def authenticated_caller(request: Request) -> Caller:
         raise ApiError(401, exc.error, exc.message, _CHALLENGE) from None
     route = request.scope.get("route")
     quota = QUOTAS.get((request.method, getattr(route, "path", "")))
+    applied = applied_limits(caller, quota)
+    decision: Decision | None
     try:
-        decision = await gw.limiter.check(caller, quota)
+        decision = await gw.limiter.check(applied, caller.organization_id)
     except LimiterUnavailable:
-        _limiter_log.warning(
-            "rate limiter unavailable", extra={"fail_mode": gw.settings.rate_limit_fail_mode}
-        )
-        if gw.settings.rate_limit_fail_mode == "closed":
-            raise ApiError(
-                503,
-                "rate_limiter_unavailable",
-                "Rate limits cannot be checked right now; retry shortly.",
-                {"Retry-After": "5"},
-            ) from None
-        return caller
+        decision = _without_redis(gw, applied, quota)
+    if decision is not None:
+        enforce(request, decision)
+    await claim_request(request, gw.idempotency, caller.organization_id)
+    return caller
+
+
+def enforce(request: Request, decision: Decision) -> None:
+    """Put the X-RateLimit-* headers on the response; 429 if the decision refused."""
     request.state.response_headers = decision.headers()
     if not decision.allowed:
         raise ApiError(
             429, "rate_limit_exceeded", decision.message(), decision.headers(), decision.retry_after
         )
-    return caller
+
+
+def _without_redis(gw: Gateway, applied: Applied, quota: str | None) -> Decision | None:
+    """Redis is down: daily quotas of work fail closed (503), as does everything with
+    RATE_LIMIT_FAIL_MODE=closed; otherwise the per-second and per-minute limits are kept by this
+    process alone and the per-day request counts are not kept (they fail open)."""
+    mode = gw.settings.rate_limit_fail_mode
+    _limiter_log.warning("rate limiter unavailable", extra={"fail_mode": mode, "quota": quota})
+    if mode == "closed" or quota is not None:
+        raise ApiError(
+            503,
+            "rate_limiter_unavailable",
+            "Rate limits cannot be checked right now; retry shortly.",
+            {"Retry-After": "5"},
+        )
+    return gw.local_limiter.check(applied)

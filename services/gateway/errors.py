@@ -145,14 +145,14 @@ def documented_errors(**examples: tuple[int, str, str]) -> dict[int | str, dict[
     return responses
 
 
-BUS_DOWN = (503, "event_bus_unavailable", "The request was not accepted: Kafka did not acknowledge it…")
+BUS_DOWN = (503, "event_bus_unavailable", "The request was not accepted: Kafka is unreachable…")
 
 
-def bus_unavailable(exc: Exception) -> ApiError:
-    """The 503 of a request whose event Kafka did not acknowledge (its transaction rolled back)."""
+def bus_unavailable(reason: str) -> ApiError:
+    """The 503 of a request refused before anything was written (Kafka known unreachable)."""
     return ApiError(
         503,
         "event_bus_unavailable",
-        f"The request was not accepted: {exc}. Nothing was stored; retry shortly.",
+        f"The request was not accepted: {reason}. Nothing was stored; retry shortly.",
         {"Retry-After": "5"},
     )

@@ -46,10 +46,11 @@ async def qualify_lead(
     caller: Caller = Depends(authenticated_caller),
     gw: Gateway = Depends(gateway),
 ) -> QualifyLeadAccepted:
-    """Start qualifying a lead. 201 means the request is stored and Kafka acknowledged it;
-    read the result at `status_url`. With `wait=N` the answer waits up to N seconds for the
-    qualification and, once it is stored, carries its `intent`, `temperature` and `next_action`
-    (`status` completed); else they are null (`status` in_progress)."""
+    """Start qualifying a lead. 201 means the lead and its event are stored for delivery (a
+    retry with the same `Idempotency-Key` gets this answer again); read the result at
+    `status_url`. With `wait=N` the answer waits up to N seconds for the qualification and,
+    once it is stored, carries its `intent`, `temperature` and `next_action` (`status`
+    completed); else they are null (`status` in_progress)."""
     qualification_id = new_qualification_id()
     event = LeadQualificationRequested(
         organization_id=caller.organization_id,

@@ -1,8 +1,8 @@
 """Gateway routes for /v1/sellers: store a home to price or a consultation request, publish it,
 read the analysis.
 
-The gateway never prices: it stores the request and publishes its event in a transaction
-that commits only once Kafka acknowledged it; the seller analyzer and crm_sync do the work.
+The gateway never prices: it stores the request and stages its event in one transaction
+(publishing.store_and_publish), then publishes it; the seller analyzer and crm_sync do the work.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ UPDATE webhook_endpoints SET
     failing_since = CASE WHEN $8::text = 'active' AND status <> 'active' THEN NULL ELSE failing_since END,
     updated_at = now()
 WHERE organization_id = $1 AND id = $2 AND status <> 'deleted'
-RETURNING {_ENDPOINT}"""
+RETURNING {_ENDPOINT}"""  # noqa: S608  constant SQL, values as $n placeholders
 
 
 def _dict(row: asyncpg.Record | None) -> dict[str, Any] | None:
@@ -65,7 +65,7 @@ class WebhookRepository:
         row = await db.fetchrow(
             f"""INSERT INTO webhook_endpoints
                     (id, organization_id, url, events, description, secret_encrypted, max_concurrency)
-                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_ENDPOINT}""",
+                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_ENDPOINT}""",  # noqa: S608  constant SQL, values as $n placeholders
             endpoint_id, organization_id, url, events, description, sealed_secret, max_concurrency,
         )  # fmt: skip
         assert row is not None
@@ -79,7 +79,7 @@ class WebhookRepository:
             f"""SELECT {_ENDPOINT} FROM webhook_endpoints
                  WHERE organization_id = $1 AND status <> 'deleted'
                    AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::text))
-                 ORDER BY created_at DESC, id DESC LIMIT $4""",
+                 ORDER BY created_at DESC, id DESC LIMIT $4""",  # noqa: S608  constant SQL, values as $n placeholders
             organization_id,
             after[0] if after else None,
             after[1] if after else None,
@@ -92,7 +92,7 @@ class WebhookRepository:
         return _dict(
             await db.fetchrow(
                 f"""SELECT {_ENDPOINT} FROM webhook_endpoints
-                     WHERE organization_id = $1 AND id = $2 AND status <> 'deleted'""",
+                     WHERE organization_id = $1 AND id = $2 AND status <> 'deleted'""",  # noqa: S608  constant SQL, values as $n placeholders
                 organization_id,
                 endpoint_id,
             )
@@ -150,7 +150,7 @@ class WebhookRepository:
                                CASE WHEN $4::int > 0 THEN now() + make_interval(secs => $4::int) END,
                            secret_encrypted = $3, secret = NULL, updated_at = now()
                      WHERE organization_id = $1 AND id = $2 AND status <> 'deleted'
-                 RETURNING {_ENDPOINT}""",
+                 RETURNING {_ENDPOINT}""",  # noqa: S608  constant SQL, values as $n placeholders
                 organization_id,
                 endpoint_id,
                 sealed_secret,
@@ -208,7 +208,7 @@ class WebhookRepository:
                            updated_at = now()
                       FROM webhook_messages m
                      WHERE d.id = $2 AND d.endpoint_id = $1 AND m.id = d.message_id
-                 RETURNING {_DELIVERY}""",
+                 RETURNING {_DELIVERY}""",  # noqa: S608  constant SQL, values as $n placeholders
                 endpoint_id,
                 delivery_id,
             )
@@ -223,7 +223,7 @@ class WebhookRepository:
                   FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id
                  WHERE d.endpoint_id = $1 AND ($2::text IS NULL OR d.status = $2::text)
                    AND ($3::timestamptz IS NULL OR (d.created_at, d.id) < ($3::timestamptz, $4::text))
-                 ORDER BY d.created_at DESC, d.id DESC LIMIT $5""",
+                 ORDER BY d.created_at DESC, d.id DESC LIMIT $5""",  # noqa: S608  constant SQL, values as $n placeholders
             endpoint_id,
             status,
             after[0] if after else None,
@@ -237,7 +237,7 @@ class WebhookRepository:
         row = await db.fetchrow(
             f"""SELECT {_DELIVERY}, m.payload
                   FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id
-                 WHERE d.endpoint_id = $1 AND d.id = $2""",
+                 WHERE d.endpoint_id = $1 AND d.id = $2""",  # noqa: S608  constant SQL, values as $n placeholders
             endpoint_id,
             delivery_id,
         )

@@ -144,6 +144,24 @@ async def _owned_endpoint(gw: Gateway, caller: Caller, webhook_id: str) -> dict[
     return endpoint
 
 
+async def _check_endpoint_cap(gw: Gateway, caller: Caller) -> None:
+    """409 once the organisation has as many live endpoints as allowed (deleted ones don't count).
+
+    Checked before the insert, so two registrations at the same instant may pass the cap by one."""
+    cap = gw.settings.webhook_max_endpoints_per_organization
+    live = await gw.pool.fetchval(
+        "SELECT count(*) FROM webhook_endpoints WHERE organization_id = $1 AND status <> 'deleted'",
+        caller.organization_id,
+    )
+    if live >= cap:
+        raise ApiError(
+            409,
+            "webhook_endpoint_limit_reached",
+            f"Your organisation already has {live} webhook endpoints, the most allowed ({cap}); "
+            "delete one you no longer use (DELETE /v1/webhooks/{id}) first.",
+        )
+
+
 @router.post(
     "/v1/webhooks/register",
     status_code=201,
@@ -153,6 +171,7 @@ async def _owned_endpoint(gw: Gateway, caller: Caller, webhook_id: str) -> dict[
         unknown_event=(400, "unknown_event", "Unknown event(s) lead.created; subscribe to …"),
         invalid_secret=(400, "invalid_webhook_secret", "a secret of your own must be 24 to 200 characters …"),
         secrets_unavailable=_SECRETS_DOWN,
+        endpoint_limit=(409, "webhook_endpoint_limit_reached", "Your organisation already has 20 …"),
     ),
 )
 async def register_webhook(
@@ -165,6 +184,7 @@ async def register_webhook(
     Webhooks way (`webhook-id`, `webhook-timestamp`, `webhook-signature` headers)."""
     url = _checked_url(gw, body.url)
     events = _checked_events(body.events)
+    await _check_endpoint_cap(gw, caller)
     cipher = _cipher(gw)
     if body.secret is None:
         secret = generate_secret()

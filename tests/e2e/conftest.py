@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from jorge_runtime.settings import Settings
+from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
 from tests.support.services import ServiceProcess
 
@@ -31,5 +34,18 @@ async def qualifier(settings: Settings, topics: TopicNames, log_dir: Path) -> As
 async def client(gateway: ServiceProcess, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         base_url=gateway.base_url, timeout=10, headers={"Authorization": f"Bearer {api_key}"}
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+async def other_client(gateway: ServiceProcess, pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of another organisation, on the same gateway."""
+    tenancy = TenancyStore(pool)
+    organization = f"org-other-{uuid.uuid4().hex[:10]}"
+    await tenancy.create_organization(organization, "Other Realty")
+    key = (await tenancy.issue_key(organization, "test")).secret
+    async with httpx.AsyncClient(
+        base_url=gateway.base_url, timeout=10, headers={"Authorization": f"Bearer {key}"}
     ) as http:
         yield http

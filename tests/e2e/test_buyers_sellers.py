@@ -5,24 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
 from jorge_runtime.results import MATCH_SESSION, SELLER_ANALYSIS, notify_result
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import (
     BUYER_MATCH_REQUESTED,
     SELLER_ANALYSIS_REQUESTED,
     SELLER_CONSULTATION_REQUESTED,
     TopicNames,
 )
-from tests.support.services import ServiceProcess, read_topic
+from tests.support.services import read_topic
 
 BUYER = {
     "buyer_id": "buyer-001",
@@ -94,19 +91,6 @@ async def fake_worker(
             return str(row_id)
         await asyncio.sleep(0.05)
     raise AssertionError(f"no pending row in {table}")
-
-
-@pytest.fixture
-async def other_client(gateway: ServiceProcess, pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of another organisation, on the same gateway."""
-    tenancy = TenancyStore(pool)
-    organization = f"org-other-{time.monotonic_ns() % 10**9}"
-    await tenancy.create_organization(organization, "Other Realty")
-    key = (await tenancy.issue_key(organization, "test")).secret
-    async with httpx.AsyncClient(
-        base_url=gateway.base_url, timeout=10, headers={"Authorization": f"Bearer {key}"}
-    ) as http:
-        yield http
 
 
 async def test_a_match_request_is_stored_published_and_readable(

@@ -13,7 +13,7 @@ import hmac
 from collections.abc import Sequence
 from datetime import datetime
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105  a public prefix, example or token type, not a secret
 
 
 def secret_key(secret: str) -> bytes:

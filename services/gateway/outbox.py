@@ -1,0 +1,175 @@
+"""The gateway's outbox: a request is accepted when its rows and its event commit together.
+
+The event is published right after the commit; what Kafka did not acknowledge (a timeout, a
+broker that went away, a gateway killed between commit and publish) stays unpublished in the
+``outbox`` table and a relay in every gateway replica republishes it, claiming rows with
+``FOR UPDATE SKIP LOCKED`` so two replicas never send the same row at once. A republished
+message is byte for byte the one first sent, same ``event_id``, so consumers' inboxes drop a
+second copy. The gateway answers 503 only before it commits: when PostgreSQL fails, or when it
+already knows Kafka is unreachable (a publish or probe failed and none succeeded since).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, PublishFailed
+from jorge_runtime.db import DbConnection
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "gateway"  # the outbox's consumer column for the gateway's own rows
+
+_STAGE = """INSERT INTO outbox (message_id, consumer, source_event_id, topic, message_key, headers, body)
+            VALUES ($1, $2, $1, $3, $4, $5, $6)"""
+_MARK = "UPDATE outbox SET published_at = now() WHERE message_id = ANY($1::uuid[])"
+_CLAIM = """SELECT message_id, topic, message_key, headers, body FROM outbox
+             WHERE consumer = $1 AND published_at IS NULL
+               AND created_at < now() - make_interval(secs => $2::float8)
+             ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED"""
+
+
+class BusState:
+    """What this process last learnt about Kafka: reachable until a publish or probe fails."""
+
+    def __init__(self) -> None:
+        self.down_since: float | None = None
+
+    @property
+    def known_down(self) -> bool:
+        return self.down_since is not None
+
+    def failed(self) -> None:
+        if self.down_since is None:
+            log.warning("Kafka unreachable: new requests get 503 until it answers again")
+            self.down_since = time.monotonic()
+
+    def succeeded(self) -> None:
+        if self.down_since is not None:
+            down = round(time.monotonic() - self.down_since, 1)
+            log.info("Kafka reachable again", extra={"down_seconds": down})
+            self.down_since = None
+
+
+class GatewayOutbox:
+    """Stages events in the request's transaction, publishes them after commit, relays leftovers."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: KafkaPublisher,
+        bus: BusState,
+        probe: Callable[[float], Awaitable[bool]],
+        *,
+        grace_seconds: float,
+        relay_interval_seconds: float = 1.0,
+        batch: int = 200,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self.bus = bus
+        self._probe = probe
+        self._grace = grace_seconds
+        self._interval = relay_interval_seconds
+        self._batch = batch
+        self._acked: list[uuid.UUID] = []
+        self._acked_event = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def stage(self, conn: DbConnection, message: OutgoingMessage) -> None:
+        """Record the event in the caller's transaction: committed means accepted."""
+        await conn.execute(
+            _STAGE, uuid.UUID(message.message_id), CONSUMER, message.topic, message.key,
+            message.headers, message.body,
+        )  # fmt: skip
+
+    async def publish_committed(self, message: OutgoingMessage) -> bool:
+        """Publish a committed event; on failure the relay sends it later. True if acknowledged.
+
+        The acknowledgement is recorded in batches off the request's path: a gateway that
+        dies before recording it only makes the relay send the same event again.
+        """
+        try:
+            await self._publisher.publish(message)
+        except PublishFailed as exc:
+            self.bus.failed()
+            log.warning("event accepted but not yet published; the relay sends it", extra={"error": str(exc)})
+            return False
+        self.bus.succeeded()
+        self._acked.append(uuid.UUID(message.message_id))
+        self._acked_event.set()
+        return True
+
+    async def relay_once(self) -> int:
+        """Publish what is unacknowledged and older than the grace period; the number sent."""
+        sent: list[uuid.UUID] = []
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(_CLAIM, CONSUMER, self._grace, self._batch)
+                for row in rows:
+                    await self._publisher.publish(_message(row))
+                    sent.append(row["message_id"])
+                if sent:
+                    await conn.execute(_MARK, sent)
+        except PublishFailed:
+            self.bus.failed()
+            # What was sent before the failure is marked outside the rolled-back transaction.
+            if sent:
+                await self._pool.execute(_MARK, sent)
+            return len(sent)
+        if sent:
+            self.bus.succeeded()
+            log.info("relayed accepted events Kafka had not acknowledged", extra={"count": len(sent)})
+        return len(sent)
+
+    async def start(self) -> None:
+        """Start the acknowledgement recorder and the relay (stopped by stop())."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._flush_acks()), loop.create_task(self._relay())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self._flush_pending()
+
+    async def _flush_acks(self) -> None:
+        while True:
+            await self._acked_event.wait()
+            self._acked_event.clear()
+            try:
+                await self._flush_pending()
+            except Exception:  # the relay resends what stays unmarked; keep flushing
+                log.warning("could not record acknowledged events; the relay may resend them", exc_info=True)
+                await asyncio.sleep(self._interval)
+
+    async def _flush_pending(self) -> None:
+        pending, self._acked = self._acked, []
+        if pending:
+            await self._pool.execute(_MARK, pending)
+
+    async def _relay(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                if self.bus.known_down and await self._probe(self._interval):
+                    self.bus.succeeded()
+                if not self.bus.known_down:
+                    await self.relay_once()
+            except Exception:
+                log.warning("outbox relay round failed; next round retries", exc_info=True)
+
+
+def _message(row: asyncpg.Record) -> OutgoingMessage:
+    return OutgoingMessage(
+        str(row["message_id"]), row["topic"], row["message_key"], bytes(row["body"]), row["headers"]
+    )
