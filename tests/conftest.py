@@ -158,4 +158,7 @@ async def sandbox(log_dir: Path) -> AsyncIterator[Sandbox]:
     override it with GHL's real figures)."""
     sandbox = await Sandbox.start(log_dir / "ghl.log", burst=1000, interval_ms=1000)
     yield sandbox
-    sandbox.stop()
+    try:  # every answer the sandbox gave in the test matches GHL's response schemas
+        assert await sandbox.violations() == []
+    finally:
+        sandbox.stop()

@@ -37,14 +37,14 @@ class Sandbox:
         interval_ms: int,
         daily: int = 200_000,
         daily_reset_ms: int = 86_400_000,
-        daily_reset_header: bool = True,
+        daily_reset_header: bool = False,
     ) -> Sandbox:
         port = free_port()
         argv = [sys.executable, "-m", "sandboxes.ghl", "--port", str(port), "--burst", str(burst),
                 "--interval-ms", str(interval_ms), "--daily", str(daily),
                 "--daily-reset-ms", str(daily_reset_ms)]  # fmt: skip
-        if not daily_reset_header:
-            argv.append("--no-daily-reset-header")
+        if daily_reset_header:
+            argv.append("--daily-reset-header")
         with log_path.open("ab") as out:
             process = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)  # noqa: ASYNC220
         sandbox = cls(f"http://127.0.0.1:{port}", process)
@@ -92,6 +92,27 @@ class Sandbox:
 
     async def revoke(self, token: str) -> None:
         await self._post("/_sandbox/revoke", {"token": token})
+
+    async def token(
+        self,
+        token: str,
+        *,
+        location_id: str | None = None,
+        scopes: list[str] | None = None,
+        expired: bool = False,
+    ) -> None:
+        """Describe a token: its location (limits are per location), scopes, expiry."""
+        body = {"token": token, "location_id": location_id, "scopes": scopes, "expired": expired}
+        await self._post("/_sandbox/tokens", body)
+
+    async def custom_fields(self, location_id: str, fields: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Define a location's contact custom fields; GHL's listing of them (with ids)."""
+        answer = await self._post("/_sandbox/custom_fields", {"locationId": location_id, "fields": fields})
+        return list(answer["customFields"])
+
+    async def violations(self) -> list[str]:
+        """Answers the sandbox gave that GHL's response schemas do not allow."""
+        return list((await self._get("/_sandbox/violations"))["violations"])
 
 
 def qualified_event(
