@@ -176,6 +176,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "ghl_base_url": sandbox.url,
                     "ghl_token": SecretStr(f"token-fast-{run_id}"),
                     "ghl_location_id": f"fast-{run_id}",
+                    "ghl_organization": org,
                     "ghl_pipeline_id": "pipeline-bench",
                     "crm_credentials_key": SecretStr(generate_key()),
                 }

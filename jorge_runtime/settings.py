@@ -178,10 +178,27 @@ class Settings(BaseSettings):
         default="https://services.leadconnectorhq.com", description="GHL API v2 base URL (or the sandbox's)."
     )
     ghl_token: SecretStr | None = Field(
-        default=None, description="Default Private Integration/OAuth token; never logged."
+        default=None,
+        description="Private Integration Token of GHL_ORGANIZATION's location (only that organisation's); "
+        "never logged.",
     )
-    ghl_location_id: str | None = Field(
-        default=None, description="Default location for organisations without credentials of their own."
+    ghl_location_id: str | None = Field(default=None, description="GHL_ORGANIZATION's GHL location.")
+    ghl_organization: str | None = Field(
+        default=None,
+        description="The one organisation (id or name) GHL_TOKEN/GHL_LOCATION_ID apply to when it has no "
+        "credentials of its own; unset: they apply to none.",
+    )
+    ghl_client_id: str | None = Field(
+        default=None, description="The GHL Marketplace app's OAuth client id (refreshes OAuth access tokens)."
+    )
+    ghl_client_secret: SecretStr | None = Field(
+        default=None, description="The GHL Marketplace app's OAuth client secret; never logged."
+    )
+    crm_waiting_check_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How often crm_sync looks for credentials of organisations whose events wait for them.",
     )
     ghl_pipeline_id: str | None = Field(
         default=None, description="Pipeline of hot leads' opportunities; unset: no opportunities."

@@ -124,6 +124,18 @@ class CredentialStore:
         )
         return status != "DELETE 0"
 
+    async def encrypt_plaintext(self) -> list[str]:
+        """Encrypt the rows still in plain text (from before encryption), if a key is set; the
+        organisations whose rows were encrypted. crm_sync runs it at start, then refuses such rows."""
+        if self._cipher is None:
+            return []
+        plain = await self._pool.fetch("SELECT organization_id FROM crm_credentials WHERE token IS NOT NULL")
+        if not plain:
+            return []
+        organizations = [row["organization_id"] for row in plain]
+        report = await self.rotate(organizations)
+        return organizations if report.encrypted_plaintext else []
+
     async def rotate(self, organizations: list[str] | None = None) -> RotationReport:
         """Re-encrypt every token (or these organisations') with the first key, encrypting
         plain-text rows on the way. Each row is updated only if unchanged since read, so a

@@ -22,6 +22,7 @@ from services.crm_sync.ghl_client import (
     GhlClient,
     GhlCredentials,
     GhlRejectedError,
+    GhlScopeError,
     GhlTransientError,
     GhlUnauthorizedError,
 )
@@ -38,6 +39,7 @@ from services.crm_sync.outcomes import SERVICE, AnyEvent, FailureRouter
 from services.crm_sync.repository import CrmRepository, PersonBusy
 from services.crm_sync.retry_schedule import LANE_HEADER, parse_delays
 from services.crm_sync.sync import CrmWriter, NoContactDetails
+from services.crm_sync.waiting import WaitingRoom
 from services.crm_sync.written_fields import WrittenFields
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,8 @@ class SyncHandler:
         self._repository: CrmRepository | None = None
         self._failures: FailureRouter | None = None
         self._unconfigured: set[str] = set()
-        self._plaintext_warned: set[str] = set()
+        self._global_ids: dict[str, bool] = {}
+        self._waiting: WaitingRoom | None = None
         # Built here so a malformed CRM_CREDENTIALS_KEY stops the worker at start (ConfigError).
         self._cipher = CredentialCipher.from_setting(settings.crm_credentials_key)
         self._credential_store: CredentialStore | None = None
@@ -115,6 +118,16 @@ class SyncHandler:
         self._repository = CrmRepository(self._resources.pool)
         self._credential_store = CredentialStore(self._resources.pool, self._cipher)
         self._writer = CrmWriter(self._client, self._repository, WrittenFields(self._resources.redis))
+        self._waiting = WaitingRoom(
+            self._resources.pool,
+            self._publisher,
+            self._topics,
+            self._has_credentials,
+            interval_seconds=s.crm_waiting_check_seconds,
+        )
+        migrated = await self._credential_store.encrypt_plaintext()
+        if migrated:
+            log.warning("GHL tokens stored in plain text were encrypted", extra={"organizations": migrated})
         self._failures = FailureRouter(
             pool=self._resources.pool,
             repository=self._repository,
@@ -127,6 +140,18 @@ class SyncHandler:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+    @property
+    def waiting(self) -> WaitingRoom:
+        if self._waiting is None:
+            raise RuntimeError("crm_sync handler is not open")
+        return self._waiting
+
+    async def _has_credentials(self, organization_id: str) -> bool:
+        try:
+            return await self._credentials(organization_id) is not None
+        except CredentialsUnreadable:
+            return False
 
     @property
     def repository(self) -> CrmRepository:
@@ -166,15 +191,18 @@ class SyncHandler:
             )
             return
         if credentials is None:
-            # Not the event's fault, and nothing to replay it into: say so once per organisation.
+            # Not the event's fault: kept until the organisation has credentials (waiting.py).
+            await self.waiting.park(
+                str(event.event_id), event.organization_id, event.event_type, lane, key, headers, body
+            )
             if event.organization_id not in self._unconfigured:
                 self._unconfigured.add(event.organization_id)
                 log.warning(
-                    "no GHL location and token for this organisation (crm_credentials or GHL_TOKEN); "
-                    "its events are not synced",
+                    "no GHL credentials for this organisation (`jorge crm credentials set`, or "
+                    "GHL_ORGANIZATION for the global GHL_TOKEN); its events are kept until then",
                     extra={"organization_id": event.organization_id},
                 )
-            MESSAGES_PROCESSED.labels(SERVICE, event.event_type, "skipped").inc()
+            MESSAGES_PROCESSED.labels(SERVICE, event.event_type, "waiting").inc()
             return
         outcome = "ok"
         try:
@@ -202,6 +230,17 @@ class SyncHandler:
         except (GhlTransientError, PersonBusy) as error:
             await self.failures.retry(body, headers, key, lane, attempt, error, event)
             return
+        except GhlScopeError as error:
+            log.error(
+                "the organisation's GHL token lacks a scope (%s); grant it to the app or token, then "
+                "`jorge dlq replay --reason ghl_scope_missing`",
+                error.scope,
+                extra={"organization_id": event.organization_id, "location_id": credentials.location_id},
+            )
+            await self.failures.dead_letter(
+                body, headers, key, lane, attempt, "ghl_scope_missing", str(error), event=event
+            )
+            return
         except GhlUnauthorizedError as error:
             log.error(
                 "GHL rejected the organisation's credentials; fix them, then `jorge dlq replay --reason "
@@ -222,17 +261,16 @@ class SyncHandler:
         MESSAGES_PROCESSED.labels(SERVICE, event.event_type, outcome).inc()
 
     async def _credentials(self, organization_id: str) -> GhlCredentials | None:
+        """The organisation's own credentials; else the global ones if it is GHL_ORGANIZATION;
+        else None. A row still in plain text is refused (open() encrypts such rows)."""
         s = self._settings
         if self._credential_store is None:
             raise RuntimeError("crm_sync handler is not open")
         own = await self._credential_store.get(organization_id)
         if own is not None:
-            if not own.encrypted and organization_id not in self._plaintext_warned:
-                self._plaintext_warned.add(organization_id)
-                log.warning(
-                    "the organisation's GHL token is stored in plain text (from before encryption); "
-                    "`jorge crm credentials rotate` encrypts it",
-                    extra={"organization_id": organization_id},
+            if not own.encrypted:
+                raise CredentialsUnreadable(
+                    "the token is stored in plain text: `jorge crm credentials rotate` encrypts it"
                 )
             return GhlCredentials(
                 own.location_id,
@@ -240,9 +278,23 @@ class SyncHandler:
                 own.pipeline_id or s.ghl_pipeline_id,
                 own.stage_id or s.ghl_pipeline_stage_id,
             )
-        if s.ghl_token is None or not s.ghl_location_id:
+        if s.ghl_token is None or not s.ghl_location_id or not await self._is_global(organization_id):
             return None
         return GhlCredentials(s.ghl_location_id, s.ghl_token, s.ghl_pipeline_id, s.ghl_pipeline_stage_id)
+
+    async def _is_global(self, organization_id: str) -> bool:
+        """Whether GHL_ORGANIZATION names this organisation (by id, or by name)."""
+        named = self._settings.ghl_organization
+        if not named:
+            return False
+        if organization_id == named:
+            return True
+        if organization_id not in self._global_ids:
+            name = await self._resources.pool.fetchval(
+                "SELECT name FROM organizations WHERE organization_id = $1", organization_id
+            )
+            self._global_ids[organization_id] = bool(name) and str(name).casefold() == named.casefold()
+        return self._global_ids[organization_id]
 
     async def _plan(self, event: AnyEvent, body: bytes, credentials: GhlCredentials) -> CrmPlan | None:
         repo = self.repository

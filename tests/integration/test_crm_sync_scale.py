@@ -34,6 +34,7 @@ async def test_a_thousand_leads_through_three_replicas_with_faults_and_a_crash(
         update={
             "ghl_base_url": sandbox.url,
             "ghl_token": SecretStr(f"token-{organization}"),
+            "ghl_organization": organization,
             "ghl_location_id": location,
             "ghl_pipeline_id": "pipeline-buyers",
             "ghl_budget_burst": 100,

@@ -42,6 +42,7 @@ def crm_settings(settings: Settings, sandbox: Sandbox, organization: str) -> Set
         update={
             "ghl_base_url": sandbox.url,
             "ghl_token": SecretStr(f"token-{organization}"),
+            "ghl_organization": organization,
             "ghl_location_id": f"loc-{organization}",
             "ghl_pipeline_id": "pipeline-buyers",
             "ghl_pipeline_stage_id": "stage-new",
