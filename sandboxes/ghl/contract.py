@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
+from urllib.parse import urljoin
 
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry
@@ -114,8 +115,7 @@ class Contract:
         )
 
     def _validator(self, op: Operation, schema: dict[str, Any], *, closed: bool) -> Draft202012Validator:
-        base = _BASE + op.spec
-        absolute = json.loads(json.dumps(schema).replace('"$ref": "#/', f'"$ref": "{base}#/'))
+        absolute = _absolute_refs(schema, _BASE + op.spec)
         return Draft202012Validator(_prepare(absolute, closed=closed), registry=self._registries[closed])
 
     def check_request(
@@ -171,6 +171,18 @@ class Contract:
             return []
         errors = self._validator(op, schema, closed=False).iter_errors(body)
         return [f"{op.operation_id} {status}: {m}" for error in errors for m in _messages(error)]
+
+
+def _absolute_refs(node: Any, base: str) -> Any:
+    """An operation's schema taken out of its spec: its ``$ref``s made absolute against the spec."""
+    if isinstance(node, list):
+        return [_absolute_refs(item, base) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _absolute_refs(value, base) for key, value in node.items()}
+    if isinstance(out.get("$ref"), str):
+        out["$ref"] = urljoin(base, out["$ref"])
+    return out
 
 
 def _where(error: ValidationError) -> str:

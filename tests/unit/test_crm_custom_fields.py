@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from services.crm_sync.custom_fields import FieldDefinition, definitions, format_value, resolve
 
 FIELDS = definitions(
@@ -17,7 +19,7 @@ FIELDS = definitions(
 
 
 def test_keys_become_ids_and_unknown_keys_are_reported() -> None:
-    entries = [
+    entries: list[dict[str, Any]] = [
         {"key": "contact.temperature", "field_value": "hot"},
         {"key": "budget_max", "field_value": 750000.0},
         {"id": "f4", "field_value": False},

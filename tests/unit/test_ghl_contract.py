@@ -70,3 +70,16 @@ def test_token_refresh_is_a_form_and_answers_are_checked_against_the_response_sc
     assert upsert is not None
     assert spec.check_response(upsert, 200, {"new": True, "contact": {"id": "x", "name": None}}) != []
     assert spec.check_response(upsert, 429, {"anything": 1}) == []  # not described: not checked
+
+
+def test_error_answers_are_checked_against_the_shared_error_bodies() -> None:
+    spec = contract()
+    search = spec.operation("GET", "/opportunities/search")
+    assert search is not None
+    unauthorized = {
+        "statusCode": 401,
+        "message": "The token is not authorized for this scope.",
+        "error": "Unauthorized",
+    }
+    assert spec.check_response(search, 401, unauthorized) == []
+    assert spec.check_response(search, 401, {"statusCode": "401"}) != []
