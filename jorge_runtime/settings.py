@@ -229,6 +229,13 @@ class Settings(BaseSettings):
         description="When GHL says a location's daily budget is spent without saying when it resets, "
         "one request probes it this often (or at the next UTC midnight, if sooner).",
     )
+    ghl_budget_max_wait_ms: int = Field(
+        default=1_000,
+        ge=0,
+        le=60_000,
+        description="Longest wait for a location's GHL budget inside a handler; a longer one parks the "
+        "event on the delay topics (not counted as an attempt) so other organisations go on.",
+    )
     crm_retry_delays_seconds: str = Field(
         default="10,60,600,3600,21600",
         pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?){4}\s*$",

@@ -247,7 +247,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
     @app.get("/_sandbox/requests")
     async def request_times() -> Body:
         """Arrival times (epoch seconds) of the requests the limits let through."""
-        return {"accepted_at": sandbox.accepted_at}
+        return {"accepted_at": sandbox.accepted_at, "by_location": sandbox.accepted_by}
 
     @app.post("/_sandbox/faults")
     async def set_faults(body: Body) -> Body:
@@ -257,9 +257,16 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
 
     @app.post("/_sandbox/limits")
     async def set_limits(body: Body) -> Body:
+        """Every location's limits, or with ``"location"`` that one location's (or token's)."""
         known = {f.name for f in fields(Limits)}
-        sandbox.limits = Limits(**{**asdict(sandbox.limits), **{k: v for k, v in body.items() if k in known}})
-        return asdict(sandbox.limits)
+        where = body.get("location")
+        base = sandbox.limits_of(str(where)) if where else sandbox.limits
+        limits = Limits(**{**asdict(base), **{k: v for k, v in body.items() if k in known}})
+        if where:
+            sandbox.location_limits[str(where)] = limits
+        else:
+            sandbox.limits = limits
+        return asdict(limits)
 
     @app.post("/_sandbox/revoke")
     async def revoke(body: Body) -> Body:

@@ -124,6 +124,10 @@ class SandboxState:
         self.token_locations: dict[str, str] = {}
         #: Contact custom fields per location, as GET /locations/{id}/customFields lists them.
         self.custom_fields: dict[str, list[dict[str, Any]]] = {}
+        #: Limits of some locations (keyed like the windows: location, else token).
+        self.location_limits: dict[str, Limits] = {}
+        #: Arrival (epoch seconds) of the requests let through, per location (or token).
+        self.accepted_by: dict[str, list[float]] = {}
         #: Answers that broke the spec's response schema (must stay empty).
         self.violations: list[str] = []
         self.contacts: dict[str, Contact] = {}
@@ -166,18 +170,21 @@ class SandboxState:
         key = self.token_locations.get(token, token)
         window = self._windows.setdefault(key, deque())
         now = time.monotonic()
-        horizon = now - self.limits.interval_ms / 1000
+        limits = self.limits_of(key)
+        horizon = now - limits.interval_ms / 1000
         while window and window[0] <= horizon:
             window.popleft()
         if now >= self._daily_end.get(key, now):
             self._daily[key] = 0
-            self._daily_end[key] = now + self.limits.daily_reset_ms / 1000
-        if len(window) >= self.limits.burst or self._daily[key] >= self.limits.daily:
+            self._daily_end[key] = now + limits.daily_reset_ms / 1000
+        if len(window) >= limits.burst or self._daily[key] >= limits.daily:
             self.stats["rate_limited"] += 1
+            self.stats[f"rate_limited:{key}"] += 1
             return Verdict(429, {"statusCode": 429, "message": "Too Many Requests"}, self._headers(key, now))
         window.append(now)
         self._daily[key] += 1
         self.accepted_at.append(time.time())
+        self.accepted_by.setdefault(key, []).append(time.time())
         headers = self._headers(key, now)
         faults = self.faults
         if faults.storm_429 > 0 or (faults.rate_429 and self.random.random() < faults.rate_429):
@@ -207,16 +214,21 @@ class SandboxState:
             return Verdict(problem.status, problem.body(), headers)
         return Verdict(None, None, headers, delay_ms=delay, created_then_422=created_then_422, late_ms=late)
 
+    def limits_of(self, key: str) -> Limits:
+        """The limits of a location (or of a token without a known location)."""
+        return self.location_limits.get(key, self.limits)
+
     def _headers(self, token: str, now: float) -> dict[str, str]:
-        remaining = max(0, self.limits.burst - len(self._windows.get(token, ())))
+        limits = self.limits_of(token)
+        remaining = max(0, limits.burst - len(self._windows.get(token, ())))
         headers = {
-            "x-ratelimit-max": str(self.limits.burst),
+            "x-ratelimit-max": str(limits.burst),
             "x-ratelimit-remaining": str(remaining),
-            "x-ratelimit-interval-milliseconds": str(self.limits.interval_ms),
-            "x-ratelimit-limit-daily": str(self.limits.daily),
-            "x-ratelimit-daily-remaining": str(max(0, self.limits.daily - self._daily[token])),
+            "x-ratelimit-interval-milliseconds": str(limits.interval_ms),
+            "x-ratelimit-limit-daily": str(limits.daily),
+            "x-ratelimit-daily-remaining": str(max(0, limits.daily - self._daily[token])),
         }
-        if self.limits.daily_reset_header:
+        if limits.daily_reset_header:
             # Rounded up: a client resuming after this many ms finds the window closed. Rounded
             # to a microsecond first, so float error (100.00000000001 ms) does not add a whole ms.
             left_ms = math.ceil(round((self._daily_end[token] - now) * 1000, 3))

@@ -75,10 +75,18 @@ class GhlResponse:
 class GhlClient:
     """One pooled HTTP client for every organisation; credentials travel with each call."""
 
-    def __init__(self, base_url: str, budget: GhlBudget, *, timeout_seconds: float = 15.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        budget: GhlBudget,
+        *,
+        timeout_seconds: float = 15.0,
+        max_wait_ms: int | None = None,
+    ) -> None:
         self._base_url = base_url.rstrip("/")
         self._budget = budget
         self._timeout = timeout_seconds
+        self._max_wait_ms = max_wait_ms
         self._http: httpx.AsyncClient | None = None
 
     async def open(self) -> None:
@@ -124,7 +132,7 @@ class GhlClient:
                 reraise=True,
             ):
                 with attempt:
-                    granted_at = await self._budget.acquire(location, priority)
+                    granted_at = await self._budget.acquire(location, priority, max_wait_ms=self._max_wait_ms)
                     started = time.perf_counter()
                     response = await http.request(method, path, headers=headers, json=json, params=params)
                     GHL_REQUEST_DURATION.labels(operation).observe(time.perf_counter() - started)

@@ -15,7 +15,7 @@ from schemas.buyers import BuyerMatched
 from schemas.leads import LeadQualified
 from schemas.sellers import ConsultationRequested, SellerAnalyzed
 from schemas.topics import CRM_LANE_HOT, CRM_LANE_STANDARD, TopicNames
-from services.crm_sync.budget import BudgetDefaults, GhlBudget, Priority
+from services.crm_sync.budget import BudgetDefaults, BudgetSpent, GhlBudget, Priority
 from services.crm_sync.credential_cipher import CredentialCipher, CredentialsUnreadable
 from services.crm_sync.credential_store import CredentialStore
 from services.crm_sync.ghl_client import (
@@ -113,7 +113,12 @@ class SyncHandler:
                 s.ghl_budget_daily_probe_ms,
             ),
         )
-        self._client = GhlClient(s.ghl_base_url, budget, timeout_seconds=s.ghl_timeout_seconds)
+        self._client = GhlClient(
+            s.ghl_base_url,
+            budget,
+            timeout_seconds=s.ghl_timeout_seconds,
+            max_wait_ms=s.ghl_budget_max_wait_ms,
+        )
         await self._client.open()
         self._repository = CrmRepository(self._resources.pool)
         self._credential_store = CredentialStore(self._resources.pool, self._cipher)
@@ -227,6 +232,9 @@ class SyncHandler:
                 )
         except NoContactDetails:
             outcome = "skipped"
+        except BudgetSpent as spent:
+            await self.failures.park(body, headers, key, lane, attempt, spent.wait_ms, event)
+            return
         except (GhlTransientError, PersonBusy) as error:
             await self.failures.retry(body, headers, key, lane, attempt, error, event)
             return

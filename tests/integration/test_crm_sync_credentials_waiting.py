@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -20,7 +21,7 @@ from tests.support.ghl import Sandbox, publish_qualified, qualified_event
 from tests.support.services import ServiceProcess
 
 
-async def _until(check, what: str, timeout: float = 45) -> None:  # type: ignore[no-untyped-def]
+async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 45) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -145,6 +146,6 @@ async def test_a_missing_scope_is_its_own_dead_letter_naming_the_scope(
         )
     finally:
         worker.stop()
-    assert row["reason"] == "ghl_scope_missing"
+    assert row is not None and row["reason"] == "ghl_scope_missing"
     assert "opportunities.readonly" in row["detail"] and "not authorized for this scope" in row["detail"]
     assert token not in row["detail"]

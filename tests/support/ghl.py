@@ -87,8 +87,13 @@ class Sandbox:
     async def faults(self, **faults: Any) -> None:
         await self._post("/_sandbox/faults", faults)
 
-    async def limits(self, **limits: int) -> None:
+    async def limits(self, **limits: int | str | bool) -> None:
+        """Every location's limits, or with ``location=`` one location's (or token's)."""
         await self._post("/_sandbox/limits", limits)
+
+    async def accepted(self) -> dict[str, list[float]]:
+        """Arrival times (epoch s) of the requests let through, per location (or token)."""
+        return dict((await self._get("/_sandbox/requests"))["by_location"])
 
     async def revoke(self, token: str) -> None:
         await self._post("/_sandbox/revoke", {"token": token})
