@@ -194,6 +194,12 @@ class Settings(BaseSettings):
     ghl_client_secret: SecretStr | None = Field(
         default=None, description="The GHL Marketplace app's OAuth client secret; never logged."
     )
+    ghl_token_refresh_margin_seconds: float = Field(
+        default=600,
+        ge=1,
+        le=43_200,
+        description="OAuth access tokens are refreshed this long before they expire (GHL's last a day).",
+    )
     crm_waiting_check_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -218,6 +218,17 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         ]
         return answer({"opportunities": found, "meta": {"total": len(found)}}, 200, gated)
 
+    @app.post("/oauth/token")
+    async def oauth_token(request: Request) -> JSONResponse:
+        """GHL's token endpoint (no Bearer, not under a location's limits): the refresh grant."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        form = _parsed(await request.body(), kind)
+        problem = spec.check_request(request.state.operation, dict(request.headers), {}, form, kind)
+        if problem is not None:
+            return JSONResponse(problem.body(), problem.status)
+        status, body = sandbox.refresh(form)
+        return JSONResponse(body, status)
+
     @app.get("/locations/{location_id}/customFields")
     async def custom_fields(location_id: str, request: Request) -> JSONResponse:
         gated = await gate(request)
@@ -288,6 +299,16 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         else:
             sandbox.expired.discard(token)
         return {"token_locations": len(sandbox.token_locations)}
+
+    @app.post("/_sandbox/oauth")
+    async def oauth(body: Body) -> Body:
+        """A Marketplace app and an installation: ``{"client_id", "client_secret", "location_id",
+        "expires_in", "scopes"?}`` registers the client, sets the lifetime of the access tokens
+        its refreshes give (``refresh_expires_in``, default a day) and returns a first pair."""
+        sandbox.oauth_clients[str(body["client_id"])] = str(body["client_secret"])
+        sandbox.oauth_expires_in = float(body.get("refresh_expires_in", 86_399))
+        scopes = {str(s) for s in body["scopes"]} if body.get("scopes") else None
+        return sandbox.mint(str(body["location_id"]), float(body.get("expires_in", 86_399)), scopes)
 
     @app.post("/_sandbox/custom_fields")
     async def set_custom_fields(body: Body) -> Body:

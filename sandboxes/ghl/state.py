@@ -124,6 +124,11 @@ class SandboxState:
         self.token_locations: dict[str, str] = {}
         #: Contact custom fields per location, as GET /locations/{id}/customFields lists them.
         self.custom_fields: dict[str, list[dict[str, Any]]] = {}
+        #: OAuth: client id -> secret, refresh token -> (location, scopes), access token expiry.
+        self.oauth_clients: dict[str, str] = {}
+        self.refresh_tokens: dict[str, tuple[str, set[str] | None]] = {}
+        self.access_expiry: dict[str, float] = {}
+        self.oauth_expires_in: float = 86_399
         #: Limits of some locations (keyed like the windows: location, else token).
         self.location_limits: dict[str, Limits] = {}
         #: Arrival (epoch seconds) of the requests let through, per location (or token).
@@ -154,6 +159,8 @@ class SandboxState:
         faults, then refuse what the spec refuses (``problem``). ``call`` ("METHOD /path") and
         ``content`` (query and body as text) let faults target some calls."""
         self.stats["requests"] += 1
+        if token and self.access_expiry.get(token, math.inf) <= time.monotonic():
+            self.expired.add(token)
         if not token or token in self.revoked or token in self.expired:
             self.stats["unauthorized"] += 1
             message = "Invalid JWT" if token not in self.expired else "Invalid token: access token is expired"
@@ -347,6 +354,41 @@ class SandboxState:
             for c in contact.customFields
         ]
         return out
+
+    # --- OAuth (a Marketplace app's tokens) -------------------------------------------------------
+    def mint(self, location_id: str, expires_in: float, scopes: set[str] | None = None) -> dict[str, Any]:
+        """A new access token (expiring in ``expires_in`` s) and refresh token for a location."""
+        access, refresh = f"at-{_new_id()}", f"rt-{_new_id()}"
+        self.token_locations[access] = location_id
+        self.access_expiry[access] = time.monotonic() + expires_in
+        self.refresh_tokens[refresh] = (location_id, scopes)
+        if scopes is not None:
+            self.scopes[access] = set(scopes)
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": int(expires_in),
+            "refresh_token": refresh,
+            "scope": " ".join(sorted(scopes or ())),
+            "userType": "Location",
+            "locationId": location_id,
+            "userId": "sandbox-user",
+        }
+
+    def refresh(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """POST /oauth/token with grant_type=refresh_token: GHL's answer (status, body). A
+        refresh token is single use: the answer carries its replacement."""
+        client = self.oauth_clients.get(form.get("client_id", ""))
+        if client is None or client != form.get("client_secret"):
+            return 401, {"statusCode": 401, "message": "Invalid client credentials", "error": "Unauthorized"}
+        if form.get("grant_type") != "refresh_token":
+            return 400, {"statusCode": 400, "message": "Unsupported grant type"}
+        grant = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
+        if grant is None:
+            self.stats["oauth_refused"] += 1
+            return 400, {"statusCode": 400, "message": "Invalid grant: refresh token is invalid"}
+        self.stats["oauth_refreshes"] += 1
+        return 200, self.mint(grant[0], self.oauth_expires_in, grant[1])
 
     # --- custom fields ------------------------------------------------------------------------
     def define_custom_fields(self, location_id: str, defined: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from jorge_runtime.metrics import EXTERNAL_UP, GHL_RATE_LIMITED, GHL_REQUEST_DURATION, GHL_REQUESTS
 from services.crm_sync.budget import GhlBudget, Priority
+from services.crm_sync.credential_store import RefreshedToken, RefreshRefused
 
 API_VERSION = "2021-07-28"
 # Connection resets: worth an immediate second try. Only a failed connect proves the request
@@ -335,6 +336,44 @@ class GhlClient:
         )
         listed = answer.body.get("customFields")
         return [f for f in listed if isinstance(f, dict)] if isinstance(listed, list) else []
+
+    async def refresh_token(
+        self, client_id: str, client_secret: SecretStr, refresh_token: SecretStr
+    ) -> RefreshedToken:
+        """POST /oauth/token (oauth.json, a form): a new access token and the rotated refresh
+        token. GHL refusing it (400, 401, 422) raises RefreshRefused with GHL's message; no answer
+        or a 5xx raises GhlTransientError. Not under a location's budget (not a location call)."""
+        if self._http is None:
+            raise RuntimeError("GhlClient is not open")
+        form = {
+            "client_id": client_id,
+            "client_secret": client_secret.get_secret_value(),
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token.get_secret_value(),
+            "user_type": "Location",
+        }
+        try:
+            response = await self._http.post(
+                "/oauth/token", data=form, headers={"Accept": "application/json"}
+            )
+        except httpx.TransportError as exc:
+            GHL_REQUESTS.labels("refresh_token", "connection_error").inc()
+            raise GhlTransientError("refresh_token", None, f"no answer ({type(exc).__name__})") from None
+        status = response.status_code
+        GHL_REQUESTS.labels("refresh_token", str(status)).inc()
+        body = _json(response)
+        if status >= 500 or status in (408, 429):
+            raise GhlTransientError("refresh_token", status, _message(body))
+        if status >= 400:
+            raise RefreshRefused(f"GHL refused the refresh token: {status} {_message(body)}".strip())
+        try:
+            return RefreshedToken(
+                SecretStr(str(body["access_token"])),
+                SecretStr(str(body["refresh_token"])),
+                float(body.get("expires_in") or 86_399),
+            )
+        except KeyError:
+            raise GhlTransientError("refresh_token", status, "answer without tokens") from None
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

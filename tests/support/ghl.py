@@ -115,6 +115,11 @@ class Sandbox:
         answer = await self._post("/_sandbox/custom_fields", {"locationId": location_id, "fields": fields})
         return list(answer["customFields"])
 
+    async def oauth(self, **app: Any) -> dict[str, Any]:
+        """Register a Marketplace app (client_id, client_secret) installed on ``location_id``;
+        the first access and refresh tokens (see /_sandbox/oauth)."""
+        return dict(await self._post("/_sandbox/oauth", app))
+
     async def violations(self) -> list[str]:
         """Answers the sandbox gave that GHL's response schemas do not allow."""
         return list((await self._get("/_sandbox/violations"))["violations"])
