@@ -19,6 +19,7 @@ from jorge_runtime.kafka_security import kafka_client_options
 from jorge_runtime.settings import ConfigError, Settings
 from schemas.topics import CRM_RETRY_TOPICS, TopicNames
 from services.crm_sync.outcomes import parse_event
+from services.crm_sync.remedies import remedy
 from services.crm_sync.repository import (
     DeadLetter,
     discard_dead_letters,
@@ -116,6 +117,7 @@ def list_letters(
                 "replay_count": d.replay_count,
                 "discarded_at": d.discarded_at.isoformat() if d.discarded_at else None,
                 "discard_note": d.discard_note,
+                "remedy": remedy(d.reason),
             }
             for d in letters
         ]
@@ -128,6 +130,7 @@ def list_letters(
         closed = d.discarded_at or d.replayed_at
         when = f"  {d.status} {closed:%Y-%m-%d %H:%M}" if closed else ""
         note = f"\n        note: {d.discard_note[:150]}" if d.discard_note else ""
+        note += f"\n        do: {remedy(d.reason)}" if remedy(d.reason) and d.status == "open" else ""
         typer.echo(
             f"{d.id:>6}  {d.status:<9}  {d.created_at:%Y-%m-%d %H:%M:%S}  {d.organization_id or '-':<16} "
             f"{d.event_type or '-':<30} {d.reason:<20} attempts={d.attempts}{when}\n"

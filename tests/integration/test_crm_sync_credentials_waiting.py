@@ -149,3 +149,28 @@ async def test_a_missing_scope_is_its_own_dead_letter_naming_the_scope(
     assert row is not None and row["reason"] == "ghl_scope_missing"
     assert "opportunities.readonly" in row["detail"] and "not authorized for this scope" in row["detail"]
     assert token not in row["detail"]
+
+
+async def test_jorge_status_lists_credential_problems_with_what_to_do(
+    settings: Settings, pool: asyncpg.Pool, organization: str
+) -> None:
+    from jorge_cli.crm_status import crm_problems
+
+    assert settings.database_url
+    await pool.execute(
+        """INSERT INTO crm_waiting_events (event_id, organization_id, event_type, lane, body)
+           VALUES (gen_random_uuid(), $1, 'lead.qualified', 'hot', '{}'::bytea)""",
+        organization,
+    )
+    await pool.execute(
+        """INSERT INTO crm_dead_letters
+                  (organization_id, event_type, lane, reason, detail, attempts, headers, body)
+           VALUES ($1, 'lead.qualified', 'hot', 'ghl_scope_missing', 'missing scope contacts.write', 1,
+                   '{}'::jsonb, '{}'::bytea)""",
+        organization,
+    )
+    mine = [p for p in await crm_problems(settings.database_url) if p["organization_id"] == organization]
+    by_problem = {p["problem"]: p for p in mine}
+    assert set(by_problem) == {"ghl_scope_missing", "waiting_for_credentials"}
+    assert "jorge dlq replay --reason ghl_scope_missing" in by_problem["ghl_scope_missing"]["do"]
+    assert "jorge crm credentials set" in by_problem["waiting_for_credentials"]["do"]
