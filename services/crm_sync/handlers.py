@@ -4,7 +4,6 @@ GHL once, schedules transient failures on the delay topics and dead-letters perm
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jorge_runtime.broker import KafkaPublisher, OutgoingMessage
@@ -18,7 +17,8 @@ from schemas.sellers import ConsultationRequested, SellerAnalyzed
 from schemas.topics import CRM_LANE_HOT, CRM_LANE_STANDARD, TopicNames
 from services.crm_sync.budget import BudgetDefaults, BudgetSpent, GhlBudget, Priority
 from services.crm_sync.credential_cipher import CredentialCipher, CredentialsUnreadable
-from services.crm_sync.credential_store import CredentialStore, RefreshRefused, StoredCredentials
+from services.crm_sync.credential_store import CredentialStore
+from services.crm_sync.credentials import CredentialResolver
 from services.crm_sync.ghl_client import (
     GhlClient,
     GhlCredentials,
@@ -95,8 +95,7 @@ class SyncHandler:
         self._repository: CrmRepository | None = None
         self._failures: FailureRouter | None = None
         self._unconfigured: set[str] = set()
-        self._global_ids: dict[str, bool] = {}
-        self._refresh_failed: set[str] = set()
+        self._resolver: CredentialResolver | None = None
         self._waiting: WaitingRoom | None = None
         # Built here so a malformed CRM_CREDENTIALS_KEY stops the worker at start (ConfigError).
         self._cipher = CredentialCipher.from_setting(settings.crm_credentials_key)
@@ -124,12 +123,13 @@ class SyncHandler:
         await self._client.open()
         self._repository = CrmRepository(self._resources.pool)
         self._credential_store = CredentialStore(self._resources.pool, self._cipher)
+        self._resolver = CredentialResolver(s, self._resources.pool, self._credential_store, self._client)
         self._writer = CrmWriter(self._client, self._repository, WrittenFields(self._resources.redis))
         self._waiting = WaitingRoom(
             self._resources.pool,
             self._publisher,
             self._topics,
-            self._has_credentials,
+            self.resolver.has_credentials,
             interval_seconds=s.crm_waiting_check_seconds,
         )
         migrated = await self._credential_store.encrypt_plaintext()
@@ -154,11 +154,11 @@ class SyncHandler:
             raise RuntimeError("crm_sync handler is not open")
         return self._waiting
 
-    async def _has_credentials(self, organization_id: str) -> bool:
-        try:
-            return await self._credentials(organization_id) is not None
-        except CredentialsUnreadable:
-            return False
+    @property
+    def resolver(self) -> CredentialResolver:
+        if self._resolver is None:
+            raise RuntimeError("crm_sync handler is not open")
+        return self._resolver
 
     @property
     def repository(self) -> CrmRepository:
@@ -183,7 +183,7 @@ class SyncHandler:
             MESSAGES_PROCESSED.labels(SERVICE, event.event_type, "duplicate").inc()
             return
         try:
-            credentials = await self._credentials(event.organization_id)
+            credentials = await self.resolver.resolve(event.organization_id)
         except GhlTransientError as error:  # GHL's token endpoint did not answer: later
             await self.failures.retry(body, headers, key, lane, attempt, error, event)
             return
@@ -272,81 +272,6 @@ class SyncHandler:
         async with self._resources.pool.acquire() as conn, conn.transaction():
             await ledger.record(conn, event.event_id, [])
         MESSAGES_PROCESSED.labels(SERVICE, event.event_type, outcome).inc()
-
-    async def _credentials(self, organization_id: str) -> GhlCredentials | None:
-        """The organisation's own credentials; else the global ones if it is GHL_ORGANIZATION;
-        else None. A row still in plain text is refused (open() encrypts such rows)."""
-        s = self._settings
-        if self._credential_store is None:
-            raise RuntimeError("crm_sync handler is not open")
-        own = await self._credential_store.get(organization_id)
-        if own is not None and own.kind == "oauth":
-            own = await self._fresh(organization_id, own)
-            if own is None:
-                return None  # the refresh failed: its events wait for new credentials
-        if own is not None:
-            if not own.encrypted:
-                raise CredentialsUnreadable(
-                    "the token is stored in plain text: `jorge crm credentials rotate` encrypts it"
-                )
-            return GhlCredentials(
-                own.location_id,
-                own.token,
-                own.pipeline_id or s.ghl_pipeline_id,
-                own.stage_id or s.ghl_pipeline_stage_id,
-            )
-        if s.ghl_token is None or not s.ghl_location_id or not await self._is_global(organization_id):
-            return None
-        return GhlCredentials(s.ghl_location_id, s.ghl_token, s.ghl_pipeline_id, s.ghl_pipeline_stage_id)
-
-    async def _fresh(self, organization_id: str, own: StoredCredentials) -> StoredCredentials | None:
-        """OAuth credentials with an access token valid for at least the refresh margin, or None
-        when they cannot be refreshed (GHL refused the refresh token, or no OAuth client is
-        configured): a credential problem of this organisation, said once, its events kept."""
-        s = self._settings
-        store, client = self._credential_store, self._client
-        assert store is not None and client is not None
-        margin = timedelta(seconds=s.ghl_token_refresh_margin_seconds)
-        problem = own.refresh_error
-        if problem is None and own.expires_at is not None and own.expires_at - datetime.now(UTC) <= margin:
-            client_id, secret = s.ghl_client_id, s.ghl_client_secret
-            if not client_id or secret is None:
-                problem = "GHL_CLIENT_ID and GHL_CLIENT_SECRET are not set: OAuth tokens cannot be refreshed"
-            else:
-                try:
-                    if await store.refresh(
-                        organization_id, margin, lambda token: client.refresh_token(client_id, secret, token)
-                    ):
-                        log.info("GHL access token refreshed", extra={"organization_id": organization_id})
-                    own = await store.get(organization_id) or own
-                    problem = own.refresh_error
-                except RefreshRefused as refused:
-                    problem = str(refused)
-        if problem is None:
-            return own
-        if organization_id not in self._refresh_failed:
-            self._refresh_failed.add(organization_id)
-            log.error(
-                "the organisation's GHL OAuth token cannot be refreshed (%s); its events are kept "
-                "until `jorge crm credentials set ORG --oauth` stores a new refresh token",
-                problem,
-                extra={"organization_id": organization_id},
-            )
-        return None
-
-    async def _is_global(self, organization_id: str) -> bool:
-        """Whether GHL_ORGANIZATION names this organisation (by id, or by name)."""
-        named = self._settings.ghl_organization
-        if not named:
-            return False
-        if organization_id == named:
-            return True
-        if organization_id not in self._global_ids:
-            name = await self._resources.pool.fetchval(
-                "SELECT name FROM organizations WHERE organization_id = $1", organization_id
-            )
-            self._global_ids[organization_id] = bool(name) and str(name).casefold() == named.casefold()
-        return self._global_ids[organization_id]
 
     async def _plan(self, event: AnyEvent, body: bytes, credentials: GhlCredentials) -> CrmPlan | None:
         repo = self.repository
