@@ -232,6 +232,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "ghl_organization": org,
                     "ghl_pipeline_id": "pipeline-bench",
                     "crm_credentials_key": SecretStr(generate_key()),
+                    # Phase 3's spent location: GHL does not say when its day ends, so the budget
+                    # probes it; every 5 s here instead of 5 min, to see its reset within the run.
+                    "ghl_budget_daily_probe_ms": 5_000,
                 }
             )
             await env.create_organization(org, "Bench Realty")
