@@ -1,6 +1,6 @@
 """How close crm_sync gets to GoHighLevel's rate limit, and how fast a lead reaches the CRM.
 
-Two phases against the GHL sandbox (``python -m sandboxes.ghl``), with real crm_sync worker
+Three phases against the GHL sandbox (``python -m sandboxes.ghl``), with real crm_sync worker
 processes on the embedded stack (or the services given by KAFKA_BOOTSTRAP_SERVERS,
 DATABASE_URL, REDIS_URL):
 
