@@ -1,6 +1,6 @@
 """How close crm_sync gets to GoHighLevel's rate limit, and how fast a lead reaches the CRM.
 
-Two phases against the GHL sandbox (``python -m sandboxes.ghl``), with real crm_sync worker
+Three phases against the GHL sandbox (``python -m sandboxes.ghl``), with real crm_sync worker
 processes on the embedded stack (or the services given by KAFKA_BOOTSTRAP_SERVERS,
 DATABASE_URL, REDIS_URL):
 
@@ -14,9 +14,16 @@ DATABASE_URL, REDIS_URL):
    of the limit, and the sustained share of the allowed rate: request i + burst may arrive one
    interval after request i at the earliest, so interval / mean(t[i + burst] - t[i]) is the
    share of the limit used, whether the budget sends in bursts or evenly.
+3. Two locations side by side: the same backlog for one organisation (GHL's real figures) while
+   another organisation's location has spent its daily budget (``--spent-leads`` leads, a
+   daily limit of 12 requests whose window resets after ``--spent-reset`` seconds, no reset
+   header, as GHL documents). Printed: the busy location's share of its allowed rate and its
+   429s, as a ratio to phase 2's share (the baseline, same run), and when the spent location's
+   leads synced relative to its reset.
 
 Run from the repository root:
-    .venv/bin/python -m bench.ghl_drain [--leads 120] [--replicas 2] [--latency-leads 30] [--json]
+    .venv/bin/python -m bench.ghl_drain [--leads 120] [--replicas 2] [--latency-leads 30]
+        [--spent-leads 6] [--spent-reset 40] [--json]
 """
 
 from __future__ import annotations
@@ -103,21 +110,37 @@ def _summary(seconds: list[float]) -> dict[str, float]:
 
 
 async def drain_phase(
-    sandbox: Sandbox, settings: Settings, org: str, pool: Any, leads: int, workers: list[ServiceProcess]
+    sandbox: Sandbox,
+    settings: Settings,
+    org: str,
+    pool: Any,
+    leads: int,
+    workers: list[ServiceProcess],
+    spent: tuple[str, int, float] | None = None,
 ) -> dict[str, Any]:
-    """A backlog drained by every worker under GHL's real burst limit."""
+    """A backlog drained by every worker under GHL's real burst limit; with ``spent`` (another
+    organisation, its leads, its daily window in s) that organisation's location has a spent
+    daily budget meanwhile."""
     assert settings.kafka_bootstrap_servers
     location = f"drain-{uuid.uuid4().hex[:6]}"
-    await CredentialStore(pool, CredentialCipher.from_setting(settings.crm_credentials_key)).save(
-        org, location, SecretStr(f"token-{location}"), "pipeline-bench"
-    )
+    store = CredentialStore(pool, CredentialCipher.from_setting(settings.crm_credentials_key))
+    await store.save(org, location, SecretStr(f"token-{location}"), "pipeline-bench")
     await sandbox.limits(burst=GHL_BURST, interval_ms=GHL_INTERVAL_MS, daily=200_000)
-    before = len((await _get(sandbox, "/_sandbox/requests"))["accepted_at"])
-    limited_before = (await sandbox.stats()).get("rate_limited", 0)
+    topics = TopicNames(settings.kafka_topic_prefix)
+    spent_events: list[Any] = []
+    if spent is not None:
+        spent_org, spent_leads, reset_s = spent
+        spent_location = f"spent-{uuid.uuid4().hex[:6]}"
+        await store.save(spent_org, spent_location, SecretStr(f"token-{spent_location}"))
+        await sandbox.limits(location=f"token-{spent_location}", daily=12, daily_reset_ms=int(reset_s * 1000))
+        spent_events = [qualified_event(spent_org, n, hot=False) for n in range(spent_leads)]
+        await publish_qualified(settings.kafka_bootstrap_servers, topics, spent_events)
+    limited_before = (await sandbox.stats()).get(f"rate_limited:token-{location}", 0)
     events = [qualified_event(org, n, hot=n % 3 == 0) for n in range(leads)]
-    await publish_qualified(settings.kafka_bootstrap_servers, TopicNames(settings.kafka_topic_prefix), events)
+    await publish_qualified(settings.kafka_bootstrap_servers, topics, events)
     log(
         f"drain: {leads} leads published; {len(workers)} workers draining at {GHL_BURST}/{GHL_INTERVAL_MS} ms"
+        + (f"; {len(spent_events)} leads for a location with a spent daily budget" if spent else "")
     )
 
     async def drained() -> bool:
@@ -125,9 +148,39 @@ async def drain_phase(
         hot = sum(1 for c in contacts if c["opportunities"])
         return len(contacts) == leads and all(c["notes"] for c in contacts) and hot == (leads + 2) // 3
 
-    await wait_for(drained, 60 + leads * 4 * GHL_INTERVAL_MS / 1000 / GHL_BURST * 1.5, "the drain")
-    times = sorted((await _get(sandbox, "/_sandbox/requests"))["accepted_at"][before:])
-    limited = (await sandbox.stats()).get("rate_limited", 0) - limited_before
+    await wait_for(drained, 60 + leads * 5 * GHL_INTERVAL_MS / 1000 / GHL_BURST * 1.5, "the drain")
+    by_location = (await _get(sandbox, "/_sandbox/requests"))["by_location"]
+    times = sorted(by_location[f"token-{location}"])
+    limited = (await sandbox.stats()).get(f"rate_limited:token-{location}", 0) - limited_before
+    result = _rates(times, leads, len(workers), limited)
+    if spent is not None:
+        result["spent_location"] = await _spent_outcome(sandbox, spent_location, spent_events, spent[2])
+    return result
+
+
+async def _spent_outcome(
+    sandbox: Sandbox, location: str, events: list[Any], reset_s: float
+) -> dict[str, Any]:
+    """Wait for the spent location's leads; when they synced, relative to its first reset."""
+
+    async def synced() -> bool:
+        contacts = await sandbox.contacts(location)
+        return len(contacts) == len(events) and all(c["notes"] for c in contacts)
+
+    await wait_for(synced, 4 * reset_s + 120, "the spent location's leads")
+    times = sorted((await _get(sandbox, "/_sandbox/requests"))["by_location"][f"token-{location}"])
+    stats = await sandbox.stats()
+    return {
+        "leads": len(events),
+        "requests": len(times),
+        "daily_windows_used": int((times[-1] - times[0]) // reset_s) + 1,
+        "last_write_after_first_request_s": round(times[-1] - times[0], 1),
+        "rate_limited_429": stats.get(f"rate_limited:token-{location}", 0),
+        "contacts": len(await sandbox.contacts(location)),
+    }
+
+
+def _rates(times: list[float], leads: int, replicas: int, limited: int) -> dict[str, Any]:
     interval = GHL_INTERVAL_MS / 1000
     first, last = times[0], times[-1]
     # Request i + burst can go at the earliest one interval after request i: the mean of those
@@ -137,7 +190,7 @@ async def drain_phase(
     allowed_in_span = GHL_BURST * (int((last - first) / interval) + 1)
     return {
         "leads": leads,
-        "replicas": len(workers),
+        "replicas": replicas,
         "requests": len(times),
         "seconds": round(last - first, 2),
         "rate_limited_429": limited,
@@ -176,8 +229,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "ghl_base_url": sandbox.url,
                     "ghl_token": SecretStr(f"token-fast-{run_id}"),
                     "ghl_location_id": f"fast-{run_id}",
+                    "ghl_organization": org,
                     "ghl_pipeline_id": "pipeline-bench",
                     "crm_credentials_key": SecretStr(generate_key()),
+                    # Phase 3's spent location: GHL does not say when its day ends, so the budget
+                    # probes it; every 5 s here instead of 5 min, to see its reset within the run.
+                    "ghl_budget_daily_probe_ms": 5_000,
                 }
             )
             await env.create_organization(org, "Bench Realty")
@@ -191,7 +248,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             log("drain phase")
             await env.create_organization(f"{org}-d", "Bench Realty (drain)")
             drain = await drain_phase(sandbox, settings, f"{org}-d", pool, args.leads, workers)
-            return {"latency_unthrottled": latency, "drain_ghl_limits": drain}
+            log("two locations, one with a spent daily budget")
+            await env.create_organization(f"{org}-b", "Bench Realty (busy)")
+            await env.create_organization(f"{org}-s", "Bench Realty (spent)")
+            spent = (f"{org}-s", args.spent_leads, args.spent_reset)
+            both = await drain_phase(sandbox, settings, f"{org}-b", pool, args.leads, workers, spent)
+            both["share_vs_alone"] = round(both["share_of_allowed"] / drain["share_of_allowed"], 3)
+            return {"latency_unthrottled": latency, "drain_ghl_limits": drain, "two_locations": both}
         finally:
             for worker in workers:
                 worker.stop()
@@ -205,6 +268,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replicas", type=int, default=2, help="crm_sync workers")
     parser.add_argument("--latency-leads", type=int, default=30)
     parser.add_argument("--spacing", type=float, default=0.2, help="seconds between latency-phase leads")
+    parser.add_argument("--spent-leads", type=int, default=6, help="leads of the spent location (phase 3)")
+    parser.add_argument("--spent-reset", type=float, default=40, help="its daily window, seconds")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))
@@ -234,6 +299,20 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"  429s caused by the limit: {drain['rate_limited_429']}; "
         f"most requests in any {GHL_INTERVAL_MS // 1000} s: {drain['max_in_any_window']}"
+    )
+    both = result["two_locations"]
+    spent = both["spent_location"]
+    print(
+        f"two locations: busy {both['leads']} leads, {both['requests']} requests in {both['seconds']} s, "
+        f"share of its allowed rate {both['share_of_allowed']:.1%} = {both['share_vs_alone']:.2f} x alone, "
+        f"429s {both['rate_limited_429']}"
+    )
+    print(
+        f"  spent location (12 requests per {args.spent_reset:.0f} s day): "
+        f"{spent['contacts']}/{spent['leads']} leads synced over "
+        f"{spent['daily_windows_used']} daily windows, last write "
+        f"{spent['last_write_after_first_request_s']} s after its first request, "
+        f"429s {spent['rate_limited_429']} (its probes)"
     )
 
 

@@ -93,14 +93,25 @@ def set_credentials(
     stage_id: Annotated[
         str | None, typer.Option("--stage-id", help="Its own stage (default GHL_PIPELINE_STAGE_ID).")
     ] = None,
+    oauth: Annotated[
+        bool,
+        typer.Option(
+            "--oauth",
+            help="The token is the refresh token of a Marketplace app's installation (OAuth); crm_sync "
+            "gets access tokens with it (GHL_CLIENT_ID/GHL_CLIENT_SECRET) and stores the rotated ones.",
+        ),
+    ] = False,
 ) -> None:
-    """Create or replace an organisation's GHL location and token. crm_sync uses them on its next
-    event (no restart)."""
+    """Create or replace an organisation's GHL location and token (a Private Integration Token, or
+    with --oauth a refresh token). crm_sync uses them on its next event (no restart)."""
     settings, cipher = _settings(key=True)
     token = _read_token(token_stdin)
 
     async def work(store: CredentialStore) -> None:
-        await store.save(organization, location_id, token, pipeline_id, stage_id)
+        if oauth:
+            await store.save_oauth(organization, location_id, token, pipeline_id, stage_id)
+        else:
+            await store.save(organization, location_id, token, pipeline_id, stage_id)
 
     try:
         _with_store(cipher, settings, work)

@@ -20,6 +20,7 @@ from jorge_runtime.kafka_security import kafka_client_options
 from jorge_runtime.settings import ConfigError, Settings
 from schemas.topics import CRM_RETRY_TOPICS, TopicNames
 from services.crm_sync.outcomes import parse_event
+from services.crm_sync.remedies import remedy
 from services.crm_sync.retry_schedule import ATTEMPT_HEADER, DUE_AT_HEADER, LANE_HEADER
 
 dlq = typer.Typer(
@@ -126,6 +127,7 @@ def list_letters(
                 "replay_count": d.replay_count,
                 "discarded_at": d.discarded_at.isoformat() if d.discarded_at else None,
                 "discard_note": d.discard_note,
+                "remedy": remedy(d.reason),
             }
             for d in letters
         ]
@@ -138,6 +140,7 @@ def list_letters(
         closed = d.discarded_at or d.replayed_at
         when = f"  {d.status} {closed:%Y-%m-%d %H:%M}" if closed else ""
         note = f"\n        note: {d.discard_note[:150]}" if d.discard_note else ""
+        note += f"\n        do: {remedy(d.reason)}" if remedy(d.reason) and d.status == "open" else ""
         typer.echo(
             f"{d.id:>6}  {d.status:<9}  {d.created_at:%Y-%m-%d %H:%M:%S}  {d.consumer:<15} "
             f"{d.organization_id or '-':<16} "

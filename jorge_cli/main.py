@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Annotated, Any, NoReturn
 
+import asyncpg
 import httpx
 import typer
 
@@ -192,6 +193,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     )
     if sandbox := report["components"].get("ghl_sandbox"):
         typer.echo(f"  CRM (GHL sandbox) contacts, tags, notes: curl -s {sandbox['url']}/")
+    for problem in report.get("crm_problems", []):
+        typer.echo(
+            f"  CRM problem      {problem['problem']} for {problem['organization_id']} ({problem['count']}): "
+            f"{problem['do']}"
+        )
 
 
 def _status_report(state: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +233,18 @@ def _status_report(state: dict[str, Any]) -> dict[str, Any]:
         "started_at": state["started_at"],
         "components": components,
         "demo": state["demo"],
+        "crm_problems": _crm_problems(str(env["DATABASE_URL"])),
     }
+
+
+def _crm_problems(database_url: str) -> list[dict[str, Any]]:
+    """GHL credential problems to act on (empty when PostgreSQL cannot be asked)."""
+    from jorge_cli.crm_status import crm_problems
+
+    try:
+        return asyncio.run(crm_problems(database_url))
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return []
 
 
 def _settings() -> Settings:

@@ -165,6 +165,7 @@ def _ghl_sandbox(environment: dict[str, Any], settings: Settings) -> int | None:
             "GHL_LOCATION_ID": f"sandbox-{secrets.token_hex(4)}",
             "GHL_PIPELINE_ID": settings.ghl_pipeline_id or "sandbox-pipeline",
             "GHL_PIPELINE_STAGE_ID": settings.ghl_pipeline_stage_id or "new-lead",
+            "GHL_ORGANIZATION": DEMO_ORGANIZATION,
         }
     )
     return port

@@ -81,6 +81,11 @@ GHL_BUDGET_REMAINING = Gauge(
     ["location", "window"],
     multiprocess_mode="livemin",
 )
+CRM_WAITING_FOR_CREDENTIALS = Gauge(
+    "jorge_crm_events_waiting_for_credentials",
+    "CRM events kept for organisations without GHL credentials (synced once they have some).",
+    multiprocess_mode="livemax",
+)
 GHL_REQUEST_DURATION = Histogram(
     "jorge_ghl_request_duration_seconds", "GoHighLevel call latency.", ["operation"], buckets=API_BUCKETS
 )

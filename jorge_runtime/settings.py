@@ -213,10 +213,33 @@ class Settings(BaseSettings):
         default="https://services.leadconnectorhq.com", description="GHL API v2 base URL (or the sandbox's)."
     )
     ghl_token: SecretStr | None = Field(
-        default=None, description="Default Private Integration/OAuth token; never logged."
+        default=None,
+        description="Private Integration Token of GHL_ORGANIZATION's location (only that organisation's); "
+        "never logged.",
     )
-    ghl_location_id: str | None = Field(
-        default=None, description="Default location for organisations without credentials of their own."
+    ghl_location_id: str | None = Field(default=None, description="GHL_ORGANIZATION's GHL location.")
+    ghl_organization: str | None = Field(
+        default=None,
+        description="The one organisation (id or name) GHL_TOKEN/GHL_LOCATION_ID apply to when it has no "
+        "credentials of its own; unset: they apply to none.",
+    )
+    ghl_client_id: str | None = Field(
+        default=None, description="The GHL Marketplace app's OAuth client id (refreshes OAuth access tokens)."
+    )
+    ghl_client_secret: SecretStr | None = Field(
+        default=None, description="The GHL Marketplace app's OAuth client secret; never logged."
+    )
+    ghl_token_refresh_margin_seconds: float = Field(
+        default=600,
+        ge=1,
+        le=43_200,
+        description="OAuth access tokens are refreshed this long before they expire (GHL's last a day).",
+    )
+    crm_waiting_check_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How often crm_sync looks for credentials of organisations whose events wait for them.",
     )
     ghl_pipeline_id: str | None = Field(
         default=None, description="Pipeline of hot leads' opportunities; unset: no opportunities."
@@ -246,6 +269,13 @@ class Settings(BaseSettings):
         le=86_400_000,
         description="When GHL says a location's daily budget is spent without saying when it resets, "
         "one request probes it this often (or at the next UTC midnight, if sooner).",
+    )
+    ghl_budget_max_wait_ms: int = Field(
+        default=1_000,
+        ge=0,
+        le=60_000,
+        description="Longest wait for a location's GHL budget inside a handler; a longer one parks the "
+        "event on the delay topics (not counted as an attempt) so other organisations go on.",
     )
     crm_retry_delays_seconds: str = Field(
         default="10,60,600,3600,21600",

@@ -163,7 +163,11 @@ async def sandbox(log_dir: Path) -> AsyncIterator[Sandbox]:
     override it with GHL's real figures)."""
     sandbox = await Sandbox.start(log_dir / "ghl.log", burst=1000, interval_ms=1000)
     yield sandbox
-    sandbox.stop()
+    try:  # every request crm_sync sent fit GHL's spec, every answer the sandbox gave too
+        assert (await sandbox.stats()).get("contract_refused", 0) == 0
+        assert await sandbox.violations() == []
+    finally:
+        sandbox.stop()
 
 
 def pytest_configure(config: pytest.Config) -> None:

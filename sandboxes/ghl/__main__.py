@@ -1,5 +1,5 @@
 """``python -m sandboxes.ghl [--port N] [--burst 100] [--interval-ms 10000] [--daily 200000]
-[--daily-reset-ms 86400000] [--no-daily-reset-header]``."""
+[--daily-reset-ms 86400000] [--daily-reset-header]``."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="GoHighLevel API v2 sandbox")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
-    parser.add_argument("--burst", type=int, default=100, help="requests per window and token")
+    parser.add_argument("--burst", type=int, default=100, help="requests per window and location")
     parser.add_argument("--interval-ms", type=int, default=10_000, help="window length")
-    parser.add_argument("--daily", type=int, default=200_000, help="requests per day and token")
+    parser.add_argument("--daily", type=int, default=200_000, help="requests per day and location")
     parser.add_argument(
         "--daily-reset-ms",
         type=int,
@@ -26,10 +26,10 @@ def main() -> None:
         help="daily window length; a token's first request opens one, the first after it the next",
     )
     parser.add_argument(
-        "--no-daily-reset-header",
-        dest="daily_reset_header",
-        action="store_false",
-        help="do not send x-ratelimit-daily-reset (ms until the daily window closes)",
+        "--daily-reset-header",
+        action="store_true",
+        help="fault (reported by a user, not documented): send x-ratelimit-daily-reset, ms until the "
+        "daily window closes",
     )
     args = parser.parse_args()
     limits = Limits(

@@ -12,12 +12,15 @@ daily window and whether ``x-ratelimit-daily-reset`` is sent);
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import asdict, fields
 from typing import Any
+from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from sandboxes.ghl.contract import contract
 from sandboxes.ghl.state import Contact, Faults, Limits, SandboxState
 
 Body = dict[str, Any]
@@ -31,12 +34,19 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
     )
     app.state.sandbox = sandbox
 
+    spec = contract()
+
     async def gate(request: Request) -> JSONResponse | dict[str, str]:
         auth = request.headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         call = f"{request.method} {request.url.path}"
-        content = f"{request.url.query} {(await request.body()).decode(errors='replace')}"
-        verdict = sandbox.gate(token, request.headers.get("version"), call, content)
+        raw = await request.body()
+        content = f"{request.url.query} {raw.decode(errors='replace')}"
+        op = request.state.operation
+        kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
+        query = dict(request.query_params)
+        problem = spec.check_request(op, dict(request.headers), query, _parsed(raw, kind), kind)
+        verdict = sandbox.gate(token, call, content, scopes=op.scopes, problem=problem)
         request.state.late_ms = verdict.late_ms
         if verdict.status is not None:
             assert verdict.body is not None
@@ -47,12 +57,30 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         return verdict.headers
 
     @app.middleware("http")
-    async def answer_late(request: Request, call_next: Any) -> Any:
-        """The 'late answer' fault: the call was carried out; only its answer is delayed."""
+    async def as_the_spec_says(request: Request, call_next: Any) -> Any:
+        """A call no vendored spec describes is not GHL's: 404 as GHL's router answers it. Every
+        answer is checked against the spec's response schema (violations are recorded). The
+        'late answer' fault: the call was carried out; only its answer is delayed."""
+        path = request.url.path
+        if path.startswith("/_sandbox") or path in ("/", "/health"):
+            return await call_next(request)
+        op = spec.operation(request.method, path)
+        if op is None:
+            message = f"Cannot {request.method} {path}"
+            return JSONResponse({"statusCode": 404, "message": message, "error": "Not Found"}, 404)
+        request.state.operation = op
         response = await call_next(request)
+        body = b"".join([chunk async for chunk in response.body_iterator])
+        try:
+            answered = json.loads(body or b"null")
+            sandbox.violations.extend(spec.check_response(op, response.status_code, answered))
+        except ValueError:
+            sandbox.violations.append(f"{op.operation_id} {response.status_code}: not JSON")
+        except Exception as error:  # a spec the checker cannot read must not turn into a 500
+            sandbox.violations.append(f"{op.operation_id} {response.status_code}: unchecked ({error})")
         if late_ms := getattr(request.state, "late_ms", 0):
             await asyncio.sleep(late_ms / 1000)
-        return response
+        return Response(body, response.status_code, dict(response.headers), response.media_type)
 
     def answer(body: Body, status: int, headers: dict[str, str]) -> JSONResponse:
         return JSONResponse(body, status_code=status, headers=headers)
@@ -70,15 +98,12 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         gated = await gate(request)
         if isinstance(gated, JSONResponse):
             return gated
-        body = await request.json()
-        if not body.get("locationId"):
-            return unprocessable(gated, "locationId should not be empty")
-        contact, new = sandbox.upsert_contact(body)
+        contact, new = sandbox.upsert_contact(await request.json())
         if new and request.state.created_then_422:
             sandbox.faults.upsert_422_created = max(0, sandbox.faults.upsert_422_created - 1)
             sandbox.stats["injected_422_created"] += 1
             return unprocessable(gated, "The request could not be completed")
-        return answer({"new": new, "contact": asdict(contact), "traceId": contact.id}, 200, gated)
+        return answer({"new": new, "contact": sandbox.as_ghl(contact), "traceId": contact.id}, 200, gated)
 
     @app.get("/contacts/search/duplicate")
     async def search_duplicate(request: Request) -> JSONResponse:
@@ -87,7 +112,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             return gated
         q = request.query_params
         found = sandbox.find_duplicate(q.get("locationId", ""), q.get("email"), q.get("number"))
-        return answer({"contact": asdict(found) if found else None}, 200, gated)
+        return answer({"contact": sandbox.as_ghl(found) if found else None}, 200, gated)
 
     def contact_or_none(contact_id: str) -> Contact | None:
         return sandbox.contacts.get(contact_id)
@@ -98,7 +123,9 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         if isinstance(gated, JSONResponse):
             return gated
         contact = contact_or_none(contact_id)
-        return answer({"contact": asdict(contact)}, 200, gated) if contact else missing(gated, "Contact")
+        if contact is None:
+            return missing(gated, "Contact")
+        return answer({"contact": sandbox.as_ghl(contact)}, 200, gated)
 
     @app.put("/contacts/{contact_id}")
     async def update_contact(contact_id: str, request: Request) -> JSONResponse:
@@ -108,13 +135,9 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         contact = contact_or_none(contact_id)
         if contact is None:
             return missing(gated, "Contact")
-        body = await request.json()
-        if "locationId" in body:  # GHL's update takes no locationId and says so
-            return unprocessable(gated, "property locationId should not exist")
+        updated = sandbox.update_contact(contact, await request.json())
         # "succeded" is GHL's own spelling in this answer.
-        return answer(
-            {"succeded": True, "contact": asdict(sandbox.update_contact(contact, body))}, 200, gated
-        )
+        return answer({"succeded": True, "contact": sandbox.as_ghl(updated)}, 200, gated)
 
     @app.post("/contacts/{contact_id}/tags")
     async def add_tags(contact_id: str, request: Request) -> JSONResponse:
@@ -125,8 +148,6 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         if contact is None:
             return missing(gated, "Contact")
         body = await request.json()
-        if not isinstance(body.get("tags"), list):
-            return unprocessable(gated, "tags must be an array")
         return answer({"tags": sandbox.add_tags(contact, [str(t) for t in body["tags"]])}, 201, gated)
 
     @app.post("/contacts/{contact_id}/notes")
@@ -150,36 +171,39 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         contact = contact_or_none(contact_id)
         return answer({"notes": contact.notes}, 200, gated) if contact else missing(gated, "Contact")
 
-    def opportunity_problem(body: Body) -> str | None:
-        for name in ("pipelineId", "locationId", "name", "status", "contactId"):
-            if not body.get(name):
-                return f"{name} should not be empty"
-        if body["status"] not in ("open", "won", "lost", "abandoned"):
-            return "status must be one of open, won, lost, abandoned"
-        if body["contactId"] not in sandbox.contacts:
-            return "contact not found"
-        return None
-
     @app.post("/opportunities/")
     async def create_opportunity(request: Request) -> JSONResponse:
         gated = await gate(request)
         if isinstance(gated, JSONResponse):
             return gated
         body = await request.json()
-        if problem := opportunity_problem(body):
-            return unprocessable(gated, problem)
+        if body["contactId"] not in sandbox.contacts:
+            return unprocessable(gated, "contact not found")
         return answer({"opportunity": sandbox.create_opportunity(body)}, 201, gated)
+
+    @app.put("/opportunities/{opportunity_id}")
+    async def update_opportunity(opportunity_id: str, request: Request) -> JSONResponse:
+        gated = await gate(request)
+        if isinstance(gated, JSONResponse):
+            return gated
+        opportunity = sandbox.opportunities.get(opportunity_id)
+        if opportunity is None:
+            return missing(gated, "Opportunity")
+        updated = sandbox.update_opportunity(opportunity, await request.json())
+        return answer({"opportunity": updated}, 200, gated)
 
     @app.post("/opportunities/upsert")
     async def upsert_opportunity(request: Request) -> JSONResponse:
+        """The current spec's upsert: matched on ``id`` (no contactId; followers are users)."""
         gated = await gate(request)
         if isinstance(gated, JSONResponse):
             return gated
         body = await request.json()
-        if problem := opportunity_problem(body):
-            return unprocessable(gated, problem)
-        opportunity, new = sandbox.upsert_opportunity(body)
-        return answer({"opportunity": opportunity, "new": new}, 200 if not new else 201, gated)
+        existing = sandbox.opportunities.get(str(body.get("id", "")))
+        if existing is not None:
+            updated = sandbox.update_opportunity(existing, body)
+            return answer({"opportunity": updated, "new": False}, 200, gated)
+        return answer({"opportunity": sandbox.create_opportunity(body), "new": True}, 201, gated)
 
     @app.get("/opportunities/search")
     async def search_opportunities(request: Request) -> JSONResponse:
@@ -187,8 +211,30 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         if isinstance(gated, JSONResponse):
             return gated
         q = request.query_params
-        found = sandbox.search_opportunities(q.get("contact_id"), q.get("pipeline_id"))
+        found = [
+            o
+            for o in sandbox.search_opportunities(q.get("contact_id"), q.get("pipeline_id"))
+            if o["locationId"] == q["location_id"]
+        ]
         return answer({"opportunities": found, "meta": {"total": len(found)}}, 200, gated)
+
+    @app.post("/oauth/token")
+    async def oauth_token(request: Request) -> JSONResponse:
+        """GHL's token endpoint (no Bearer, not under a location's limits): the refresh grant."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        form = _parsed(await request.body(), kind)
+        problem = spec.check_request(request.state.operation, dict(request.headers), {}, form, kind)
+        if problem is not None:
+            return JSONResponse(problem.body(), problem.status)
+        status, body = sandbox.refresh(form)
+        return JSONResponse(body, status)
+
+    @app.get("/locations/{location_id}/customFields")
+    async def custom_fields(location_id: str, request: Request) -> JSONResponse:
+        gated = await gate(request)
+        if isinstance(gated, JSONResponse):
+            return gated
+        return answer({"customFields": sandbox.custom_fields.get(location_id, [])}, 200, gated)
 
     # --- steering and reading the sandbox (no auth, no limits) -------------------------------
     @app.get("/")
@@ -204,6 +250,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             **dict(sandbox.stats),
             "contacts": len(sandbox.contacts),
             "opportunities": len(sandbox.opportunities),
+            "contract_violations": len(sandbox.violations),
             "limits": asdict(sandbox.limits),
             "faults": asdict(sandbox.faults),
         }
@@ -211,7 +258,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
     @app.get("/_sandbox/requests")
     async def request_times() -> Body:
         """Arrival times (epoch seconds) of the requests the limits let through."""
-        return {"accepted_at": sandbox.accepted_at}
+        return {"accepted_at": sandbox.accepted_at, "by_location": sandbox.accepted_by}
 
     @app.post("/_sandbox/faults")
     async def set_faults(body: Body) -> Body:
@@ -221,17 +268,73 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
 
     @app.post("/_sandbox/limits")
     async def set_limits(body: Body) -> Body:
+        """Every location's limits, or with ``"location"`` that one location's (or token's)."""
         known = {f.name for f in fields(Limits)}
-        sandbox.limits = Limits(**{**asdict(sandbox.limits), **{k: v for k, v in body.items() if k in known}})
-        return asdict(sandbox.limits)
+        where = body.get("location")
+        base = sandbox.limits_of(str(where)) if where else sandbox.limits
+        limits = Limits(**{**asdict(base), **{k: v for k, v in body.items() if k in known}})
+        if where:
+            sandbox.location_limits[str(where)] = limits
+        else:
+            sandbox.limits = limits
+        return asdict(limits)
 
     @app.post("/_sandbox/revoke")
     async def revoke(body: Body) -> Body:
         sandbox.revoked.add(str(body["token"]))
         return {"revoked": len(sandbox.revoked)}
 
+    @app.post("/_sandbox/tokens")
+    async def tokens(body: Body) -> Body:
+        """Describe a token: ``{"token", "location_id"?, "scopes"?: [...], "expired"?: bool}``.
+        Tokens of one location share its limits; a token with ``scopes`` gets GHL's missing-scope
+        401 on calls that need another; an expired one gets GHL's expired-token 401."""
+        token = str(body["token"])
+        if body.get("location_id"):
+            sandbox.token_locations[token] = str(body["location_id"])
+        if body.get("scopes") is not None:
+            sandbox.scopes[token] = {str(s) for s in body["scopes"]}
+        if body.get("expired"):
+            sandbox.expired.add(token)
+        else:
+            sandbox.expired.discard(token)
+        return {"token_locations": len(sandbox.token_locations)}
+
+    @app.post("/_sandbox/oauth")
+    async def oauth(body: Body) -> Body:
+        """A Marketplace app and an installation: ``{"client_id", "client_secret", "location_id",
+        "expires_in", "scopes"?}`` registers the client, sets the lifetime of the access tokens
+        its refreshes give (``refresh_expires_in``, default a day) and returns a first pair."""
+        sandbox.oauth_clients[str(body["client_id"])] = str(body["client_secret"])
+        sandbox.oauth_expires_in = float(body.get("refresh_expires_in", 86_399))
+        scopes = {str(s) for s in body["scopes"]} if body.get("scopes") else None
+        return sandbox.mint(str(body["location_id"]), float(body.get("expires_in", 86_399)), scopes)
+
+    @app.post("/_sandbox/custom_fields")
+    async def set_custom_fields(body: Body) -> Body:
+        """A location's contact custom fields: ``{"locationId", "fields": [{"name", "fieldKey",
+        "dataType", "picklistOptions"?}]}``; ids are made up and returned."""
+        return {"customFields": sandbox.define_custom_fields(str(body["locationId"]), body["fields"])}
+
+    @app.get("/_sandbox/violations")
+    async def violations() -> Body:
+        """Answers of this sandbox that broke GHL's response schemas (tests expect none)."""
+        return {"violations": sandbox.violations}
+
     @app.get("/health")
     async def health() -> Body:
         return {"status": "ok", "service": "ghl-sandbox"}
 
     return app
+
+
+def _parsed(raw: bytes, kind: str) -> Any:
+    """The request body as the spec describes it: JSON, form fields, or None when empty."""
+    if not raw:
+        return None
+    if kind == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(raw.decode(errors="replace")))
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")

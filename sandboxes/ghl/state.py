@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sandboxes.ghl.contract import Problem
+
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -30,9 +32,9 @@ class Limits:
     #: Length of the daily window: a token's first request opens one, and the first request
     #: after it closes opens the next (a rolling day, not the UTC day).
     daily_reset_ms: int = 86_400_000
-    #: Send ``x-ratelimit-daily-reset`` (ms until the daily window closes); off: answers without
-    #: it, like the GHL answers its documentation describes.
-    daily_reset_header: bool = True
+    #: A fault (reported by one client, not in GHL's docs): send ``x-ratelimit-daily-reset`` (ms
+    #: until the daily window closes). Off by default, like the answers GHL documents.
+    daily_reset_header: bool = False
 
 
 @dataclass
@@ -55,6 +57,11 @@ class Faults:
     late_ms: int = 0
     late_answers: int = 0
     late_path: str = ""
+    #: Reported by users, not in the spec (GHL docs issue #64): upserts that create the contact
+    #: but answer 422 are ``upsert_422_created`` / ``rate_422_created`` above.
+    #: Reported by users (#37): with ``upsert_drops_phone``, an upsert matched by email keeps the
+    #: contact's old phone even when no other contact owns the new one.
+    upsert_drops_phone: bool = False
 
 
 @dataclass
@@ -109,6 +116,25 @@ class SandboxState:
         self.faults = faults or Faults()
         self.random = random.Random(seed)  # noqa: S311  not for security: jitter or seeded demo data
         self.revoked: set[str] = set()
+        #: Tokens answered 401 "expired" (an OAuth access token past its day).
+        self.expired: set[str] = set()
+        #: Scopes granted per token; a token not listed has every scope.
+        self.scopes: dict[str, set[str]] = {}
+        #: The location a token belongs to: limits are per location, shared by its tokens.
+        self.token_locations: dict[str, str] = {}
+        #: Contact custom fields per location, as GET /locations/{id}/customFields lists them.
+        self.custom_fields: dict[str, list[dict[str, Any]]] = {}
+        #: OAuth: client id -> secret, refresh token -> (location, scopes), access token expiry.
+        self.oauth_clients: dict[str, str] = {}
+        self.refresh_tokens: dict[str, tuple[str, set[str] | None]] = {}
+        self.access_expiry: dict[str, float] = {}
+        self.oauth_expires_in: float = 86_399
+        #: Limits of some locations (keyed like the windows: location, else token).
+        self.location_limits: dict[str, Limits] = {}
+        #: Arrival (epoch seconds) of the requests let through, per location (or token).
+        self.accepted_by: dict[str, list[float]] = {}
+        #: Answers that broke the spec's response schema (must stay empty).
+        self.violations: list[str] = []
         self.contacts: dict[str, Contact] = {}
         self.opportunities: dict[str, dict[str, Any]] = {}
         self._windows: dict[str, deque[float]] = {}
@@ -120,32 +146,53 @@ class SandboxState:
         self.accepted_at: list[float] = []
 
     # --- the gate every API call goes through ----------------------------------------------
-    def gate(self, token: str | None, version: str | None, call: str = "", content: str = "") -> Verdict:
-        """Authenticate, count against the token's limits, inject faults. ``call`` ("METHOD
-        /path") and ``content`` (query and body as text) let faults target some calls."""
+    def gate(
+        self,
+        token: str | None,
+        call: str = "",
+        content: str = "",
+        *,
+        scopes: tuple[str, ...] = (),
+        problem: Problem | None = None,
+    ) -> Verdict:
+        """Authenticate, check the token's scopes, count against the location's limits, inject
+        faults, then refuse what the spec refuses (``problem``). ``call`` ("METHOD /path") and
+        ``content`` (query and body as text) let faults target some calls."""
         self.stats["requests"] += 1
-        if not token or token in self.revoked:
+        if token and self.access_expiry.get(token, math.inf) <= time.monotonic():
+            self.expired.add(token)
+        if not token or token in self.revoked or token in self.expired:
             self.stats["unauthorized"] += 1
-            return Verdict(401, {"statusCode": 401, "message": "Invalid JWT"}, {})
-        if not version:
-            return Verdict(400, {"statusCode": 400, "message": "Version header was not found"}, {})
-        window = self._windows.setdefault(token, deque())
+            message = "Invalid JWT" if token not in self.expired else "Invalid token: access token is expired"
+            return Verdict(401, {"statusCode": 401, "message": message, "error": "Unauthorized"}, {})
+        granted = self.scopes.get(token)
+        if granted is not None and scopes and not set(scopes) & granted:
+            self.stats["unauthorized_scope"] += 1
+            message = "The token is not authorized for this scope."
+            return Verdict(401, {"statusCode": 401, "message": message, "error": "Unauthorized"}, {})
+        if problem is not None and problem.status == 400:
+            self.stats["contract_refused"] += 1
+            return Verdict(400, problem.body(), {})
+        # Limits are per app per location: every token of the location shares them.
+        key = self.token_locations.get(token, token)
+        window = self._windows.setdefault(key, deque())
         now = time.monotonic()
-        horizon = now - self.limits.interval_ms / 1000
+        limits = self.limits_of(key)
+        horizon = now - limits.interval_ms / 1000
         while window and window[0] <= horizon:
             window.popleft()
-        if now >= self._daily_end.get(token, now):
-            self._daily[token] = 0
-            self._daily_end[token] = now + self.limits.daily_reset_ms / 1000
-        if len(window) >= self.limits.burst or self._daily[token] >= self.limits.daily:
+        if now >= self._daily_end.get(key, now):
+            self._daily[key] = 0
+            self._daily_end[key] = now + limits.daily_reset_ms / 1000
+        if len(window) >= limits.burst or self._daily[key] >= limits.daily:
             self.stats["rate_limited"] += 1
-            return Verdict(
-                429, {"statusCode": 429, "message": "Too Many Requests"}, self._headers(token, now)
-            )
+            self.stats[f"rate_limited:{key}"] += 1
+            return Verdict(429, {"statusCode": 429, "message": "Too Many Requests"}, self._headers(key, now))
         window.append(now)
-        self._daily[token] += 1
+        self._daily[key] += 1
         self.accepted_at.append(time.time())
-        headers = self._headers(token, now)
+        self.accepted_by.setdefault(key, []).append(time.time())
+        headers = self._headers(key, now)
         faults = self.faults
         if faults.storm_429 > 0 or (faults.rate_429 and self.random.random() < faults.rate_429):
             faults.storm_429 = max(0, faults.storm_429 - 1)
@@ -169,18 +216,26 @@ class SandboxState:
         created_then_422 = faults.upsert_422_created > 0 or (
             faults.rate_422_created > 0 and self.random.random() < faults.rate_422_created
         )
+        if problem is not None:
+            self.stats["contract_refused"] += 1
+            return Verdict(problem.status, problem.body(), headers)
         return Verdict(None, None, headers, delay_ms=delay, created_then_422=created_then_422, late_ms=late)
 
+    def limits_of(self, key: str) -> Limits:
+        """The limits of a location (or of a token without a known location)."""
+        return self.location_limits.get(key, self.limits)
+
     def _headers(self, token: str, now: float) -> dict[str, str]:
-        remaining = max(0, self.limits.burst - len(self._windows.get(token, ())))
+        limits = self.limits_of(token)
+        remaining = max(0, limits.burst - len(self._windows.get(token, ())))
         headers = {
-            "x-ratelimit-max": str(self.limits.burst),
+            "x-ratelimit-max": str(limits.burst),
             "x-ratelimit-remaining": str(remaining),
-            "x-ratelimit-interval-milliseconds": str(self.limits.interval_ms),
-            "x-ratelimit-limit-daily": str(self.limits.daily),
-            "x-ratelimit-daily-remaining": str(max(0, self.limits.daily - self._daily[token])),
+            "x-ratelimit-interval-milliseconds": str(limits.interval_ms),
+            "x-ratelimit-limit-daily": str(limits.daily),
+            "x-ratelimit-daily-remaining": str(max(0, limits.daily - self._daily[token])),
         }
-        if self.limits.daily_reset_header:
+        if limits.daily_reset_header:
             # Rounded up: a client resuming after this many ms finds the window closed. Rounded
             # to a microsecond first, so float error (100.00000000001 ms) does not add a whole ms.
             left_ms = math.ceil(round((self._daily_end[token] - now) * 1000, 3))
@@ -207,8 +262,8 @@ class SandboxState:
         for name in CONTACT_FIELDS:
             if body.get(name) is None:
                 continue
-            if name == "phone" and existing and existing.phone and body.get("email"):
-                continue  # matched by email: GHL silently keeps the old phone
+            if name == "phone" and existing and self._phone_kept(existing, body):
+                continue  # GHL silently keeps the old phone (see _phone_kept)
             setattr(contact, name, body[name])
         if "tags" in body:
             contact.tags = list(dict.fromkeys(body["tags"] or []))
@@ -217,6 +272,18 @@ class SandboxState:
         self.contacts[contact.id] = contact
         self.stats["contacts_created" if existing is None else "contacts_updated"] += 1
         return contact, existing is None
+
+    def _phone_kept(self, existing: Contact, body: dict[str, Any]) -> bool:
+        """GHL ignores the second identifier when it belongs to another contact (the spec's own
+        words); the ``upsert_drops_phone`` fault drops it whenever the email matched (#37)."""
+        if existing.phone == body.get("phone") or not body.get("email"):
+            return False
+        if self.faults.upsert_drops_phone and existing.phone:
+            return True
+        return any(
+            c.phone == body["phone"] and c.id != existing.id and c.locationId == existing.locationId
+            for c in self.contacts.values()
+        )
 
     def update_contact(self, contact: Contact, body: dict[str, Any]) -> Contact:
         """PUT /contacts/{id}: the fields given; ``tags`` replace; custom fields merge by id/key."""
@@ -237,13 +304,9 @@ class SandboxState:
         return contact.tags
 
     def add_note(self, contact: Contact, body: str, user_id: str | None) -> dict[str, Any]:
-        note = {
-            "id": _new_id(),
-            "body": body,
-            "userId": user_id,
-            "contactId": contact.id,
-            "dateAdded": _now_iso(),
-        }
+        note = {"id": _new_id(), "body": body, "contactId": contact.id, "dateAdded": _now_iso()}
+        if user_id:
+            note["userId"] = user_id
         contact.notes.append(note)
         self.stats["notes_created"] += 1
         return note
@@ -252,39 +315,100 @@ class SandboxState:
     def create_opportunity(self, body: dict[str, Any]) -> dict[str, Any]:
         opportunity = {
             "id": _new_id(),
-            "name": body["name"],
+            "name": body.get("name"),
             "pipelineId": body["pipelineId"],
             "pipelineStageId": body.get("pipelineStageId"),
-            "status": body["status"],
+            "status": body.get("status", "open"),
             "monetaryValue": body.get("monetaryValue"),
-            "contactId": body["contactId"],
+            "contactId": body.get("contactId"),
             "locationId": body["locationId"],
             "createdAt": _now_iso(),
         }
+        opportunity = {k: v for k, v in opportunity.items() if v is not None}
         self.opportunities[opportunity["id"]] = opportunity
         self.stats["opportunities_created"] += 1
         return opportunity
 
-    def upsert_opportunity(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Matched by contact and pipeline, like GHL's opportunity upsert."""
-        for opportunity in self.opportunities.values():
-            if (
-                opportunity["contactId"] == body["contactId"]
-                and opportunity["pipelineId"] == body["pipelineId"]
-            ):
-                for name in ("name", "pipelineStageId", "status", "monetaryValue"):
-                    if body.get(name) is not None:
-                        opportunity[name] = body[name]
-                return opportunity, False
-        return self.create_opportunity(body), True
+    def update_opportunity(self, opportunity: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """PUT /opportunities/{id} (and the upsert matched on ``id``): the fields given."""
+        for name in ("name", "pipelineId", "pipelineStageId", "status", "monetaryValue", "assignedTo"):
+            if body.get(name) is not None:
+                opportunity[name] = body[name]
+        opportunity["updatedAt"] = _now_iso()
+        self.stats["opportunities_updated"] += 1
+        return opportunity
 
     def search_opportunities(self, contact_id: str | None, pipeline_id: str | None) -> list[dict[str, Any]]:
         return [
             o
             for o in self.opportunities.values()
-            if (contact_id is None or o["contactId"] == contact_id)
+            if (contact_id is None or o.get("contactId") == contact_id)
             and (pipeline_id is None or o["pipelineId"] == pipeline_id)
         ]
+
+    def as_ghl(self, contact: Contact) -> dict[str, Any]:
+        """The contact as GHL answers it: no nulls, custom fields as ``{id, value}``, no notes."""
+        out = {k: v for k, v in asdict(contact).items() if v is not None and k != "notes"}
+        out["customFields"] = [
+            {"id": str(c.get("id") or c.get("key")), "value": c.get("field_value", c.get("value"))}
+            for c in contact.customFields
+        ]
+        return out
+
+    # --- OAuth (a Marketplace app's tokens) -------------------------------------------------------
+    def mint(self, location_id: str, expires_in: float, scopes: set[str] | None = None) -> dict[str, Any]:
+        """A new access token (expiring in ``expires_in`` s) and refresh token for a location."""
+        access, refresh = f"at-{_new_id()}", f"rt-{_new_id()}"
+        self.token_locations[access] = location_id
+        self.access_expiry[access] = time.monotonic() + expires_in
+        self.refresh_tokens[refresh] = (location_id, scopes)
+        if scopes is not None:
+            self.scopes[access] = set(scopes)
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": int(expires_in),
+            "refresh_token": refresh,
+            "scope": " ".join(sorted(scopes or ())),
+            "userType": "Location",
+            "locationId": location_id,
+            "userId": "sandbox-user",
+        }
+
+    def refresh(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """POST /oauth/token with grant_type=refresh_token: GHL's answer (status, body). A
+        refresh token is single use: the answer carries its replacement."""
+        client = self.oauth_clients.get(form.get("client_id", ""))
+        if client is None or client != form.get("client_secret"):
+            return 401, {"statusCode": 401, "message": "Invalid client credentials", "error": "Unauthorized"}
+        if form.get("grant_type") != "refresh_token":
+            return 400, {"statusCode": 400, "message": "Unsupported grant type"}
+        grant = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
+        if grant is None:
+            self.stats["oauth_refused"] += 1
+            return 400, {"statusCode": 400, "message": "Invalid grant: refresh token is invalid"}
+        self.stats["oauth_refreshes"] += 1
+        return 200, self.mint(grant[0], self.oauth_expires_in, grant[1])
+
+    # --- custom fields ------------------------------------------------------------------------
+    def define_custom_fields(self, location_id: str, defined: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Set a location's contact custom fields as GHL lists them (ids made up here)."""
+        out = []
+        for position, spec in enumerate(defined):
+            entry = {
+                "id": _new_id(),
+                "name": str(spec["name"]),
+                "fieldKey": str(spec["fieldKey"]),
+                "dataType": str(spec.get("dataType", "TEXT")),
+                "position": position,
+                "locationId": location_id,
+                "model": "contact",
+            }
+            if spec.get("picklistOptions"):
+                entry["picklistOptions"] = [str(o) for o in spec["picklistOptions"]]
+            out.append(entry)
+        self.custom_fields[location_id] = out
+        return out
 
     # --- the listing a new user reads ----------------------------------------------------------
     def listing(self, location_id: str | None = None) -> list[dict[str, Any]]:

@@ -208,6 +208,16 @@ class BudgetDefaults:
     daily_probe_ms: int = 300_000
 
 
+class BudgetSpent(Exception):
+    """The location's budget frees up only after ``wait_ms``, longer than a caller may wait:
+    the event is parked (delay topics) instead of holding its partition, lock and connection."""
+
+    def __init__(self, location: str, wait_ms: int) -> None:
+        super().__init__(f"GHL budget of the location spent for {wait_ms} ms")
+        self.location = location
+        self.wait_ms = wait_ms
+
+
 class GhlBudget:
     """Acquire before every GHL call; observe every answer."""
 
@@ -230,10 +240,13 @@ class GhlBudget:
         # The hash tag keeps one location's keys on one cluster slot.
         return f"{self._key_prefix}ghl:{{{location}}}:"
 
-    async def acquire(self, location: str, priority: Priority = "standard") -> int:
+    async def acquire(
+        self, location: str, priority: Priority = "standard", *, max_wait_ms: int | None = None
+    ) -> int:
         """Wait until one request to ``location`` fits the shared budget, then count it.
 
         Returns the grant time (ms, Redis clock), to pass to :meth:`observe` with the answer.
+        With ``max_wait_ms``, a wait longer than that raises BudgetSpent at once instead.
         """
         d = self._defaults
         waiter = uuid.uuid4().hex
@@ -255,6 +268,10 @@ class GhlBudget:
                 GHL_BUDGET_REMAINING.labels(location, "burst").set(int(burst_left))
                 GHL_BUDGET_REMAINING.labels(location, "daily").set(int(daily_left))
                 return int(granted_at)
+            if max_wait_ms is not None and int(wait_ms) > max_wait_ms:
+                if priority == "hot":  # no longer waiting: standard requests need not yield to it
+                    await self._redis.zrem(f"{self._key(location)}hot", waiter)
+                raise BudgetSpent(location, int(wait_ms))
             # Poll at least every max_poll seconds (hot waiters refresh their place), with jitter
             # so that replicas woken by the same expiry do not all ask in the same millisecond.
             await asyncio.sleep(min(int(wait_ms) / 1000, self._max_poll) + random.uniform(0, 0.005))  # noqa: S311  not for security: jitter or seeded demo data

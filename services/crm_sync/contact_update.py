@@ -64,3 +64,21 @@ def contact_update(plan: CrmPlan, written: Mapping[str, str], at_ms: int) -> Con
     if custom:
         body["customFields"] = custom
     return ContactUpdate(body, written_entries(changed, at_ms))
+
+
+def adopt_existing(plan: CrmPlan, existing: Mapping[str, Any], at_ms: int) -> ContactUpdate:
+    """A contact GHL already had (found by email or phone, not through our mapping): only the
+    fields it lacks are written (a name a salesperson typed stays; ``source`` is never sent);
+    custom fields, which only we write, are written as for any update."""
+    blank = {
+        name: value
+        for name, value in plan_fields(plan).items()
+        if name.startswith(CUSTOM_PREFIX) or not existing.get(name)
+    }
+    if "name" in blank and (existing.get("firstName") or existing.get("lastName")):
+        blank = {k: v for k, v in blank.items() if k not in ("name", "firstName", "lastName")}
+    body = {name: value for name, value in blank.items() if not name.startswith(CUSTOM_PREFIX)}
+    custom = [value for name, value in blank.items() if name.startswith(CUSTOM_PREFIX)]
+    if custom:
+        body["customFields"] = custom
+    return ContactUpdate(body, written_entries(blank, at_ms))

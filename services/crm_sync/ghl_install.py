@@ -50,10 +50,13 @@ class GhlSync:
         await self.handler.open()
 
     async def start(self) -> None:
-        """Start the intake, lane and delay-queue consumers in the background, in parallel."""
+        """Start the intake, lane and delay-queue consumers in the background, in parallel, and
+        the release of events waiting for credentials."""
         self.consumers.start()
+        self.handler.waiting.start()
 
     async def stop(self) -> None:
+        await self.handler.waiting.stop()
         await self.consumers.stop()
 
     async def close(self) -> None:

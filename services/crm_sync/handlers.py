@@ -16,12 +16,14 @@ from schemas.buyers import BuyerMatched
 from schemas.leads import LeadQualified
 from schemas.sellers import ConsultationRequested, SellerAnalyzed
 from schemas.topics import CRM_LANE_HOT, CRM_LANE_STANDARD, TopicNames
-from services.crm_sync.budget import BudgetDefaults, GhlBudget, Priority
+from services.crm_sync.budget import BudgetDefaults, BudgetSpent, GhlBudget, Priority
 from services.crm_sync.credential_store import CredentialStore
+from services.crm_sync.credentials import CredentialResolver
 from services.crm_sync.ghl_client import (
     GhlClient,
     GhlCredentials,
     GhlRejectedError,
+    GhlScopeError,
     GhlTransientError,
     GhlUnauthorizedError,
 )
@@ -38,6 +40,7 @@ from services.crm_sync.outcomes import SERVICE, AnyEvent, FailureRouter
 from services.crm_sync.repository import CrmRepository, PersonBusy
 from services.crm_sync.retry_schedule import LANE_HEADER, parse_delays
 from services.crm_sync.sync import CrmWriter, NoContactDetails
+from services.crm_sync.waiting import WaitingRoom
 from services.crm_sync.written_fields import WrittenFields
 
 log = logging.getLogger(__name__)
@@ -92,7 +95,8 @@ class SyncHandler:
         self._repository: CrmRepository | None = None
         self._failures: FailureRouter | None = None
         self._unconfigured: set[str] = set()
-        self._plaintext_warned: set[str] = set()
+        self._resolver: CredentialResolver | None = None
+        self._waiting: WaitingRoom | None = None
         # Built here so a malformed CRM_CREDENTIALS_KEY stops the worker at start (ConfigError).
         self._cipher = CredentialCipher.from_setting(settings.crm_credentials_key)
         self._credential_store: CredentialStore | None = None
@@ -110,11 +114,27 @@ class SyncHandler:
                 s.ghl_budget_daily_probe_ms,
             ),
         )
-        self._client = GhlClient(s.ghl_base_url, budget, timeout_seconds=s.ghl_timeout_seconds)
+        self._client = GhlClient(
+            s.ghl_base_url,
+            budget,
+            timeout_seconds=s.ghl_timeout_seconds,
+            max_wait_ms=s.ghl_budget_max_wait_ms,
+        )
         await self._client.open()
         self._repository = CrmRepository(self._resources.pool)
         self._credential_store = CredentialStore(self._resources.pool, self._cipher)
+        self._resolver = CredentialResolver(s, self._resources.pool, self._credential_store, self._client)
         self._writer = CrmWriter(self._client, self._repository, WrittenFields(self._resources.redis))
+        self._waiting = WaitingRoom(
+            self._resources.pool,
+            self._publisher,
+            self._topics,
+            self.resolver.has_credentials,
+            interval_seconds=s.crm_waiting_check_seconds,
+        )
+        migrated = await self._credential_store.encrypt_plaintext()
+        if migrated:
+            log.warning("GHL tokens stored in plain text were encrypted", extra={"organizations": migrated})
         self._failures = FailureRouter(
             pool=self._resources.pool,
             repository=self._repository,
@@ -127,6 +147,18 @@ class SyncHandler:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+    @property
+    def waiting(self) -> WaitingRoom:
+        if self._waiting is None:
+            raise RuntimeError("crm_sync handler is not open")
+        return self._waiting
+
+    @property
+    def resolver(self) -> CredentialResolver:
+        if self._resolver is None:
+            raise RuntimeError("crm_sync handler is not open")
+        return self._resolver
 
     @property
     def repository(self) -> CrmRepository:
@@ -151,7 +183,10 @@ class SyncHandler:
             MESSAGES_PROCESSED.labels(SERVICE, event.event_type, "duplicate").inc()
             return
         try:
-            credentials = await self._credentials(event.organization_id)
+            credentials = await self.resolver.resolve(event.organization_id)
+        except GhlTransientError as error:  # GHL's token endpoint did not answer: later
+            await self.failures.retry(body, headers, key, lane, attempt, error, event)
+            return
         except CredentialsUnreadable as error:
             # A configuration problem of this organisation: keep the event for a replay once fixed.
             log.error(
@@ -166,15 +201,18 @@ class SyncHandler:
             )
             return
         if credentials is None:
-            # Not the event's fault, and nothing to replay it into: say so once per organisation.
+            # Not the event's fault: kept until the organisation has credentials (waiting.py).
+            await self.waiting.park(
+                str(event.event_id), event.organization_id, event.event_type, lane, key, headers, body
+            )
             if event.organization_id not in self._unconfigured:
                 self._unconfigured.add(event.organization_id)
                 log.warning(
-                    "no GHL location and token for this organisation (crm_credentials or GHL_TOKEN); "
-                    "its events are not synced",
+                    "no GHL credentials for this organisation (`jorge crm credentials set`, or "
+                    "GHL_ORGANIZATION for the global GHL_TOKEN); its events are kept until then",
                     extra={"organization_id": event.organization_id},
                 )
-            MESSAGES_PROCESSED.labels(SERVICE, event.event_type, "skipped").inc()
+            MESSAGES_PROCESSED.labels(SERVICE, event.event_type, "waiting").inc()
             return
         outcome = "ok"
         try:
@@ -199,8 +237,22 @@ class SyncHandler:
                 )
         except NoContactDetails:
             outcome = "skipped"
+        except BudgetSpent as spent:
+            await self.failures.park(body, headers, key, lane, attempt, spent.wait_ms, event)
+            return
         except (GhlTransientError, PersonBusy) as error:
             await self.failures.retry(body, headers, key, lane, attempt, error, event)
+            return
+        except GhlScopeError as error:
+            log.error(
+                "the organisation's GHL token lacks a scope (%s); grant it to the app or token, then "
+                "`jorge dlq replay --reason ghl_scope_missing`",
+                error.scope,
+                extra={"organization_id": event.organization_id, "location_id": credentials.location_id},
+            )
+            await self.failures.dead_letter(
+                body, headers, key, lane, attempt, "ghl_scope_missing", str(error), event=event
+            )
             return
         except GhlUnauthorizedError as error:
             log.error(
@@ -220,29 +272,6 @@ class SyncHandler:
         async with self._resources.pool.acquire() as conn, conn.transaction():
             await ledger.record(conn, event.event_id, [])
         MESSAGES_PROCESSED.labels(SERVICE, event.event_type, outcome).inc()
-
-    async def _credentials(self, organization_id: str) -> GhlCredentials | None:
-        s = self._settings
-        if self._credential_store is None:
-            raise RuntimeError("crm_sync handler is not open")
-        own = await self._credential_store.get(organization_id)
-        if own is not None:
-            if not own.encrypted and organization_id not in self._plaintext_warned:
-                self._plaintext_warned.add(organization_id)
-                log.warning(
-                    "the organisation's GHL token is stored in plain text (from before encryption); "
-                    "`jorge crm credentials rotate` encrypts it",
-                    extra={"organization_id": organization_id},
-                )
-            return GhlCredentials(
-                own.location_id,
-                own.token,
-                own.pipeline_id or s.ghl_pipeline_id,
-                own.stage_id or s.ghl_pipeline_stage_id,
-            )
-        if s.ghl_token is None or not s.ghl_location_id:
-            return None
-        return GhlCredentials(s.ghl_location_id, s.ghl_token, s.ghl_pipeline_id, s.ghl_pipeline_stage_id)
 
     async def _plan(self, event: AnyEvent, body: bytes, credentials: GhlCredentials) -> CrmPlan | None:
         repo = self.repository

@@ -136,6 +136,34 @@ class FailureRouter:
             },
         )
 
+    async def park(
+        self,
+        body: bytes,
+        headers: dict[str, str],
+        key: str | None,
+        lane: Priority,
+        attempt: int,
+        wait_ms: int,
+        event: AnyEvent,
+    ) -> None:
+        """The location's budget is spent for ``wait_ms``: send the event to the delay topic with
+        the longest delay not past that (it parks again if it comes back early), keeping its
+        attempt number: waiting for GHL's budget is not a failure."""
+        tier = max(
+            [0, *(i for i, d in enumerate(self._delays[: len(CRM_RETRY_TOPICS)]) if d * 1000 <= wait_ms)]
+        )
+        delay = self._delays[tier]
+        parked_headers = {
+            **headers,
+            ATTEMPT_HEADER: str(attempt),
+            DUE_AT_HEADER: str(int((time.time() + delay) * 1000)),
+            LANE_HEADER: lane,
+            LAST_ERROR_HEADER: f"GHL budget spent for {wait_ms} ms",
+        }
+        topic = self._topics(CRM_RETRY_TOPICS[tier])
+        await self._publisher.publish(OutgoingMessage(str(event.event_id), topic, key, body, parked_headers))
+        MESSAGES_PROCESSED.labels(SERVICE, event.event_type, "parked").inc()
+
     async def dead_letter(
         self,
         body: bytes,

@@ -1,24 +1,31 @@
 """Carries out a CrmPlan against GHL so that every write happens once, whatever is retried.
 
-- The contact goes through upsert only when our mapping (person -> contact id) has none; a 422
-  is checked with GHL's duplicate search, because a 422 may still have created the contact.
+- Without our mapping (person -> contact id), GHL's duplicate search runs first: a contact GHL
+  already has gets only the fields it lacks (a name typed by a human and ``source`` are never
+  overwritten); otherwise the contact goes through upsert, and a 422 is checked with the
+  duplicate search, because a 422 may still have created the contact. A phone GHL ignored
+  (another contact owns it) is not recorded as written.
+- Custom-field keys are resolved to the location's field ids and typed values first.
   With a mapping, the fields a later event changed (email, phone, name, custom fields; never
   tags or source) go through PUT /contacts/{id} (see contact_update.py).
 - Tags go through the tags endpoint (adding is idempotent).
 - A note is 'started' in PostgreSQL before it is sent and 'done' after; a 'started' note found
   later (crash, timeout, 5xx) is looked up by its marker line before it is sent again.
-- The opportunity goes through GHL's upsert, matched by contact and pipeline.
+- The opportunity is searched by contact and pipeline, then created (``POST /opportunities/``)
+  or updated by id: a retry after a lost answer finds the one it created.
 One replica at a time works on a person (an advisory lock), so concurrent deliveries of the
 same event cannot both write a note.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from datetime import datetime
 
-from services.crm_sync.contact_update import contact_update, plan_fields, written_entries
+from services.crm_sync.contact_update import adopt_existing, contact_update, plan_fields, written_entries
+from services.crm_sync.custom_fields import CustomFieldCatalog, FieldDefinition, definitions
 from services.crm_sync.ghl_client import GhlClient, GhlCredentials, GhlRejectedError
 from services.crm_sync.mapping import CrmPlan
 from services.crm_sync.notes import marker
@@ -37,6 +44,12 @@ class CrmWriter:
         self._client = client
         self._repository = repository
         self._written = written
+        self._credentials: dict[str, GhlCredentials] = {}
+        self._fields = CustomFieldCatalog(self._load_fields)
+
+    async def _load_fields(self, location_id: str) -> list[FieldDefinition]:
+        credentials = self._credentials[location_id]
+        return definitions(await self._client.custom_fields(credentials, "standard"))
 
     async def apply(
         self,
@@ -48,6 +61,10 @@ class CrmWriter:
     ) -> str:
         """Write the plan; return the contact id. ``occurred_at`` orders contact updates."""
         at_ms = int((occurred_at.timestamp() if occurred_at else time.time()) * 1000)
+        if plan.custom_fields:
+            self._credentials[credentials.location_id] = credentials
+            resolved = await self._fields.resolve(credentials.location_id, plan.custom_fields)
+            plan = dataclasses.replace(plan, custom_fields=resolved)
         async with self._repository.person_lock(organization_id, plan.person_id):
             contact_id = await self._contact(organization_id, credentials, plan, at_ms)
             if plan.tags:
@@ -71,6 +88,17 @@ class CrmWriter:
             return known
         if not plan.contact.reachable:
             raise NoContactDetails(plan.person_id)
+        email, phone = plan.contact.email, plan.contact.phone
+        existing = await self._client.duplicate_contact(credentials, email, phone, plan.priority)
+        if existing is not None:
+            contact_id = await repo.save_contact(
+                organization_id, location, plan.person_id, str(existing["id"])
+            )
+            adopted = adopt_existing(plan, existing, at_ms)
+            if adopted.body:
+                await self._client.update_contact(credentials, contact_id, adopted.body, plan.priority)
+            await self._written.record(location, contact_id, adopted.written)
+            return contact_id
         fields = dict(plan.contact_fields)
         if plan.custom_fields:
             fields["customFields"] = list(plan.custom_fields)
@@ -85,7 +113,11 @@ class CrmWriter:
         else:
             contact_id = str(answer.body["contact"]["id"])
         contact_id = await repo.save_contact(organization_id, location, plan.person_id, contact_id)
-        await self._written.record(location, contact_id, written_entries(plan_fields(plan), at_ms))
+        written = plan_fields(plan)
+        kept_phone = (answer.body.get("contact") or {}).get("phone") if answer.status != 422 else None
+        if "phone" in written and kept_phone != written["phone"]:
+            del written["phone"]  # GHL ignored it (another contact owns it): not ours to claim
+        await self._written.record(location, contact_id, written_entries(written, at_ms))
         return contact_id
 
     async def _tags(
@@ -123,15 +155,28 @@ class CrmWriter:
         status = await self._repository.step_status(event_id, "opportunity")
         if status and status[0] == "done":
             return
+        pipeline = credentials.pipeline_id
+        client = self._client
+        found = await client.find_opportunity(credentials, contact_id, pipeline, plan.priority)
+        value = plan.opportunity.monetary_value
+        if found is not None:
+            # The contact's opportunity in this pipeline exists (ours from a lost answer, or a
+            # salesperson's): bring its name and value up to date, never move its stage or status.
+            update: dict[str, object] = {"name": plan.opportunity.name}
+            if value is not None:
+                update["monetaryValue"] = value
+            await client.update_opportunity(credentials, found, update, plan.priority)
+            await self._repository.finish_step(event_id, "opportunity", found)
+            return
         fields: dict[str, object] = {
-            "pipelineId": credentials.pipeline_id,
+            "pipelineId": pipeline,
             "contactId": contact_id,
             "name": plan.opportunity.name,
             "status": "open",
         }
         if credentials.stage_id:
             fields["pipelineStageId"] = credentials.stage_id
-        if plan.opportunity.monetary_value is not None:
-            fields["monetaryValue"] = plan.opportunity.monetary_value
-        opportunity_id = await self._client.upsert_opportunity(credentials, fields, plan.priority)
+        if value is not None:
+            fields["monetaryValue"] = value
+        opportunity_id = await client.create_opportunity(credentials, fields, plan.priority)
         await self._repository.finish_step(event_id, "opportunity", opportunity_id)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
-from services.crm_sync.credential_cipher import CredentialCipher, generate_key
 
 from jorge_cli.demo_catalog import load_demo_catalog
 from jorge_cli.stack import EmbeddedStack
+from jorge_runtime.credential_cipher import CredentialCipher, generate_key
 from jorge_runtime.db import create_pool, migrate
 from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import TenancyStore

@@ -42,6 +42,7 @@ def crm_settings(settings: Settings, sandbox: Sandbox, organization: str) -> Set
         update={
             "ghl_base_url": sandbox.url,
             "ghl_token": SecretStr(f"token-{organization}"),
+            "ghl_organization": organization,
             "ghl_location_id": f"loc-{organization}",
             "ghl_pipeline_id": "pipeline-buyers",
             "ghl_pipeline_stage_id": "stage-new",
@@ -244,6 +245,11 @@ async def test_a_later_event_updates_the_changed_contact_fields_and_leaves_tags_
     assert bootstrap
     location = f"loc-{organization}"
     mapped = crm_settings.model_copy(update={"ghl_custom_fields": "temperature=contact.temperature"})
+    [field] = await sandbox.custom_fields(
+        location,
+        [{"name": "Temperature", "fieldKey": "contact.temperature", "dataType": "SINGLE_OPTIONS",
+          "picklistOptions": ["Hot", "Warm", "Cold"]}],
+    )  # fmt: skip
     service = ServiceProcess.worker("crm_sync", mapped, log_dir)
     await service.start()
     try:
@@ -272,6 +278,7 @@ async def test_a_later_event_updates_the_changed_contact_fields_and_leaves_tags_
         service.stop()
     assert updated["id"] == contact["id"]
     assert updated["email"] == "seven@new.example.com" and updated["phone"] == "+19095550777"
-    assert updated["customFields"] == [{"key": "contact.temperature", "field_value": "hot"}]
+    # The key was resolved to the location's field id, the value spelled as the picklist has it.
+    assert updated["customFields"] == [{"id": field["id"], "field_value": "Hot"}]
     assert {"vip", "temperature:cold", "temperature:hot", "jorge"} <= set(updated["tags"])
     assert (await sandbox.stats())["contacts_put"] == 1

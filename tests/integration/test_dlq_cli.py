@@ -125,6 +125,7 @@ async def test_rejected_and_invalid_messages_are_dead_letters_and_only_fixed_one
         update={
             "ghl_base_url": sandbox.url,
             "ghl_token": SecretStr(f"token-{organization}"),
+            "ghl_organization": organization,
             "ghl_location_id": location,
             "crm_retry_delays_seconds": "0.2,0.5,1,1,1",
         }

@@ -145,7 +145,12 @@ async def test_a_spent_daily_budget_waits_for_ghls_reset_then_proceeds_without_a
 ) -> None:
     # Five a day, and GHL's day lasts 1.5 s from the first request: nothing like the UTC day.
     sandbox = await Sandbox.start(
-        log_dir / "ghl-daily.log", burst=20, interval_ms=1000, daily=5, daily_reset_ms=1500
+        log_dir / "ghl-daily.log",
+        burst=20,
+        interval_ms=1000,
+        daily=5,
+        daily_reset_ms=1500,
+        daily_reset_header=True,
     )
     try:
         clients = await replicas(
@@ -175,9 +180,7 @@ async def test_a_spent_daily_budget_waits_for_ghls_reset_then_proceeds_without_a
 async def test_ghl_saying_the_day_is_spent_without_a_reset_rests_the_location_until_one_probe(
     settings: Settings, redis: aioredis.Redis, log_dir: Path
 ) -> None:
-    sandbox = await Sandbox.start(
-        log_dir / "ghl-probe.log", burst=20, interval_ms=300, daily=1, daily_reset_header=False
-    )
+    sandbox = await Sandbox.start(log_dir / "ghl-probe.log", burst=20, interval_ms=300, daily=1)
     probe_ms = 2000  # long enough that a stalled CI loop never sees a second probe before the check
     [client] = await replicas(
         redis,

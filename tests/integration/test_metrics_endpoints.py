@@ -88,6 +88,7 @@ async def observed(settings: Settings, sandbox: Sandbox, organization: str, pool
             "database_pool_size": POOL_SIZE,
             "ghl_base_url": sandbox.url,
             "ghl_token": SecretStr(f"token-{organization}"),
+            "ghl_organization": organization,
             "ghl_location_id": f"location-{uuid.uuid4().hex[:8]}",  # a GHL id: a bounded label
         }
     )

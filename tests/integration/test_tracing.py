@@ -44,6 +44,7 @@ def traced(settings: Settings, collector: OtlpCollector, sandbox: Sandbox, organ
             "otel_exporter_otlp_endpoint": collector.url,
             "ghl_base_url": sandbox.url,
             "ghl_token": SecretStr(f"token-{organization}"),
+            "ghl_organization": organization,
             "ghl_location_id": f"loc-{organization}",
             "ghl_budget_burst": 1000,
             "ghl_budget_interval_ms": 1000,

@@ -37,14 +37,14 @@ class Sandbox:
         interval_ms: int,
         daily: int = 200_000,
         daily_reset_ms: int = 86_400_000,
-        daily_reset_header: bool = True,
+        daily_reset_header: bool = False,
     ) -> Sandbox:
         port = free_port()
         argv = [sys.executable, "-m", "sandboxes.ghl", "--port", str(port), "--burst", str(burst),
                 "--interval-ms", str(interval_ms), "--daily", str(daily),
                 "--daily-reset-ms", str(daily_reset_ms)]  # fmt: skip
-        if not daily_reset_header:
-            argv.append("--no-daily-reset-header")
+        if daily_reset_header:
+            argv.append("--daily-reset-header")
         with log_path.open("ab") as out:
             process = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)  # noqa: ASYNC220
         sandbox = cls(f"http://127.0.0.1:{port}", process)
@@ -87,11 +87,42 @@ class Sandbox:
     async def faults(self, **faults: Any) -> None:
         await self._post("/_sandbox/faults", faults)
 
-    async def limits(self, **limits: int) -> None:
+    async def limits(self, **limits: int | str | bool) -> None:
+        """Every location's limits, or with ``location=`` one location's (or token's)."""
         await self._post("/_sandbox/limits", limits)
+
+    async def accepted(self) -> dict[str, list[float]]:
+        """Arrival times (epoch s) of the requests let through, per location (or token)."""
+        return dict((await self._get("/_sandbox/requests"))["by_location"])
 
     async def revoke(self, token: str) -> None:
         await self._post("/_sandbox/revoke", {"token": token})
+
+    async def token(
+        self,
+        token: str,
+        *,
+        location_id: str | None = None,
+        scopes: list[str] | None = None,
+        expired: bool = False,
+    ) -> None:
+        """Describe a token: its location (limits are per location), scopes, expiry."""
+        body = {"token": token, "location_id": location_id, "scopes": scopes, "expired": expired}
+        await self._post("/_sandbox/tokens", body)
+
+    async def custom_fields(self, location_id: str, fields: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Define a location's contact custom fields; GHL's listing of them (with ids)."""
+        answer = await self._post("/_sandbox/custom_fields", {"locationId": location_id, "fields": fields})
+        return list(answer["customFields"])
+
+    async def oauth(self, **app: Any) -> dict[str, Any]:
+        """Register a Marketplace app (client_id, client_secret) installed on ``location_id``;
+        the first access and refresh tokens (see /_sandbox/oauth)."""
+        return dict(await self._post("/_sandbox/oauth", app))
+
+    async def violations(self) -> list[str]:
+        """Answers the sandbox gave that GHL's response schemas do not allow."""
+        return list((await self._get("/_sandbox/violations"))["violations"])
 
 
 def qualified_event(
