@@ -26,8 +26,7 @@ BASE = K8S / "base"
 PRODUCTION = K8S / "overlays" / "production"
 
 SETTINGS_VARIABLES = frozenset(name.upper() for name in Settings.model_fields)
-# Read by a library rather than by Settings (the Anthropic SDK reads its key itself), and crm_sync's
-# GHL app credentials, which Settings gains in a parallel change (GHL_ORGANIZATION, GHL_CLIENT_*).
+# Read by a library rather than by Settings (the Anthropic SDK reads its key itself).
 APP_EXTERNAL_VARIABLES = frozenset({"ANTHROPIC_API_KEY"})
 APP_IMAGE = "jorge-platform"
 # Variables of the infrastructure images, by compose service.
