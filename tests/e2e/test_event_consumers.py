@@ -46,7 +46,7 @@ async def test_consumer_team_reads_real_events(
     assert example.returncode == 0, example.stderr
     handled = json.loads(example.stdout.splitlines()[-1])
     assert handled["lead_id"] == HOT_BUYER["lead_id"] and handled["organization_id"] == organization
-    assert handled["intent"] == "buyer" and handled["temperature"] == "hot"
+    assert handled["intent"] == "buyer_intent" and handled["temperature"] == "hot"
 
     # `jorge events tail`: decoded, PII redacted unless asked, filtered by organisation.
     args = (

@@ -54,11 +54,17 @@ async def test_a_qualifier_dead_letter_is_replayed_once_the_bug_is_fixed(
     try:
         await send_lead(strict, organization, "lead-replay")
         [row] = await open_rows(pool, "qualifier", topics(LEAD_QUALIFICATION_REQUESTED), 1)
-        listed = json.loads(jorge(strict, tmp_path, "dlq", "list", "--consumer", "qualifier", "--json"))
+        # Scoped to this test's organisation: other tests on this database dead-letter too.
+        only_ours = ("--organization", organization)
+        listed = json.loads(
+            jorge(strict, tmp_path, "dlq", "list", "--consumer", "qualifier", *only_ours, "--json")
+        )
         assert [(d["id"], d["consumer"], d["reason"]) for d in listed] == [
             (row["id"], "qualifier", "attempts_exhausted")
         ]
-        assert "nothing to replay" in jorge(strict, tmp_path, "dlq", "replay", "--consumer", "matcher")
+        assert "nothing to replay" in jorge(
+            strict, tmp_path, "dlq", "replay", "--consumer", "matcher", *only_ours
+        )
         assert "replayed 1" in jorge(strict, tmp_path, "dlq", "replay", str(row["id"]))
         await wait_completed(pool, organization, "lead-replay")  # the "fixed" engine now qualifies it
     finally:
@@ -95,7 +101,7 @@ async def test_an_invalid_message_is_listed_and_replays_to_its_topic_with_its_ke
             "key-7",
             body,
         )
-        assert "replayed 1" in jorge(settings, tmp_path, "dlq", "replay", "--consumer", consumer)
+        assert "replayed 1" in jorge(settings, tmp_path, "dlq", "replay", str(first["id"]))
         # Still invalid: its consumer reads it again from its topic and dead-letters it anew.
         [second] = await open_rows(pool, consumer, topics(spec), 1)
         assert second["id"] != first["id"]

@@ -23,8 +23,13 @@ class _Collector(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.headers.get("Content-Encoding") == "gzip":
+        encoding = self.headers.get("Content-Encoding")
+        if encoding == "gzip":
             body = gzip.decompress(body)
+        elif encoding == "br":  # the SDK prefers brotli whenever the module is installed
+            import brotli
+
+            body = brotli.decompress(body)
         type(self).received.append(body)
         self.send_response(200)
         self.end_headers()
