@@ -67,6 +67,8 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         op = spec.operation(request.method, path)
         if op is None:
             message = f"Cannot {request.method} {path}"
+            sandbox.stats["contract_refused"] += 1
+            sandbox.refused.append(f"{request.method} {path} 404: no GHL operation")
             return JSONResponse({"statusCode": 404, "message": message, "error": "Not Found"}, 404)
         request.state.operation = op
         response = await call_next(request)
@@ -225,7 +227,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         form = _parsed(await request.body(), kind)
         problem = spec.check_request(request.state.operation, dict(request.headers), {}, form, kind)
         if problem is not None:
-            return JSONResponse(problem.body(), problem.status)
+            return JSONResponse(sandbox.refuse("POST /oauth/token", problem), problem.status)
         status, body = sandbox.refresh(form)
         return JSONResponse(body, status)
 
@@ -318,8 +320,9 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
 
     @app.get("/_sandbox/violations")
     async def violations() -> Body:
-        """Answers of this sandbox that broke GHL's response schemas (tests expect none)."""
-        return {"violations": sandbox.violations}
+        """Answers of this sandbox that broke GHL's response schemas, and requests refused
+        because GHL's spec refuses them (tests expect none of either)."""
+        return {"violations": sandbox.violations, "refused": sandbox.refused}
 
     @app.get("/health")
     async def health() -> Body:

@@ -135,6 +135,8 @@ class SandboxState:
         self.accepted_by: dict[str, list[float]] = {}
         #: Answers that broke the spec's response schema (must stay empty).
         self.violations: list[str] = []
+        #: Requests refused because GHL's spec refuses them, and why (must stay empty too).
+        self.refused: list[str] = []
         self.contacts: dict[str, Contact] = {}
         self.opportunities: dict[str, dict[str, Any]] = {}
         self._windows: dict[str, deque[float]] = {}
@@ -171,8 +173,7 @@ class SandboxState:
             message = "The token is not authorized for this scope."
             return Verdict(401, {"statusCode": 401, "message": message, "error": "Unauthorized"}, {})
         if problem is not None and problem.status == 400:
-            self.stats["contract_refused"] += 1
-            return Verdict(400, problem.body(), {})
+            return Verdict(400, self.refuse(call, problem), {})
         # Limits are per app per location: every token of the location shares them.
         key = self.token_locations.get(token, token)
         window = self._windows.setdefault(key, deque())
@@ -217,9 +218,14 @@ class SandboxState:
             faults.rate_422_created > 0 and self.random.random() < faults.rate_422_created
         )
         if problem is not None:
-            self.stats["contract_refused"] += 1
-            return Verdict(problem.status, problem.body(), headers)
+            return Verdict(problem.status, self.refuse(call, problem), headers)
         return Verdict(None, None, headers, delay_ms=delay, created_then_422=created_then_422, late_ms=late)
+
+    def refuse(self, call: str, problem: Problem) -> dict[str, Any]:
+        """Count and record a request the spec refuses; GHL's answer to it."""
+        self.stats["contract_refused"] += 1
+        self.refused.append(f"{call} {problem.status}: {'; '.join(problem.messages)}")
+        return problem.body()
 
     def limits_of(self, key: str) -> Limits:
         """The limits of a location (or of a token without a known location)."""
