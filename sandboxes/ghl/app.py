@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import asdict, fields
 from typing import Any
 from urllib.parse import parse_qsl
@@ -46,7 +47,8 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
         query = dict(request.query_params)
         problem = spec.check_request(op, dict(request.headers), query, _parsed(raw, kind), kind)
-        verdict = sandbox.gate(token, call, content, scopes=op.scopes, problem=problem)
+        arrived = request.state.arrived
+        verdict = sandbox.gate(token, call, content, scopes=op.scopes, problem=problem, arrived=arrived)
         request.state.late_ms = verdict.late_ms
         if verdict.status is not None:
             assert verdict.body is not None
@@ -61,6 +63,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         """A call no vendored spec describes is not GHL's: 404 as GHL's router answers it. Every
         answer is checked against the spec's response schema (violations are recorded). The
         'late answer' fault: the call was carried out; only its answer is delayed."""
+        request.state.arrived = time.monotonic()
         path = request.url.path
         if path.startswith("/_sandbox") or path in ("/", "/health"):
             return await call_next(request)
