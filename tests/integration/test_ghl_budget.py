@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -242,3 +243,26 @@ async def test_an_answer_from_before_ghls_reset_leaves_the_new_window_alone(
     await budget.observe(location, {**spent, "x-ratelimit-daily-reset": "60000"}, 200, after)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(budget.acquire(location), timeout=0.3)
+
+
+async def test_a_grant_that_comes_back_late_is_given_up_for_a_fresh_one(
+    settings: Settings, redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The request of a grant answered late would reach GHL late too, maybe past the margin.
+    budget = GhlBudget(redis, BudgetDefaults(margin_ms=100))
+    script = budget._acquire
+    calls = 0
+
+    async def stalled_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        answer = await script(*args, **kwargs)
+        if calls == 1:
+            await asyncio.sleep(0.2)  # the loop (or the process) stalled while the grant came back
+        return answer
+
+    monkeypatch.setattr(budget, "_acquire", stalled_once)
+    location = f"loc-{uuid.uuid4().hex[:8]}"
+    await budget.acquire(location)
+    assert calls == 2
+    assert await redis.zcard(f"ghl:{{{location}}}:log") == 2  # the stale grant stays counted
