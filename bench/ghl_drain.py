@@ -14,16 +14,20 @@ DATABASE_URL, REDIS_URL):
    of the limit, and the sustained share of the allowed rate: request i + burst may arrive one
    interval after request i at the earliest, so interval / mean(t[i + burst] - t[i]) is the
    share of the limit used, whether the budget sends in bursts or evenly.
-3. Two locations side by side: the same backlog for one organisation (GHL's real figures) while
-   another organisation's location has spent its daily budget (``--spent-leads`` leads, a
-   daily limit of 12 requests whose window resets after ``--spent-reset`` seconds, no reset
-   header, as GHL documents). Printed: the busy location's share of its allowed rate and its
-   429s, as a ratio to phase 2's share (the baseline, same run), and when the spent location's
-   leads synced relative to its reset.
+3. Two locations side by side, the issue's proof at its size: ``--busy-leads`` (500) leads for
+   one organisation (GHL's real figures) while another organisation's location has spent its
+   daily budget (``--spent-leads`` leads, a daily limit of 12 requests whose window resets
+   after ``--spent-reset`` seconds, no reset header, as GHL documents). Printed: the busy
+   location's achieved rate as a ratio to its allowed rate (and to phase 2's, the baseline of
+   the same run), its self-caused 429s, lost and duplicated leads in both locations, and how
+   many of the spent location's leads synced after its reset.
+
+Every GHL call of the run is checked against GHL's spec (``Sandbox.running``): the count of
+refused requests and out-of-spec answers is printed, and the run fails on any.
 
 Run from the repository root:
     .venv/bin/python -m bench.ghl_drain [--leads 120] [--replicas 2] [--latency-leads 30]
-        [--spent-leads 6] [--spent-reset 40] [--json]
+        [--busy-leads 500] [--spent-leads 6] [--spent-reset 40] [--json]
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from bench.environment import bench_environment, log
 from jorge_cli.service_process import ServiceProcess
 from jorge_runtime.credential_cipher import CredentialCipher, generate_key
 from jorge_runtime.settings import Settings
+from schemas.qualification import Temperature
 from schemas.topics import TopicNames
 from services.crm_sync.credential_store import CredentialStore
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event
@@ -145,17 +150,36 @@ async def drain_phase(
 
     async def drained() -> bool:
         contacts = await sandbox.contacts(location)
-        hot = sum(1 for c in contacts if c["opportunities"])
-        return len(contacts) == leads and all(c["notes"] for c in contacts) and hot == (leads + 2) // 3
+        hot = {c["email"] for c in contacts if c["opportunities"]}
+        noted = {c["email"] for c in contacts if c["notes"]}
+        return len(noted) >= leads and len(hot) >= (leads + 2) // 3
 
     await wait_for(drained, 60 + leads * 5 * GHL_INTERVAL_MS / 1000 / GHL_BURST * 1.5, "the drain")
+    await asyncio.sleep(1)  # a duplicate write still under way would show now
     by_location = (await _get(sandbox, "/_sandbox/requests"))["by_location"]
     times = sorted(by_location[f"token-{location}"])
     limited = (await sandbox.stats()).get(f"rate_limited:token-{location}", 0) - limited_before
-    result = _rates(times, leads, len(workers), limited)
+    result = _rates(times, leads, len(workers), limited) | _books(await sandbox.contacts(location), events)
     if spent is not None:
         result["spent_location"] = await _spent_outcome(sandbox, spent_location, spent_events, spent[2])
     return result
+
+
+def _books(contacts: list[dict[str, Any]], events: list[Any]) -> dict[str, int]:
+    """Lost: a lead without its contact and note (or a hot one without its opportunity).
+    Duplicated: a second contact, note or opportunity for one lead."""
+    by_email: dict[str, list[dict[str, Any]]] = {}
+    for contact in contacts:
+        by_email.setdefault(contact["email"], []).append(contact)
+    lost = duplicated = 0
+    for event in events:
+        found = by_email.get(event.payload.lead.email, [])
+        notes = sum(len(c["notes"]) for c in found)
+        opportunities = sum(len(c["opportunities"]) for c in found)
+        hot = event.payload.qualification.temperature == Temperature.HOT
+        lost += int(not found or not notes or (hot and not opportunities))
+        duplicated += max(0, len(found) - 1) + max(0, notes - 1) + max(0, opportunities - 1)
+    return {"lost": lost, "duplicated": duplicated}
 
 
 async def _spent_outcome(
@@ -170,13 +194,20 @@ async def _spent_outcome(
     await wait_for(synced, 4 * reset_s + 120, "the spent location's leads")
     times = sorted((await _get(sandbox, "/_sandbox/requests"))["by_location"][f"token-{location}"])
     stats = await sandbox.stats()
+    contacts = await sandbox.contacts(location)
+    # GHL's day starts at the location's first request: leads whose note (the last write) came
+    # after that day's end synced after the reset.
+    reset_at = times[0] + reset_s
+    after_reset = sum(1 for c in contacts if c["notes"] and _epoch(c["notes"][-1]["dateAdded"]) >= reset_at)
     return {
         "leads": len(events),
         "requests": len(times),
         "daily_windows_used": int((times[-1] - times[0]) // reset_s) + 1,
         "last_write_after_first_request_s": round(times[-1] - times[0], 1),
         "rate_limited_429": stats.get(f"rate_limited:token-{location}", 0),
-        "contacts": len(await sandbox.contacts(location)),
+        "contacts": len(contacts),
+        "synced_after_reset": after_reset,
+        **_books(contacts, events),
     }
 
 
@@ -217,11 +248,13 @@ async def _get(sandbox: Sandbox, path: str) -> Any:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    async with bench_environment(log_level="WARNING", pool_size=2) as env:
+    async with (
+        bench_environment(log_level="WARNING", pool_size=2) as env,
+        Sandbox.running(env.work_dir / "ghl.log", burst=GHL_BURST, interval_ms=GHL_INTERVAL_MS) as sandbox,
+    ):
         run_id, work, pool = env.run_id[:6], env.work_dir, env.pool
         org = f"bench-{run_id}"
         workers: list[ServiceProcess] = []
-        sandbox = await Sandbox.start(work / "ghl.log", burst=GHL_BURST, interval_ms=GHL_INTERVAL_MS)
         try:
             settings = Settings.model_validate(
                 env.settings.model_dump()
@@ -252,13 +285,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await env.create_organization(f"{org}-b", "Bench Realty (busy)")
             await env.create_organization(f"{org}-s", "Bench Realty (spent)")
             spent = (f"{org}-s", args.spent_leads, args.spent_reset)
-            both = await drain_phase(sandbox, settings, f"{org}-b", pool, args.leads, workers, spent)
+            both = await drain_phase(sandbox, settings, f"{org}-b", pool, args.busy_leads, workers, spent)
             both["share_vs_alone"] = round(both["share_of_allowed"] / drain["share_of_allowed"], 3)
-            return {"latency_unthrottled": latency, "drain_ghl_limits": drain, "two_locations": both}
         finally:
             for worker in workers:
                 worker.stop()
-            sandbox.stop()
+        # Every call of every phase against GHL's spec: printed, and leaving ``Sandbox.running``
+        # fails the run on any.
+        problems = await sandbox.contract_problems()
+        log(f"contract: {len(problems)} calls refused by GHL's spec or answered outside it")
+        return {
+            "latency_unthrottled": latency,
+            "drain_ghl_limits": drain,
+            "two_locations": both,
+            "contract_problems": len(problems),
+        }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -268,6 +309,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replicas", type=int, default=2, help="crm_sync workers")
     parser.add_argument("--latency-leads", type=int, default=30)
     parser.add_argument("--spacing", type=float, default=0.2, help="seconds between latency-phase leads")
+    parser.add_argument(
+        "--busy-leads", type=int, default=500, help="backlog of the busy organisation (phase 3)"
+    )
     parser.add_argument("--spent-leads", type=int, default=6, help="leads of the spent location (phase 3)")
     parser.add_argument("--spent-reset", type=float, default=40, help="its daily window, seconds")
     parser.add_argument("--json", action="store_true")
@@ -302,18 +346,22 @@ def main(argv: list[str] | None = None) -> None:
     )
     both = result["two_locations"]
     spent = both["spent_location"]
+    allowed = GHL_BURST / (GHL_INTERVAL_MS / 1000)
     print(
         f"two locations: busy {both['leads']} leads, {both['requests']} requests in {both['seconds']} s, "
-        f"share of its allowed rate {both['share_of_allowed']:.1%} = {both['share_vs_alone']:.2f} x alone, "
-        f"429s {both['rate_limited_429']}"
+        f"{both['share_of_allowed'] * allowed:.2f} requests/s of the {allowed:.0f}/s allowed "
+        f"(ratio {both['share_of_allowed']:.3f}; {both['share_vs_alone']:.2f} x the drain phase), "
+        f"self-caused 429s {both['rate_limited_429']}, lost {both['lost']}, duplicated {both['duplicated']}"
     )
     print(
         f"  spent location (12 requests per {args.spent_reset:.0f} s day): "
-        f"{spent['contacts']}/{spent['leads']} leads synced over "
-        f"{spent['daily_windows_used']} daily windows, last write "
+        f"{spent['contacts']}/{spent['leads']} leads synced, {spent['synced_after_reset']} of them after "
+        f"its reset, over {spent['daily_windows_used']} daily windows, last write "
         f"{spent['last_write_after_first_request_s']} s after its first request, "
-        f"429s {spent['rate_limited_429']} (its probes)"
+        f"429s {spent['rate_limited_429']} (its probes), "
+        f"lost {spent['lost']}, duplicated {spent['duplicated']}"
     )
+    print(f"GHL contract: {result['contract_problems']} calls refused by the spec or answered outside it")
 
 
 if __name__ == "__main__":

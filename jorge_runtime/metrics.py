@@ -81,6 +81,10 @@ GHL_BUDGET_REMAINING = Gauge(
     ["location", "window"],
     multiprocess_mode="livemin",
 )
+GHL_BUDGET_STALE_GRANTS = Counter(
+    "jorge_ghl_budget_stale_grants_total",
+    "GHL budget grants given up because the grant came back later than half the margin.",
+)
 CRM_WAITING_FOR_CREDENTIALS = Gauge(
     "jorge_crm_events_waiting_for_credentials",
     "CRM events kept for organisations without GHL credentials (synced once they have some).",

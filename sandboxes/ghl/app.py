@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import asdict, fields
 from typing import Any
 from urllib.parse import parse_qsl
@@ -46,7 +47,8 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
         query = dict(request.query_params)
         problem = spec.check_request(op, dict(request.headers), query, _parsed(raw, kind), kind)
-        verdict = sandbox.gate(token, call, content, scopes=op.scopes, problem=problem)
+        arrived = request.state.arrived
+        verdict = sandbox.gate(token, call, content, scopes=op.scopes, problem=problem, arrived=arrived)
         request.state.late_ms = verdict.late_ms
         if verdict.status is not None:
             assert verdict.body is not None
@@ -61,12 +63,15 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         """A call no vendored spec describes is not GHL's: 404 as GHL's router answers it. Every
         answer is checked against the spec's response schema (violations are recorded). The
         'late answer' fault: the call was carried out; only its answer is delayed."""
+        request.state.arrived = time.monotonic()
         path = request.url.path
         if path.startswith("/_sandbox") or path in ("/", "/health"):
             return await call_next(request)
         op = spec.operation(request.method, path)
         if op is None:
             message = f"Cannot {request.method} {path}"
+            sandbox.stats["contract_refused"] += 1
+            sandbox.refused.append(f"{request.method} {path} 404: no GHL operation")
             return JSONResponse({"statusCode": 404, "message": message, "error": "Not Found"}, 404)
         request.state.operation = op
         response = await call_next(request)
@@ -225,7 +230,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         form = _parsed(await request.body(), kind)
         problem = spec.check_request(request.state.operation, dict(request.headers), {}, form, kind)
         if problem is not None:
-            return JSONResponse(problem.body(), problem.status)
+            return JSONResponse(sandbox.refuse("POST /oauth/token", problem), problem.status)
         status, body = sandbox.refresh(form)
         return JSONResponse(body, status)
 
@@ -318,8 +323,9 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
 
     @app.get("/_sandbox/violations")
     async def violations() -> Body:
-        """Answers of this sandbox that broke GHL's response schemas (tests expect none)."""
-        return {"violations": sandbox.violations}
+        """Answers of this sandbox that broke GHL's response schemas, and requests refused
+        because GHL's spec refuses them (tests expect none of either)."""
+        return {"violations": sandbox.violations, "refused": sandbox.refused}
 
     @app.get("/health")
     async def health() -> Body:

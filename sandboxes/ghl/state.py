@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 import time
@@ -135,6 +136,8 @@ class SandboxState:
         self.accepted_by: dict[str, list[float]] = {}
         #: Answers that broke the spec's response schema (must stay empty).
         self.violations: list[str] = []
+        #: Requests refused because GHL's spec refuses them, and why (must stay empty too).
+        self.refused: list[str] = []
         self.contacts: dict[str, Contact] = {}
         self.opportunities: dict[str, dict[str, Any]] = {}
         self._windows: dict[str, deque[float]] = {}
@@ -154,10 +157,14 @@ class SandboxState:
         *,
         scopes: tuple[str, ...] = (),
         problem: Problem | None = None,
+        arrived: float | None = None,
     ) -> Verdict:
         """Authenticate, check the token's scopes, count against the location's limits, inject
         faults, then refuse what the spec refuses (``problem``). ``call`` ("METHOD /path") and
-        ``content`` (query and body as text) let faults target some calls."""
+        ``content`` (query and body as text) let faults target some calls. ``arrived``
+        (time.monotonic()) is when the request reached the sandbox: the limits count it then, as
+        GHL's throttle does before it reads and validates a body, so the sandbox's own work on a
+        loaded machine does not move a request into a later window."""
         self.stats["requests"] += 1
         if token and self.access_expiry.get(token, math.inf) <= time.monotonic():
             self.expired.add(token)
@@ -171,12 +178,13 @@ class SandboxState:
             message = "The token is not authorized for this scope."
             return Verdict(401, {"statusCode": 401, "message": message, "error": "Unauthorized"}, {})
         if problem is not None and problem.status == 400:
-            self.stats["contract_refused"] += 1
-            return Verdict(400, problem.body(), {})
+            return Verdict(400, self.refuse(call, problem), {})
         # Limits are per app per location: every token of the location shares them.
         key = self.token_locations.get(token, token)
         window = self._windows.setdefault(key, deque())
-        now = time.monotonic()
+        clock = time.monotonic()
+        now = min(arrived, clock) if arrived is not None else clock
+        epoch = time.time() - (clock - now)
         limits = self.limits_of(key)
         horizon = now - limits.interval_ms / 1000
         while window and window[0] <= horizon:
@@ -188,10 +196,11 @@ class SandboxState:
             self.stats["rate_limited"] += 1
             self.stats[f"rate_limited:{key}"] += 1
             return Verdict(429, {"statusCode": 429, "message": "Too Many Requests"}, self._headers(key, now))
-        window.append(now)
+        # Requests are gated in about the order they arrived, not exactly: keep the window sorted.
+        bisect.insort(window, now)
         self._daily[key] += 1
-        self.accepted_at.append(time.time())
-        self.accepted_by.setdefault(key, []).append(time.time())
+        self.accepted_at.append(epoch)
+        self.accepted_by.setdefault(key, []).append(epoch)
         headers = self._headers(key, now)
         faults = self.faults
         if faults.storm_429 > 0 or (faults.rate_429 and self.random.random() < faults.rate_429):
@@ -217,9 +226,14 @@ class SandboxState:
             faults.rate_422_created > 0 and self.random.random() < faults.rate_422_created
         )
         if problem is not None:
-            self.stats["contract_refused"] += 1
-            return Verdict(problem.status, problem.body(), headers)
+            return Verdict(problem.status, self.refuse(call, problem), headers)
         return Verdict(None, None, headers, delay_ms=delay, created_then_422=created_then_422, late_ms=late)
+
+    def refuse(self, call: str, problem: Problem) -> dict[str, Any]:
+        """Count and record a request the spec refuses; GHL's answer to it."""
+        self.stats["contract_refused"] += 1
+        self.refused.append(f"{call} {problem.status}: {'; '.join(problem.messages)}")
+        return problem.body()
 
     def limits_of(self, key: str) -> Limits:
         """The limits of a location (or of a token without a known location)."""

@@ -22,7 +22,7 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 
-from jorge_runtime.metrics import GHL_BUDGET_REMAINING
+from jorge_runtime.metrics import GHL_BUDGET_REMAINING, GHL_BUDGET_STALE_GRANTS
 
 Priority = Literal["hot", "standard"]
 
@@ -196,6 +196,10 @@ return {burst - redis.call('ZCARD', log), daily_left}
 )
 
 
+#: Stale grants given up in a row at most (a machine too loaded for any fresh one still sends).
+_MAX_STALE = 3
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetDefaults:
     """Limits used until GHL's headers say otherwise, the jitter margin, and how often to probe
@@ -250,7 +254,10 @@ class GhlBudget:
         """
         d = self._defaults
         waiter = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        stale = 0
         while True:
+            asked = loop.time()
             granted, wait_ms, burst_left, daily_left, granted_at = await self._acquire(
                 keys=[self._key(location)],
                 args=[
@@ -264,6 +271,14 @@ class GhlBudget:
                     d.daily_probe_ms,
                 ],
             )
+            lag_ms = (loop.time() - asked) * 1000
+            if granted and d.margin_ms and lag_ms > d.margin_ms / 2 and stale < _MAX_STALE:
+                # The answer came back late (a stalled loop or process): the request would reach
+                # GHL later than the grant by about as much, and the margin may not cover it. The
+                # grant stays counted; a fresh one is asked for.
+                stale += 1
+                GHL_BUDGET_STALE_GRANTS.inc()
+                continue
             if granted:
                 GHL_BUDGET_REMAINING.labels(location, "burst").set(int(burst_left))
                 GHL_BUDGET_REMAINING.labels(location, "daily").set(int(daily_left))

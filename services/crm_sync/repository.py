@@ -107,11 +107,13 @@ class CrmRepository:
         return str(address) if address else None
 
     # --- steps and events -------------------------------------------------------------------
-    async def step_status(self, event_id: uuid.UUID, step: str) -> tuple[str, str | None] | None:
-        row = await self._pool.fetchrow(
-            "SELECT status, result FROM crm_sync_steps WHERE event_id = $1 AND step = $2", event_id, step
+    async def steps(self, event_id: uuid.UUID) -> dict[str, tuple[str, str | None]]:
+        """Every step of the event recorded so far: step -> (status, result). One round trip for
+        all of them, not one per step: it is on every event's way to GHL."""
+        rows = await self._pool.fetch(
+            "SELECT step, status, result FROM crm_sync_steps WHERE event_id = $1", event_id
         )
-        return (row["status"], row["result"]) if row else None
+        return {row["step"]: (row["status"], row["result"]) for row in rows}
 
     async def start_step(self, event_id: uuid.UUID, step: str) -> None:
         await self._pool.execute(

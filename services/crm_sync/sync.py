@@ -37,6 +37,10 @@ class NoContactDetails(Exception):
     """Neither our mapping nor the event or database has a way to reach this person."""
 
 
+#: A step's recorded (status, result), or None when it never started.
+Step = tuple[str, str | None] | None
+
+
 class CrmWriter:
     """Applies plans; raises the GHL client's errors for the handler to sort."""
 
@@ -67,12 +71,14 @@ class CrmWriter:
             plan = dataclasses.replace(plan, custom_fields=resolved)
         async with self._repository.person_lock(organization_id, plan.person_id):
             contact_id = await self._contact(organization_id, credentials, plan, at_ms)
+            # Read under the person's lock: no other replica writes this event's steps meanwhile.
+            steps = await self._repository.steps(event_id)
             if plan.tags:
-                await self._tags(event_id, credentials, contact_id, plan)
+                await self._tags(event_id, credentials, contact_id, plan, steps.get("tags"))
             if plan.note:
-                await self._note(event_id, credentials, contact_id, plan)
+                await self._note(event_id, credentials, contact_id, plan, steps.get("note"))
             if plan.opportunity and credentials.pipeline_id:
-                await self._opportunity(event_id, credentials, contact_id, plan)
+                await self._opportunity(event_id, credentials, contact_id, plan, steps.get("opportunity"))
             return contact_id
 
     async def _contact(
@@ -121,20 +127,18 @@ class CrmWriter:
         return contact_id
 
     async def _tags(
-        self, event_id: uuid.UUID, credentials: GhlCredentials, contact_id: str, plan: CrmPlan
+        self, event_id: uuid.UUID, credentials: GhlCredentials, contact_id: str, plan: CrmPlan, status: Step
     ) -> None:
-        status = await self._repository.step_status(event_id, "tags")
         if status and status[0] == "done":
             return
         await self._client.add_tags(credentials, contact_id, list(plan.tags), plan.priority)
         await self._repository.finish_step(event_id, "tags")
 
     async def _note(
-        self, event_id: uuid.UUID, credentials: GhlCredentials, contact_id: str, plan: CrmPlan
+        self, event_id: uuid.UUID, credentials: GhlCredentials, contact_id: str, plan: CrmPlan, status: Step
     ) -> None:
         assert plan.note is not None
         repo = self._repository
-        status = await repo.step_status(event_id, "note")
         if status and status[0] == "done":
             return
         if status is not None:  # sent before with an unknown outcome: look before sending again
@@ -149,10 +153,9 @@ class CrmWriter:
         await repo.finish_step(event_id, "note", note_id)
 
     async def _opportunity(
-        self, event_id: uuid.UUID, credentials: GhlCredentials, contact_id: str, plan: CrmPlan
+        self, event_id: uuid.UUID, credentials: GhlCredentials, contact_id: str, plan: CrmPlan, status: Step
     ) -> None:
         assert plan.opportunity is not None and credentials.pipeline_id
-        status = await self._repository.step_status(event_id, "opportunity")
         if status and status[0] == "done":
             return
         pipeline = credentials.pipeline_id

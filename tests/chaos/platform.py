@@ -110,27 +110,28 @@ async def own_service(
 @asynccontextmanager
 async def running_platform(settings: Settings, log_dir: Path) -> AsyncIterator[Platform]:
     """Everything up and healthy; everything stopped afterwards."""
-    sandbox = await Sandbox.start(log_dir / "ghl.log", burst=1000, interval_ms=1000)
-    own = chaos_settings(settings, sandbox)
-    location_id = f"loc-{uuid.uuid4().hex[:8]}"
-    services: dict[str, ServiceProcess] = {}
-    try:
-        organization, api_key = await _tenant(own, location_id)
-        async with Receiver() as receiver:
-            platform = Platform(own, organization, api_key, location_id, sandbox, receiver, services, log_dir)
-            for name in ("gateway", *WORKERS):
-                services[name] = platform.process(name)
-            # Generous: five interpreters importing at once on a loaded two-core machine.
-            await asyncio.gather(*(service.start(timeout=240) for service in services.values()))
-            async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=10) as client:
-                response = await client.post(
-                    "/v1/webhooks/register",
-                    json={"url": receiver.url(), "events": list(WEBHOOK_EVENTS)},
-                    headers={"Authorization": f"Bearer {api_key}"},
+    async with Sandbox.running(log_dir / "ghl.log", burst=1000, interval_ms=1000) as sandbox:
+        own = chaos_settings(settings, sandbox)
+        location_id = f"loc-{uuid.uuid4().hex[:8]}"
+        services: dict[str, ServiceProcess] = {}
+        try:
+            organization, api_key = await _tenant(own, location_id)
+            async with Receiver() as receiver:
+                platform = Platform(
+                    own, organization, api_key, location_id, sandbox, receiver, services, log_dir
                 )
-                assert response.status_code == 201, response.text
-            yield platform
-    finally:
-        for service in services.values():
-            service.stop()
-        sandbox.stop()
+                for name in ("gateway", *WORKERS):
+                    services[name] = platform.process(name)
+                # Generous: five interpreters importing at once on a loaded two-core machine.
+                await asyncio.gather(*(service.start(timeout=240) for service in services.values()))
+                async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=10) as client:
+                    response = await client.post(
+                        "/v1/webhooks/register",
+                        json={"url": receiver.url(), "events": list(WEBHOOK_EVENTS)},
+                        headers={"Authorization": f"Bearer {api_key}"},
+                    )
+                    assert response.status_code == 201, response.text
+                yield platform
+        finally:
+            for service in services.values():
+                service.stop()

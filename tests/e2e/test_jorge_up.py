@@ -16,6 +16,7 @@ import httpx
 
 from jorge_cli.stack import StackUrls, free_port
 from jorge_runtime.settings import Settings
+from tests.support.ghl import contract_problems
 from tests.support.services import REPO, settings_env
 
 READY_LINE = "Press Ctrl-C to stop everything."
@@ -156,6 +157,7 @@ async def test_up_runs_everything_embedded_and_keeps_demo_data(stack_dir: Path) 
                 assert time.monotonic() < deadline, "the lead never reached the GHL sandbox"
                 await asyncio.sleep(0.3)
         assert "temperature:hot" in contacts[0]["tags"]
+        assert await contract_problems(crm_url) == []  # every call crm_sync made fit GHL's spec
         # The post-deploy smoke test, as an operator runs it, against this stack.
         smoke = await smoke_test(first["components"]["gateway"]["url"], key)
         assert smoke.returncode == 0, smoke.stdout + smoke.stderr

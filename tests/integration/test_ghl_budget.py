@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,9 +36,8 @@ async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
 
 @pytest.fixture
 async def sandbox(log_dir: Path) -> AsyncIterator[Sandbox]:
-    sandbox = await Sandbox.start(log_dir / "ghl.log", burst=20, interval_ms=1000)
-    yield sandbox
-    sandbox.stop()
+    async with Sandbox.running(log_dir / "ghl.log", burst=20, interval_ms=1000) as sandbox:
+        yield sandbox
 
 
 def credentials() -> GhlCredentials:
@@ -144,15 +144,14 @@ async def test_a_spent_daily_budget_waits_for_ghls_reset_then_proceeds_without_a
     settings: Settings, redis: aioredis.Redis, log_dir: Path
 ) -> None:
     # Five a day, and GHL's day lasts 1.5 s from the first request: nothing like the UTC day.
-    sandbox = await Sandbox.start(
+    async with Sandbox.running(
         log_dir / "ghl-daily.log",
         burst=20,
         interval_ms=1000,
         daily=5,
         daily_reset_ms=1500,
         daily_reset_header=True,
-    )
-    try:
+    ) as sandbox:
         clients = await replicas(
             redis,
             sandbox.url,
@@ -170,8 +169,6 @@ async def test_a_spent_daily_budget_waits_for_ghls_reset_then_proceeds_without_a
             for client in clients:
                 await client.close()
         stats = await sandbox.stats()
-    finally:
-        sandbox.stop()
     assert stats.get("rate_limited", 0) == 0
     assert stats["requests"] == 10
     assert elapsed > 1.0  # held until GHL's window reset, then sent
@@ -180,49 +177,51 @@ async def test_a_spent_daily_budget_waits_for_ghls_reset_then_proceeds_without_a
 async def test_ghl_saying_the_day_is_spent_without_a_reset_rests_the_location_until_one_probe(
     settings: Settings, redis: aioredis.Redis, log_dir: Path
 ) -> None:
-    sandbox = await Sandbox.start(log_dir / "ghl-probe.log", burst=20, interval_ms=300, daily=1)
-    probe_ms = 2000  # long enough that a stalled CI loop never sees a second probe before the check
-    [client] = await replicas(
-        redis,
-        sandbox.url,
-        BudgetDefaults(burst=20, interval_ms=300, margin_ms=MARGIN_MS, daily_probe_ms=probe_ms),
-        n=1,
-        max_poll_seconds=0.05,
-    )
-    creds = credentials()
-    loop = asyncio.get_running_loop()
-    waiting: list[asyncio.Task[None]] = []
-    try:
-        # Other traffic on the location (not counted by us) spends GHL's daily budget.
-        async with httpx.AsyncClient(base_url=sandbox.url) as other:
-            response = await other.post(
-                "/contacts/upsert",
-                headers={"Authorization": f"Bearer {creds.token.get_secret_value()}", "Version": API_VERSION},
-                json={"locationId": creds.location_id, "email": "other@example.com"},
-            )
-            assert response.status_code == 200
-        with pytest.raises(GhlTransientError):
-            await flood([client], creds, 1)  # 429, daily remaining 0, no reset time
-        started = loop.time()
-        # The rest is the probe interval, or less only when UTC midnight comes first.
-        midnight_s = 86_400 - time.time() % 86_400
-        waiting = [asyncio.create_task(flood([client], creds, 1)) for _ in range(5)]
-        done, _ = await asyncio.wait(waiting, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-        rested = loop.time() - started
-        assert len(done) == 1  # one probe, and GHL is still spent
-        assert isinstance(done.pop().exception(), GhlTransientError)
-        assert rested > min(probe_ms / 1000, midnight_s) - 0.1  # not one 300 ms interval
-        await asyncio.sleep(0.5)
-        assert (await sandbox.stats())["rate_limited"] == 2  # ours and the probe, no burst of them
-        # GHL resets (here: a bigger limit); the next probe's answer releases the others.
-        await sandbox.limits(daily=100)
-        await asyncio.wait_for(asyncio.gather(*[t for t in waiting if not t.done()]), timeout=10)
-        assert (await sandbox.stats())["rate_limited"] == 2
-    finally:
-        for task in waiting:
-            task.cancel()
-        await client.close()
-        sandbox.stop()
+    async with Sandbox.running(log_dir / "ghl-probe.log", burst=20, interval_ms=300, daily=1) as sandbox:
+        probe_ms = 2000  # long enough that a stalled CI loop never sees a second probe before the check
+        [client] = await replicas(
+            redis,
+            sandbox.url,
+            BudgetDefaults(burst=20, interval_ms=300, margin_ms=MARGIN_MS, daily_probe_ms=probe_ms),
+            n=1,
+            max_poll_seconds=0.05,
+        )
+        creds = credentials()
+        loop = asyncio.get_running_loop()
+        waiting: list[asyncio.Task[None]] = []
+        try:
+            # Other traffic on the location (not counted by us) spends GHL's daily budget.
+            async with httpx.AsyncClient(base_url=sandbox.url) as other:
+                response = await other.post(
+                    "/contacts/upsert",
+                    headers={
+                        "Authorization": f"Bearer {creds.token.get_secret_value()}",
+                        "Version": API_VERSION,
+                    },
+                    json={"locationId": creds.location_id, "email": "other@example.com"},
+                )
+                assert response.status_code == 200
+            with pytest.raises(GhlTransientError):
+                await flood([client], creds, 1)  # 429, daily remaining 0, no reset time
+            started = loop.time()
+            # The rest is the probe interval, or less only when UTC midnight comes first.
+            midnight_s = 86_400 - time.time() % 86_400
+            waiting = [asyncio.create_task(flood([client], creds, 1)) for _ in range(5)]
+            done, _ = await asyncio.wait(waiting, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+            rested = loop.time() - started
+            assert len(done) == 1  # one probe, and GHL is still spent
+            assert isinstance(done.pop().exception(), GhlTransientError)
+            assert rested > min(probe_ms / 1000, midnight_s) - 0.1  # not one 300 ms interval
+            await asyncio.sleep(0.5)
+            assert (await sandbox.stats())["rate_limited"] == 2  # ours and the probe, no burst of them
+            # GHL resets (here: a bigger limit); the next probe's answer releases the others.
+            await sandbox.limits(daily=100)
+            await asyncio.wait_for(asyncio.gather(*[t for t in waiting if not t.done()]), timeout=10)
+            assert (await sandbox.stats())["rate_limited"] == 2
+        finally:
+            for task in waiting:
+                task.cancel()
+            await client.close()
 
 
 async def test_an_answer_from_before_ghls_reset_leaves_the_new_window_alone(
@@ -244,3 +243,26 @@ async def test_an_answer_from_before_ghls_reset_leaves_the_new_window_alone(
     await budget.observe(location, {**spent, "x-ratelimit-daily-reset": "60000"}, 200, after)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(budget.acquire(location), timeout=0.3)
+
+
+async def test_a_grant_that_comes_back_late_is_given_up_for_a_fresh_one(
+    settings: Settings, redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The request of a grant answered late would reach GHL late too, maybe past the margin.
+    budget = GhlBudget(redis, BudgetDefaults(margin_ms=100))
+    script = budget._acquire
+    calls = 0
+
+    async def stalled_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        answer = await script(*args, **kwargs)
+        if calls == 1:
+            await asyncio.sleep(0.2)  # the loop (or the process) stalled while the grant came back
+        return answer
+
+    monkeypatch.setattr(budget, "_acquire", stalled_once)
+    location = f"loc-{uuid.uuid4().hex[:8]}"
+    await budget.acquire(location)
+    assert calls == 2
+    assert await redis.zcard(f"ghl:{{{location}}}:log") == 2  # the stale grant stays counted

@@ -6,6 +6,8 @@ import asyncio
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,16 @@ from schemas.leads import LeadQualified, LeadQualifiedPayload, LeadToQualify
 from schemas.qualification import FinancialReadiness, FinancingStatus, Intent, Qualification, Temperature
 from schemas.topics import LEAD_QUALIFIED, TopicNames
 from tests.support.services import REPO, KafkaRecord
+
+
+async def contract_problems(url: str) -> list[str]:
+    """Every request the sandbox at ``url`` refused because GHL's spec refuses it, and every
+    answer it gave that GHL's response schemas do not allow (empty: every call fit the contract)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"{url}/_sandbox/violations")
+        response.raise_for_status()
+        found = response.json()
+    return [f"refused: {r}" for r in found["refused"]] + [f"answer: {v}" for v in found["violations"]]
 
 
 @dataclass
@@ -59,6 +71,31 @@ class Sandbox:
                 await asyncio.sleep(0.1)
         sandbox.stop()
         raise RuntimeError(f"GHL sandbox did not start; see {log_path}")
+
+    @classmethod
+    @asynccontextmanager
+    async def running(cls, log_path: Path, **limits: Any) -> AsyncIterator[Sandbox]:
+        """A sandbox (``limits`` as for ``start``) for the body; stopped afterwards, and, when the
+        body succeeded, checked: no request refused by GHL's spec, no answer outside it."""
+        sandbox = await cls.start(log_path, **limits)
+        try:
+            yield sandbox
+        except BaseException:
+            sandbox.stop()
+            raise
+        await sandbox.stop_checked()
+
+    async def contract_problems(self) -> list[str]:
+        return await contract_problems(self.url)
+
+    async def stop_checked(self) -> None:
+        """Stop the sandbox; fail (AssertionError) if any call broke GHL's contract."""
+        try:
+            problems = await self.contract_problems()
+        finally:
+            self.stop()
+        if problems:
+            raise AssertionError(f"{len(problems)} calls broke GHL's contract: {problems[:20]}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -119,10 +156,6 @@ class Sandbox:
         """Register a Marketplace app (client_id, client_secret) installed on ``location_id``;
         the first access and refresh tokens (see /_sandbox/oauth)."""
         return dict(await self._post("/_sandbox/oauth", app))
-
-    async def violations(self) -> list[str]:
-        """Answers the sandbox gave that GHL's response schemas do not allow."""
-        return list((await self._get("/_sandbox/violations"))["violations"])
 
 
 def qualified_event(
