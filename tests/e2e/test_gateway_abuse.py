@@ -80,6 +80,20 @@ async def _chunked_post(base_url: str, api_key: str, chunks: list[bytes]) -> tup
         f"POST /v1/leads/qualify HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {api_key}\r\n"
         "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )
+
+    async def answer() -> bytes:
+        # Read while still sending: a server that answers 413 and closes before the last chunk
+        # makes the chunks sent after that reset the connection, and a reset seen before the
+        # answer was read would lose it.
+        received = b""
+        try:
+            while data := await reader.read(65536):
+                received += data
+        except ConnectionResetError:
+            pass
+        return received
+
+    reading = asyncio.create_task(answer())
     writer.write(head.encode())
     try:
         for chunk in chunks:
@@ -89,7 +103,8 @@ async def _chunked_post(base_url: str, api_key: str, chunks: list[bytes]) -> tup
         await writer.drain()
     except ConnectionError:
         pass  # the server may answer 413 and close before the last chunk
-    response = await asyncio.wait_for(reader.read(), timeout=15)
+    async with asyncio.timeout(15):
+        response = await reading
     writer.close()
     status_line, _, rest = response.partition(b"\r\n")
     body = rest.partition(b"\r\n\r\n")[2]
