@@ -18,6 +18,25 @@ from jorge_runtime.db import DbConnection
 
 Publish = Callable[[OutgoingMessage], Awaitable[None]]
 
+_STAGE = """INSERT INTO outbox (message_id, consumer, source_event_id, topic, message_key, headers, body)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)"""
+
+
+def _outbox_row(
+    consumer: str, message: OutgoingMessage, source_event_id: uuid.UUID | None = None
+) -> tuple[object, ...]:
+    message_id = uuid.UUID(message.message_id)
+    return (
+        message_id, consumer, source_event_id or message_id, message.topic, message.key, message.headers,
+        message.body,
+    )  # fmt: skip
+
+
+async def stage_outbox(conn: DbConnection, consumer: str, message: OutgoingMessage) -> None:
+    """Stage a message that no consumed event caused (its own id stands as its source) in the
+    caller's transaction: published after commit, republished by a relay if never acknowledged."""
+    await conn.execute(_STAGE, *_outbox_row(consumer, message))
+
 
 class EventLedger:
     """One consumer's record of handled events and of the messages it owes."""
@@ -78,14 +97,7 @@ class EventLedger:
         )
         if not claimed:
             return False
-        await conn.executemany(
-            """INSERT INTO outbox (message_id, consumer, source_event_id, topic, message_key, headers, body)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-            [
-                (uuid.UUID(m.message_id), self.consumer, event_id, m.topic, m.key, m.headers, m.body)
-                for m in messages
-            ],
-        )
+        await conn.executemany(_STAGE, [_outbox_row(self.consumer, m, event_id) for m in messages])
         return True
 
     async def store(

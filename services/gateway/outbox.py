@@ -22,13 +22,12 @@ import asyncpg
 
 from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, PublishFailed
 from jorge_runtime.db import DbConnection
+from jorge_runtime.idempotency import stage_outbox
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "gateway"  # the outbox's consumer column for the gateway's own rows
 
-_STAGE = """INSERT INTO outbox (message_id, consumer, source_event_id, topic, message_key, headers, body)
-            VALUES ($1, $2, $1, $3, $4, $5, $6)"""
 _MARK = "UPDATE outbox SET published_at = now() WHERE message_id = ANY($1::uuid[])"
 _CLAIM = """SELECT message_id, topic, message_key, headers, body FROM outbox
              WHERE consumer = $1 AND published_at IS NULL
@@ -85,10 +84,7 @@ class GatewayOutbox:
 
     async def stage(self, conn: DbConnection, message: OutgoingMessage) -> None:
         """Record the event in the caller's transaction: committed means accepted."""
-        await conn.execute(
-            _STAGE, uuid.UUID(message.message_id), CONSUMER, message.topic, message.key,
-            message.headers, message.body,
-        )  # fmt: skip
+        await stage_outbox(conn, CONSUMER, message)
 
     async def publish_committed(self, message: OutgoingMessage) -> bool:
         """Publish a committed event; on failure the relay sends it later. True if acknowledged.

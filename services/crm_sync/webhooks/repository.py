@@ -16,6 +16,7 @@ import asyncpg
 
 from jorge_runtime.broker import OutgoingMessage
 from jorge_runtime.db import DbConnection
+from jorge_runtime.idempotency import stage_outbox
 from schemas.webhooks import RESPONSE_BODY_MAX_BYTES, new_attempt_id, new_delivery_id
 
 # Endpoints with due work and a free slot, oldest due first; locked so that two replicas never
@@ -322,12 +323,7 @@ class DeliveryRepository:
 
     async def stage(self, conn: DbConnection, consumer: str, message: OutgoingMessage) -> None:
         """Put an event in the outbox in the caller's transaction (published after commit)."""
-        await conn.execute(
-            """INSERT INTO outbox (message_id, consumer, source_event_id, topic, message_key, headers, body)
-               VALUES ($1, $2, $1, $3, $4, $5, $6)""",
-            uuid.UUID(message.message_id), consumer, message.topic, message.key, message.headers,
-            message.body,
-        )  # fmt: skip
+        await stage_outbox(conn, consumer, message)
 
     async def unpublished(
         self, pool: asyncpg.Pool, consumer: str, older_than_seconds: float
