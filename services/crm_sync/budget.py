@@ -53,7 +53,7 @@ end
 
 # KEYS[1] = key prefix of the location. ARGV: default burst, interval ms, daily, margin ms,
 # priority, waiter id, request id, daily probe ms.
-# Returns {granted, wait_ms, burst_left, daily_left, granted_at (Redis ms)}.
+# Returns {granted, wait_ms, burst_left, daily_left, granted_at (Redis ms), probe (1 or 0)}.
 _ACQUIRE = (
     _WINDOW
     + """
@@ -74,7 +74,7 @@ local function deny(wait)
     redis.call('ZADD', hot, now, ARGV[6])
     redis.call('PEXPIRE', hot, 60000)
   end
-  return {0, math.max(1, math.floor(wait)), 0, 0, 0}
+  return {0, math.max(1, math.floor(wait)), 0, 0, 0, 0}
 end
 if blocked > now then return deny(blocked - now) end
 local log = p .. 'log'
@@ -94,7 +94,7 @@ if is_hot then
   redis.call('ZREM', hot, ARGV[6])
 else
   redis.call('ZREMRANGEBYSCORE', hot, '-inf', now - 3000)
-  if redis.call('ZCARD', hot) > 0 then return {0, 25, 0, 0, 0} end
+  if redis.call('ZCARD', hot) > 0 then return {0, 25, 0, 0, 0, 0} end
 end
 local daily_left = math.max(0, daily - dused - 1)
 if probing then
@@ -106,7 +106,7 @@ redis.call('ZADD', log, now, ARGV[7])
 redis.call('PEXPIRE', log, span + 1000)
 redis.call('INCR', dkey)
 redis.call('PEXPIRE', dkey, dend - now + DAY)
-return {1, 0, burst - used - 1, daily_left, now}
+return {1, 0, burst - used - 1, daily_left, now, probing and 1 or 0}
 """
 )
 
@@ -258,7 +258,7 @@ class GhlBudget:
         stale = 0
         while True:
             asked = loop.time()
-            granted, wait_ms, burst_left, daily_left, granted_at = await self._acquire(
+            granted, wait_ms, burst_left, daily_left, granted_at, probe = await self._acquire(
                 keys=[self._key(location)],
                 args=[
                     d.burst,
@@ -272,10 +272,13 @@ class GhlBudget:
                 ],
             )
             lag_ms = (loop.time() - asked) * 1000
-            if granted and d.margin_ms and lag_ms > d.margin_ms / 2 and stale < _MAX_STALE:
+            if granted and not probe and d.margin_ms and lag_ms > d.margin_ms / 2 and stale < _MAX_STALE:
                 # The answer came back late (a stalled loop or process): the request would reach
                 # GHL later than the grant by about as much, and the margin may not cover it. The
-                # grant stays counted; a fresh one is asked for.
+                # grant stays counted; a fresh one is asked for. Never a probe's: it is the one
+                # request that tells whether GHL's day has reset, and discarding it would leave the
+                # location parked for another probe interval each time (on a loaded machine, on
+                # and on).
                 stale += 1
                 GHL_BUDGET_STALE_GRANTS.inc()
                 continue

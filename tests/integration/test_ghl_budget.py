@@ -238,7 +238,7 @@ async def test_an_answer_from_before_ghls_reset_leaves_the_new_window_alone(
     assert loop.time() - started > 0.25  # held until GHL's reset
     # The answer to a request granted before the reset, arriving only now, is the old window's.
     await budget.observe(location, {**spent, "x-ratelimit-daily-reset": "60000"}, 200, before)
-    async with asyncio.timeout(1):  # asyncio.timeout never loses its cancel, unlike wait_for on 3.11
+    async with asyncio.timeout(5):  # not held for the 60 s the old answer names; never loses its cancel
         await budget.acquire(location)
     # The same answer to a request of this window holds the location until the reset it names.
     await budget.observe(location, {**spent, "x-ratelimit-daily-reset": "60000"}, 200, after)
@@ -268,3 +268,25 @@ async def test_a_grant_that_comes_back_late_is_given_up_for_a_fresh_one(
     await budget.acquire(location)
     assert calls == 2
     assert await redis.zcard(f"ghl:{{{location}}}:log") == 2  # the stale grant stays counted
+
+
+async def test_a_probe_that_comes_back_late_is_still_sent(
+    settings: Settings, redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given up, the probe would hold its slot for the probe interval and the location would stay
+    # parked: on a loaded machine every probe came back late and a spent location never resumed.
+    budget = GhlBudget(redis, BudgetDefaults(margin_ms=100, daily_probe_ms=1_000))
+    location = f"loc-{uuid.uuid4().hex[:8]}"
+    spent = {"x-ratelimit-limit-daily": "1", "x-ratelimit-daily-remaining": "0"}
+    await budget.observe(location, spent, 200, await budget.acquire(location))  # the day's last
+    script = budget._acquire
+
+    async def stalled(*args: Any, **kwargs: Any) -> Any:
+        answer = await script(*args, **kwargs)
+        await asyncio.sleep(0.2)  # the loop (or the process) stalled while the grant came back
+        return answer
+
+    monkeypatch.setattr(budget, "_acquire", stalled)
+    await asyncio.sleep(1.1)  # the probe is due
+    async with asyncio.timeout(5):
+        await budget.acquire(location, max_wait_ms=500)  # the probe, not BudgetSpent
