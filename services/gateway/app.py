@@ -27,14 +27,14 @@ from services.gateway.auth import Authenticator
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import install_error_handlers
 from services.gateway.idempotency import IdempotencyStore
+from services.gateway.lead_repository import LeadRepository
+from services.gateway.leads import router
 from services.gateway.limits import RateLimiter
 from services.gateway.local_limits import LocalLimiter
 from services.gateway.metrics import HttpMetricsMiddleware, metrics_router
 from services.gateway.middleware import EdgeMiddleware
 from services.gateway.outbox import BusState, GatewayOutbox
-from services.gateway.repository import LeadRepository
 from services.gateway.results import ResultWaiter
-from services.gateway.routes import router
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -19,10 +19,10 @@ from schemas.topics import TopicNames
 from services.gateway.auth import Authenticator, AuthError
 from services.gateway.errors import ApiError
 from services.gateway.idempotency import IdempotencyStore, claim_request
+from services.gateway.lead_repository import LeadRepository
 from services.gateway.limits import Applied, Decision, LimiterUnavailable, RateLimiter, applied_limits
 from services.gateway.local_limits import LocalLimiter
 from services.gateway.outbox import GatewayOutbox
-from services.gateway.repository import LeadRepository
 from services.gateway.results import ResultWaiter
 
 

@@ -25,8 +25,8 @@ from schemas.qualification import Qualification
 from schemas.topics import LEAD_QUALIFICATION_REQUESTED
 from services.gateway.dependencies import Gateway, authenticated_caller, gateway
 from services.gateway.errors import API_ERRORS, ApiError
+from services.gateway.lead_repository import LeadAlreadyInQualification, OpenedQualification
 from services.gateway.publishing import store_and_publish
-from services.gateway.repository import LeadAlreadyInQualification, OpenedQualification
 from services.gateway.results import WAIT_QUERY
 
 router = APIRouter()
