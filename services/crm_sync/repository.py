@@ -20,6 +20,7 @@ from jorge_runtime.dead_letters import list_dead_letters as list_dead_letters
 from jorge_runtime.dead_letters import mark_replayed as mark_replayed
 from jorge_runtime.tables.leads import find_lead
 from jorge_runtime.tables.seller_analyses import stored_request
+from jorge_runtime.tables.seller_consultations import latest_request_of_seller
 from services.crm_sync.mapping import ContactDetails
 
 #: The consumer column of crm_sync's own dead letters.
@@ -84,12 +85,7 @@ class CrmRepository:
         lead = await find_lead(self._pool, organization_id, person_id)
         if lead is not None and (lead["email"] or lead["phone"]):
             return ContactDetails(lead["name"], lead["email"], lead["phone"])
-        request = await self._pool.fetchval(
-            """SELECT request FROM seller_consultations WHERE organization_id = $1 AND seller_id = $2
-                ORDER BY created_at DESC LIMIT 1""",
-            organization_id,
-            person_id,
-        )
+        request = await latest_request_of_seller(self._pool, organization_id, person_id)
         if request:
             return ContactDetails(request.get("name"), request.get("email"), request.get("phone"))
         return ContactDetails()

@@ -1,12 +1,12 @@
-"""The gateway's repository of sellers: their analyses (SQL: jorge_runtime.tables.seller_analyses)
-and their consultation requests (seller_consultations, which crm_sync reads)."""
+"""The gateway's repository of sellers: their analyses and their consultation requests (SQL:
+jorge_runtime.tables.seller_analyses and seller_consultations)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from jorge_runtime.db import DbConnection, Executor
-from jorge_runtime.tables import seller_analyses
+from jorge_runtime.tables import seller_analyses, seller_consultations
 from schemas.sellers import (
     ConsultationRequestedPayload,
     SellerAnalysisRequestedPayload,
@@ -56,14 +56,4 @@ class SellerRepository:
         correlation_id: str,
     ) -> datetime:
         """Record a consultation request, inside the caller's transaction; its created_at."""
-        created_at: datetime = await conn.fetchval(
-            """INSERT INTO seller_consultations
-                      (id, organization_id, seller_id, status, request, correlation_id)
-               VALUES ($1, $2, $3, 'requested', $4, $5) RETURNING created_at""",
-            request.consultation_id,
-            organization_id,
-            request.seller_id,
-            request.request.model_dump(mode="json"),
-            correlation_id,
-        )
-        return created_at
+        return await seller_consultations.insert_request(conn, organization_id, request, correlation_id)
