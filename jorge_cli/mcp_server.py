@@ -56,6 +56,8 @@ def build_server(organization_id: str, pool_factory: PoolFactory, *, close_pool:
     from mcp.server.mcpserver import MCPServer
 
     from jorge_runtime.catalog import CatalogReader
+    from jorge_runtime.tables.leads import latest_qualification_with_lead
+    from jorge_runtime.tables.seller_analyses import latest_of_seller
 
     pools = _LazyPool(pool_factory)
     catalog = CatalogReader(candidate_limit=MAX_RESULTS)
@@ -78,15 +80,7 @@ def build_server(organization_id: str, pool_factory: PoolFactory, *, close_pool:
     ) -> dict[str, Any]:
         """The lead's latest qualification: status, engine, intent, temperature and why, next action."""
         pool = await pools.get()
-        row = await pool.fetchrow(
-            """SELECT q.qualification_id, q.status, q.engine, q.model, q.result, q.created_at,
-                      q.completed_at, l.name, l.message, l.source
-                 FROM qualifications q JOIN leads l USING (organization_id, lead_id)
-                WHERE q.organization_id = $1 AND q.lead_id = $2
-                ORDER BY q.created_at DESC LIMIT 1""",
-            organization_id,
-            lead_id,
-        )
+        row = await latest_qualification_with_lead(pool, organization_id, lead_id)
         if row is None:
             return {"lead_id": lead_id, "found": False}
         return _jsonable({"lead_id": lead_id, "found": True, **dict(row)})
@@ -113,13 +107,7 @@ def build_server(organization_id: str, pool_factory: PoolFactory, *, close_pool:
     ) -> dict[str, Any]:
         """The seller's latest comparative market analysis (estimate, range, comparables), if any."""
         pool = await pools.get()
-        row = await pool.fetchrow(
-            """SELECT id, status, result, failure_reason, created_at, completed_at
-                 FROM seller_analyses WHERE organization_id = $1 AND seller_id = $2
-                ORDER BY created_at DESC LIMIT 1""",
-            organization_id,
-            seller_id,
-        )
+        row = await latest_of_seller(pool, organization_id, seller_id)
         if row is None:
             return {"seller_id": seller_id, "found": False}
         return _jsonable({"seller_id": seller_id, "found": True, **dict(row)})

@@ -1,5 +1,9 @@
 """Inbox and outbox for consumers: a redelivered event changes nothing and publishes nothing twice.
 
+This module owns the ``outbox`` table's statements: staging a message, finding what is still
+unpublished (the gateway's relay, crm_sync's webhook engine sweep, a redelivered event) and
+marking messages published.
+
 A consumer records the event id and the messages it must publish in the same transaction as
 its own writes. Messages are marked once Kafka acknowledges them; if the process dies between
 the commit and the acknowledgement, the redelivery publishes the stored messages again with
@@ -9,12 +13,12 @@ the same event ids (downstream consumers deduplicate on them) instead of recompu
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
 from jorge_runtime.broker import OutgoingMessage
-from jorge_runtime.db import DbConnection
+from jorge_runtime.db import DbConnection, Executor
 
 Publish = Callable[[OutgoingMessage], Awaitable[None]]
 
@@ -36,6 +40,35 @@ async def stage_outbox(conn: DbConnection, consumer: str, message: OutgoingMessa
     """Stage a message that no consumed event caused (its own id stands as its source) in the
     caller's transaction: published after commit, republished by a relay if never acknowledged."""
     await conn.execute(_STAGE, *_outbox_row(consumer, message))
+
+
+_CLAIM_UNPUBLISHED = """SELECT message_id, topic, message_key, headers, body FROM outbox
+                         WHERE consumer = $1 AND published_at IS NULL
+                           AND created_at < now() - make_interval(secs => $2::float8)
+                         ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED"""
+_MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE message_id = ANY($1::uuid[])"
+
+
+def _staged_message(row: asyncpg.Record) -> OutgoingMessage:
+    return OutgoingMessage(
+        str(row["message_id"]), row["topic"], row["message_key"], bytes(row["body"]), row["headers"]
+    )
+
+
+async def claim_unpublished_outbox(
+    db: Executor, consumer: str, older_than_seconds: float, limit: int
+) -> list[OutgoingMessage]:
+    """The consumer's staged messages still unpublished after ``older_than_seconds`` (Kafka did
+    not acknowledge them, or the process died first), oldest first. Inside a transaction the rows
+    stay locked until it ends and other claimers skip them, so two relays never send one row at
+    once; on the pool the lock ends with the statement."""
+    rows = await db.fetch(_CLAIM_UNPUBLISHED, consumer, older_than_seconds, limit)
+    return [_staged_message(row) for row in rows]
+
+
+async def mark_outbox_published(db: Executor, message_ids: Sequence[str | uuid.UUID]) -> None:
+    """Record that Kafka acknowledged these staged messages (a relay never sends them again)."""
+    await db.execute(_MARK_PUBLISHED, [m if isinstance(m, uuid.UUID) else uuid.UUID(m) for m in message_ids])
 
 
 class EventLedger:
@@ -71,17 +104,7 @@ class EventLedger:
         )
         if not rows:
             return None
-        return [
-            OutgoingMessage(
-                message_id=str(r["message_id"]),
-                topic=r["topic"],
-                key=r["message_key"],
-                body=bytes(r["body"]),
-                headers=r["headers"],
-            )
-            for r in rows
-            if r["message_id"] is not None
-        ]
+        return [_staged_message(r) for r in rows if r["message_id"] is not None]
 
     async def record(self, conn: DbConnection, event_id: uuid.UUID, messages: list[OutgoingMessage]) -> bool:
         """Inside the caller's transaction: claim the event and stage its messages.
@@ -118,7 +141,4 @@ class EventLedger:
         """Publish staged messages in order and mark each as sent once acknowledged."""
         for message in messages:
             await self._publish(message)
-            await self._pool.execute(
-                "UPDATE outbox SET published_at = now() WHERE message_id = $1",
-                uuid.UUID(message.message_id),
-            )
+            await mark_outbox_published(self._pool, [message.message_id])

@@ -150,7 +150,7 @@ EXTERNAL_UP = Gauge(
     multiprocess_mode="livemin",
 )
 
-# --- Kafka lag and topic depth (issue 7: measured by the gateway, jorge_runtime/kafka_lag.py) ---
+# --- Kafka lag and topic depth (measured by the gateway, jorge_runtime/kafka_lag.py) ---
 # Every gateway replica and uvicorn worker measures the same values: read them with max().
 KAFKA_CONSUMER_LAG = Gauge(
     "jorge_kafka_consumer_lag",

@@ -164,7 +164,7 @@ class Settings(BaseSettings):
         "if the claimer died.",
     )
 
-    # Claude qualifier and feature flags (issue 8). Without ANTHROPIC_API_KEY the rules engine
+    # Claude qualifier and feature flags. Without ANTHROPIC_API_KEY the rules engine
     # runs and nothing below changes behaviour. Flags are read once at start.
     anthropic_api_key: SecretStr | None = Field(
         default=None, description="Turns the Claude qualifier on; never logged."
@@ -208,7 +208,7 @@ class Settings(BaseSettings):
         default=False, description="Measure and export tokens saved by progressive skills."
     )
 
-    # GoHighLevel sync (crm_sync, issue 5). Without GHL_TOKEN, `jorge up` runs the GHL sandbox.
+    # GoHighLevel sync (crm_sync). Without GHL_TOKEN, `jorge up` runs the GHL sandbox.
     ghl_base_url: str = Field(
         default="https://services.leadconnectorhq.com", description="GHL API v2 base URL (or the sandbox's)."
     )
@@ -285,7 +285,7 @@ class Settings(BaseSettings):
     crm_max_attempts: int = Field(
         default=12, ge=1, le=1000, description="Tries of one CRM write before it is dead-lettered."
     )
-    # crm_sync credentials at rest (issue 5): `jorge up` keeps one in .jorge/crm_credentials_key.
+    # crm_sync credentials at rest: `jorge up` keeps one in .jorge/crm_credentials_key.
     crm_credentials_key: SecretStr | None = Field(
         default=None,
         description="Fernet key(s) encrypting crm_credentials tokens, comma-separated: the first "
@@ -301,7 +301,7 @@ class Settings(BaseSettings):
         default=0.0, ge=0, le=1, description="Share of requests also sent to Sentry as performance traces."
     )
 
-    # Observability (issue 7): metrics, traces, consumer lag. See docs/MONITORING.md.
+    # Observability: metrics, traces, consumer lag. See docs/MONITORING.md.
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None,
         description="OTLP/HTTP collector base URL (spans go to <url>/v1/traces); unset: no tracing at all.",

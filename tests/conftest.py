@@ -20,18 +20,16 @@ import pytest
 from pydantic import SecretStr
 
 from jorge_cli.stack import EmbeddedStack, StackUrls
-from jorge_runtime.credential_cipher import generate_key
 from jorge_runtime.db import create_pool, migrate
 from jorge_runtime.kafka_admin import ensure_topics
 from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
+from tests.support.credentials import CREDENTIALS_KEY
 from tests.support.ghl import Sandbox
 from tests.support.services import create_database, drop_database, with_database
 
 SERVICE_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
-#: Encrypts the tests' stored secrets (webhook secrets are never stored in plain text).
-CREDENTIALS_KEY = generate_key()
 # Embedded PostgreSQL data lives outside pytest's temporary tree: every new pytest session resets
 # /tmp/pytest-of-USER to 0700, which locks the database's own system user (used under root) out
 # of a session still running.

@@ -18,6 +18,9 @@ from jorge_runtime.dead_letters import add_dead_letter
 from jorge_runtime.dead_letters import discard_dead_letters as discard_dead_letters
 from jorge_runtime.dead_letters import list_dead_letters as list_dead_letters
 from jorge_runtime.dead_letters import mark_replayed as mark_replayed
+from jorge_runtime.tables.leads import find_lead
+from jorge_runtime.tables.seller_analyses import stored_request
+from jorge_runtime.tables.seller_consultations import latest_request_of_seller
 from services.crm_sync.mapping import ContactDetails
 
 #: The consumer column of crm_sync's own dead letters.
@@ -79,30 +82,17 @@ class CrmRepository:
     async def known_contact(self, organization_id: str, person_id: str) -> ContactDetails:
         """A person's details from what the gateway stored: the lead with that id, else their
         latest consultation request."""
-        lead = await self._pool.fetchrow(
-            "SELECT name, email, phone FROM leads WHERE organization_id = $1 AND lead_id = $2",
-            organization_id,
-            person_id,
-        )
+        lead = await find_lead(self._pool, organization_id, person_id)
         if lead is not None and (lead["email"] or lead["phone"]):
             return ContactDetails(lead["name"], lead["email"], lead["phone"])
-        request = await self._pool.fetchval(
-            """SELECT request FROM seller_consultations WHERE organization_id = $1 AND seller_id = $2
-                ORDER BY created_at DESC LIMIT 1""",
-            organization_id,
-            person_id,
-        )
+        request = await latest_request_of_seller(self._pool, organization_id, person_id)
         if request:
             return ContactDetails(request.get("name"), request.get("email"), request.get("phone"))
         return ContactDetails()
 
     async def seller_address(self, organization_id: str, analysis_id: str) -> str | None:
         """The address of the home a seller analysis priced, as the gateway stored it."""
-        request = await self._pool.fetchval(
-            "SELECT request FROM seller_analyses WHERE organization_id = $1 AND id = $2",
-            organization_id,
-            analysis_id,
-        )
+        request = await stored_request(self._pool, organization_id, analysis_id)
         address = (request or {}).get("property", {}).get("property_address")
         return str(address) if address else None
 

@@ -21,20 +21,22 @@ from jorge_runtime.telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, instrument_app
 from jorge_runtime.tenancy import TenancyStore
 from jorge_runtime.webhook_secrets import encrypt_plaintext_at_start, webhook_secret_cipher
 from schemas.topics import TopicNames
-from services.gateway import asyncapi, buyers, idempotency, sellers, tokens, webhooks
+from services.gateway import asyncapi, buyers, health, idempotency, leads, sellers, tokens, webhooks
 from services.gateway.admin_port import AdminPortMiddleware
 from services.gateway.auth import Authenticator
+from services.gateway.buyer_repository import BuyerRepository
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import install_error_handlers
 from services.gateway.idempotency import IdempotencyStore
+from services.gateway.lead_repository import LeadRepository
 from services.gateway.limits import RateLimiter
 from services.gateway.local_limits import LocalLimiter
 from services.gateway.metrics import HttpMetricsMiddleware, metrics_router
 from services.gateway.middleware import EdgeMiddleware
 from services.gateway.outbox import BusState, GatewayOutbox
-from services.gateway.repository import LeadRepository
 from services.gateway.results import ResultWaiter
-from services.gateway.routes import router
+from services.gateway.seller_repository import SellerRepository
+from services.gateway.webhook_repository import WebhookRepository
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -106,6 +108,9 @@ def create_app(settings: Settings) -> FastAPI:
                     stale_after_seconds=settings.qualification_stale_after_seconds,
                     expires_after_days=settings.qualification_expires_after_days,
                 ),
+                buyers=BuyerRepository(),
+                sellers=SellerRepository(),
+                webhooks=WebhookRepository(),
                 results=results,
                 webhook_cipher=webhook_cipher,
             )
@@ -152,7 +157,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(AdminPortMiddleware, admin_port=settings.admin_port)
     instrument_app(app, settings, "gateway")
     app.include_router(metrics_router())
-    app.include_router(router)
+    app.include_router(leads.router)
+    app.include_router(health.router)
     app.include_router(tokens.router)
     app.include_router(buyers.router)
     app.include_router(sellers.router)

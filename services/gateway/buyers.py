@@ -6,15 +6,13 @@ stages BuyerMatchRequested in one transaction (publishing.store_and_publish), th
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 
 from jorge_runtime.broker import event_message
-from jorge_runtime.db import DbConnection, Executor
+from jorge_runtime.db import DbConnection
 from jorge_runtime.results import MATCH_SESSION
-from jorge_runtime.tenancy import Caller
 from schemas.buyers import (
     BUYER_ID_PATTERN,
     MATCH_SESSION_ID_PATTERN,
@@ -24,13 +22,12 @@ from schemas.buyers import (
     BuyerPreferencesView,
     MatchAccepted,
     MatchPropertiesRequest,
-    MatchResults,
     MatchSessionView,
     SortBy,
     new_match_session_id,
 )
 from schemas.topics import BUYER_MATCH_REQUESTED
-from services.gateway.dependencies import Gateway, authenticated_caller, gateway
+from services.gateway.dependencies import CallerDep, GatewayDep
 from services.gateway.errors import BUS_DOWN, ApiError, documented_errors
 from services.gateway.publishing import store_and_publish
 from services.gateway.results import WAIT_QUERY, accepted_or_result
@@ -43,81 +40,6 @@ _PREFERENCE_ERRORS = {
     "invalid_budget": (400, "invalid_budget", "budget_min (900000) is above budget_max (800000)."),
     "invalid_location": (400, "invalid_location", "Give latitude and longitude together, or neither."),
 }
-
-
-class BuyerStore:
-    """PostgreSQL adapter: buyers' preferences and match sessions (the matcher writes results)."""
-
-    async def save_preferences(
-        self, conn: Executor, organization_id: str, buyer_id: str, preferences: BuyerPreferences
-    ) -> datetime:
-        """Insert or replace the buyer's preferences; the new updated_at."""
-        updated_at: datetime = await conn.fetchval(
-            """INSERT INTO buyer_preferences (organization_id, buyer_id, document) VALUES ($1, $2, $3)
-               ON CONFLICT (organization_id, buyer_id)
-               DO UPDATE SET document = EXCLUDED.document, updated_at = now()
-               RETURNING updated_at""",
-            organization_id,
-            buyer_id,
-            preferences.model_dump(mode="json"),
-        )
-        return updated_at
-
-    async def preferences(self, conn: Executor, organization_id: str, buyer_id: str) -> dict[str, Any] | None:
-        """The buyer's stored preferences with buyer_id and updated_at, or None."""
-        row = await conn.fetchrow(
-            """SELECT document, updated_at FROM buyer_preferences
-                WHERE organization_id = $1 AND buyer_id = $2""",
-            organization_id,
-            buyer_id,
-        )
-        if row is None:
-            return None
-        return {**row["document"], "buyer_id": buyer_id, "updated_at": row["updated_at"]}
-
-    async def open_session(
-        self,
-        conn: DbConnection,
-        organization_id: str,
-        request: BuyerMatchRequestedPayload,
-        correlation_id: str,
-    ) -> None:
-        """Record a pending match session, inside the caller's transaction."""
-        await conn.execute(
-            """INSERT INTO match_sessions (id, organization_id, buyer_id, status, request, correlation_id)
-               VALUES ($1, $2, $3, 'pending', $4, $5)""",
-            request.match_session_id,
-            organization_id,
-            request.buyer_id,
-            request.model_dump(mode="json"),
-            correlation_id,
-        )
-
-    async def session(self, conn: Executor, organization_id: str, session_id: str) -> MatchSessionView | None:
-        """The session as the API shows it, or None if it is not this organisation's."""
-        row = await conn.fetchrow(
-            """SELECT id, buyer_id, status, result, failure_reason, created_at, completed_at
-                 FROM match_sessions WHERE id = $1 AND organization_id = $2""",
-            session_id,
-            organization_id,
-        )
-        if row is None:
-            return None
-        result = MatchResults.model_validate(row["result"]) if row["status"] == "completed" else None
-        return MatchSessionView(
-            match_session_id=row["id"],
-            buyer_id=row["buyer_id"],
-            status=row["status"],
-            total_matches=result.total_matches if result else None,
-            matches=result.matches if result else [],
-            next_actions=result.next_actions if result else [],
-            failure_reason=row["failure_reason"],
-            created_at=row["created_at"],
-            completed_at=row["completed_at"],
-        )
-
-
-_store = BuyerStore()
 
 
 def _check_preferences(preferences: BuyerPreferences, sort_by: SortBy | None = None) -> None:
@@ -150,9 +72,9 @@ def _check_preferences(preferences: BuyerPreferences, sort_by: SortBy | None = N
 async def match_properties(
     body: MatchPropertiesRequest,
     request: Request,
+    caller: CallerDep,
+    gw: GatewayDep,
     wait: float | None = WAIT_QUERY,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> Any:
     """Find homes for a buyer. Stores the buyer's preferences and a match session, and hands it
     to the matcher: 202 with `result_url`. With `wait=N` the answer is 200 with the ranked
@@ -171,8 +93,8 @@ async def match_properties(
     message = event_message(event, topic=gw.topics(BUYER_MATCH_REQUESTED), key=body.buyer_id)
 
     async def write(conn: DbConnection) -> None:
-        await _store.save_preferences(conn, caller.organization_id, body.buyer_id, payload.preferences)
-        await _store.open_session(conn, caller.organization_id, payload, request.state.request_id)
+        await gw.buyers.save_preferences(conn, caller.organization_id, body.buyer_id, payload.preferences)
+        await gw.buyers.open_session(conn, caller.organization_id, payload, request.state.request_id)
 
     await store_and_publish(gw, write, message)
     session_id = payload.match_session_id
@@ -187,7 +109,7 @@ async def match_properties(
         session_id,
         wait,
         accepted,
-        lambda: _store.session(gw.pool, caller.organization_id, session_id),
+        lambda: gw.buyers.session(gw.pool, caller.organization_id, session_id),
     )
 
 
@@ -199,12 +121,12 @@ async def match_properties(
     ),
 )
 async def get_match_session(
+    caller: CallerDep,
+    gw: GatewayDep,
     match_session_id: str = _SESSION_ID,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> MatchSessionView:
     """A match session: `pending`, `completed` with the ranked homes, or `failed`."""
-    view = await _store.session(gw.pool, caller.organization_id, match_session_id)
+    view = await gw.buyers.session(gw.pool, caller.organization_id, match_session_id)
     if view is None:
         raise ApiError(
             404, "match_session_not_found", f"No match session {match_session_id} in your organisation."
@@ -220,12 +142,12 @@ async def get_match_session(
     ),
 )
 async def get_preferences(
+    caller: CallerDep,
+    gw: GatewayDep,
     buyer_id: str = _BUYER_ID,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> BuyerPreferencesView:
     """The buyer's stored preferences (from the last match request or PUT)."""
-    stored = await _store.preferences(gw.pool, caller.organization_id, buyer_id)
+    stored = await gw.buyers.preferences(gw.pool, caller.organization_id, buyer_id)
     if stored is None:
         raise ApiError(
             404, "buyer_not_found", f"No preferences stored for buyer {buyer_id} in your organisation."
@@ -240,13 +162,13 @@ async def get_preferences(
 )
 async def put_preferences(
     body: BuyerPreferences,
+    caller: CallerDep,
+    gw: GatewayDep,
     buyer_id: str = _BUYER_ID,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> BuyerPreferencesView:
     """Replace the buyer's preferences (fields left out are cleared); creates them if none."""
     _check_preferences(body)
-    updated_at = await _store.save_preferences(gw.pool, caller.organization_id, buyer_id, body)
+    updated_at = await gw.buyers.save_preferences(gw.pool, caller.organization_id, buyer_id, body)
     return BuyerPreferencesView.model_validate(
         {**body.model_dump(), "buyer_id": buyer_id, "updated_at": updated_at}
     )

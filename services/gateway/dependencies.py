@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Annotated
 
 import asyncpg
 import redis.asyncio as aioredis
-from fastapi import Request
+from fastapi import Depends, Request
 from faststream.kafka import KafkaBroker
 
 from jorge_runtime.broker import KafkaPublisher
@@ -17,13 +18,16 @@ from jorge_runtime.tenancy import Caller
 from schemas.limits import QUOTAS
 from schemas.topics import TopicNames
 from services.gateway.auth import Authenticator, AuthError
+from services.gateway.buyer_repository import BuyerRepository
 from services.gateway.errors import ApiError
 from services.gateway.idempotency import IdempotencyStore, claim_request
+from services.gateway.lead_repository import LeadRepository
 from services.gateway.limits import Applied, Decision, LimiterUnavailable, RateLimiter, applied_limits
 from services.gateway.local_limits import LocalLimiter
 from services.gateway.outbox import GatewayOutbox
-from services.gateway.repository import LeadRepository
 from services.gateway.results import ResultWaiter
+from services.gateway.seller_repository import SellerRepository
+from services.gateway.webhook_repository import WebhookRepository
 
 
 @dataclass(slots=True)
@@ -42,6 +46,9 @@ class Gateway:
     limiter: RateLimiter
     local_limiter: LocalLimiter
     leads: LeadRepository
+    buyers: BuyerRepository
+    sellers: SellerRepository
+    webhooks: WebhookRepository
     results: ResultWaiter
     #: Seals webhook signing secrets (CRM_CREDENTIALS_KEY); None: registration answers 503.
     webhook_cipher: CredentialCipher | None = None
@@ -114,3 +121,9 @@ def _without_redis(gw: Gateway, applied: Applied, quota: str | None) -> Decision
             {"Retry-After": "5"},
         )
     return gw.local_limiter.check(applied)
+
+
+#: A route's gateway resources: ``gw: GatewayDep``.
+GatewayDep = Annotated[Gateway, Depends(gateway)]
+#: A route's authenticated (and counted) caller: ``caller: CallerDep``.
+CallerDep = Annotated[Caller, Depends(authenticated_caller)]

@@ -22,17 +22,11 @@ import asyncpg
 
 from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, PublishFailed
 from jorge_runtime.db import DbConnection
-from jorge_runtime.idempotency import stage_outbox
+from jorge_runtime.idempotency import claim_unpublished_outbox, mark_outbox_published, stage_outbox
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "gateway"  # the outbox's consumer column for the gateway's own rows
-
-_MARK = "UPDATE outbox SET published_at = now() WHERE message_id = ANY($1::uuid[])"
-_CLAIM = """SELECT message_id, topic, message_key, headers, body FROM outbox
-             WHERE consumer = $1 AND published_at IS NULL
-               AND created_at < now() - make_interval(secs => $2::float8)
-             ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED"""
 
 
 class BusState:
@@ -108,17 +102,16 @@ class GatewayOutbox:
         sent: list[uuid.UUID] = []
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(_CLAIM, CONSUMER, self._grace, self._batch)
-                for row in rows:
-                    await self._publisher.publish(_message(row))
-                    sent.append(row["message_id"])
+                for message in await claim_unpublished_outbox(conn, CONSUMER, self._grace, self._batch):
+                    await self._publisher.publish(message)
+                    sent.append(uuid.UUID(message.message_id))
                 if sent:
-                    await conn.execute(_MARK, sent)
+                    await mark_outbox_published(conn, sent)
         except PublishFailed:
             self.bus.failed()
             # What was sent before the failure is marked outside the rolled-back transaction.
             if sent:
-                await self._pool.execute(_MARK, sent)
+                await mark_outbox_published(self._pool, sent)
             return len(sent)
         if sent:
             self.bus.succeeded()
@@ -151,7 +144,7 @@ class GatewayOutbox:
     async def _flush_pending(self) -> None:
         pending, self._acked = self._acked, []
         if pending:
-            await self._pool.execute(_MARK, pending)
+            await mark_outbox_published(self._pool, pending)
 
     async def _relay(self) -> None:
         while True:
@@ -163,9 +156,3 @@ class GatewayOutbox:
                     await self.relay_once()
             except Exception:
                 log.warning("outbox relay round failed; next round retries", exc_info=True)
-
-
-def _message(row: asyncpg.Record) -> OutgoingMessage:
-    return OutgoingMessage(
-        str(row["message_id"]), row["topic"], row["message_key"], bytes(row["body"]), row["headers"]
-    )

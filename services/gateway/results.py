@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from jorge_runtime.failures import INFRASTRUCTURE_ERRORS
 from jorge_runtime.results import MATCH_SESSION, QUALIFICATION, RESULTS_CHANNEL, SELLER_ANALYSIS
+from jorge_runtime.tables import leads, match_sessions, seller_analyses
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,9 @@ MAX_WAIT_SECONDS = 30.0
 
 #: The status of a result by id; any status other than pending (or in_progress) is final.
 _STATUS_QUERIES: dict[str, str] = {
-    QUALIFICATION: "SELECT status FROM qualifications WHERE qualification_id = $1",
-    MATCH_SESSION: "SELECT status FROM match_sessions WHERE id = $1",
-    SELLER_ANALYSIS: "SELECT status FROM seller_analyses WHERE id = $1",
+    QUALIFICATION: leads.STATUS_BY_ID,
+    MATCH_SESSION: match_sessions.STATUS_BY_ID,
+    SELLER_ANALYSIS: seller_analyses.STATUS_BY_ID,
 }
 
 WAIT_QUERY = Query(

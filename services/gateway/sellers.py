@@ -10,12 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 
 from jorge_runtime.broker import event_message
-from jorge_runtime.db import DbConnection, Executor
+from jorge_runtime.db import DbConnection
 from jorge_runtime.results import SELLER_ANALYSIS
-from jorge_runtime.tenancy import Caller
 from schemas.sellers import (
     ANALYSIS_ID_PATTERN,
     SELLER_ID_PATTERN,
@@ -27,13 +26,12 @@ from schemas.sellers import (
     ConsultationView,
     SellerAnalysisRequested,
     SellerAnalysisRequestedPayload,
-    SellerAnalysisResult,
     SellerAnalysisView,
     new_analysis_id,
     new_consultation_id,
 )
 from schemas.topics import SELLER_ANALYSIS_REQUESTED, SELLER_CONSULTATION_REQUESTED
-from services.gateway.dependencies import Gateway, authenticated_caller, gateway
+from services.gateway.dependencies import CallerDep, GatewayDep
 from services.gateway.errors import BUS_DOWN, ApiError, documented_errors
 from services.gateway.publishing import store_and_publish
 from services.gateway.results import WAIT_QUERY, accepted_or_result
@@ -42,76 +40,6 @@ router = APIRouter(tags=["sellers"])
 
 _SELLER_ID = Path(pattern=SELLER_ID_PATTERN, examples=["seller-001"])
 _ANALYSIS_ID = Path(pattern=ANALYSIS_ID_PATTERN, examples=["cma-3f9c0a1b2c3d4e5f607182"])
-
-
-class SellerStore:
-    """PostgreSQL adapter: seller analyses (the analyzer writes results) and consultation requests."""
-
-    async def open_analysis(
-        self,
-        conn: DbConnection,
-        organization_id: str,
-        request: SellerAnalysisRequestedPayload,
-        correlation_id: str,
-    ) -> None:
-        """Record a pending analysis, inside the caller's transaction."""
-        await conn.execute(
-            """INSERT INTO seller_analyses (id, organization_id, seller_id, status, request, correlation_id)
-               VALUES ($1, $2, $3, 'pending', $4, $5)""",
-            request.analysis_id,
-            organization_id,
-            request.seller_id,
-            request.model_dump(mode="json"),
-            correlation_id,
-        )
-
-    async def analysis(
-        self, conn: Executor, organization_id: str, analysis_id: str
-    ) -> SellerAnalysisView | None:
-        """The analysis as the API shows it, or None if it is not this organisation's."""
-        row = await conn.fetchrow(
-            """SELECT id, seller_id, status, result, failure_reason, created_at, completed_at
-                 FROM seller_analyses WHERE id = $1 AND organization_id = $2""",
-            analysis_id,
-            organization_id,
-        )
-        if row is None:
-            return None
-        result = SellerAnalysisResult.model_validate(row["result"]) if row["status"] == "completed" else None
-        return SellerAnalysisView(
-            analysis_id=row["id"],
-            seller_id=row["seller_id"],
-            status=row["status"],
-            cma=result.cma if result else None,
-            market_conditions=result.market_conditions if result else None,
-            recommendations=result.recommendations if result else [],
-            failure_reason=row["failure_reason"],
-            created_at=row["created_at"],
-            completed_at=row["completed_at"],
-        )
-
-    async def request_consultation(
-        self,
-        conn: DbConnection,
-        organization_id: str,
-        request: ConsultationRequestedPayload,
-        correlation_id: str,
-    ) -> datetime:
-        """Record a consultation request, inside the caller's transaction; its created_at."""
-        created_at: datetime = await conn.fetchval(
-            """INSERT INTO seller_consultations
-                      (id, organization_id, seller_id, status, request, correlation_id)
-               VALUES ($1, $2, $3, 'requested', $4, $5) RETURNING created_at""",
-            request.consultation_id,
-            organization_id,
-            request.seller_id,
-            request.request.model_dump(mode="json"),
-            correlation_id,
-        )
-        return created_at
-
-
-_store = SellerStore()
 
 
 def _check_home(body: AnalyzePropertyRequest) -> None:
@@ -139,9 +67,9 @@ def _check_home(body: AnalyzePropertyRequest) -> None:
 async def analyze_property(
     body: AnalyzePropertyRequest,
     request: Request,
+    caller: CallerDep,
+    gw: GatewayDep,
     wait: float | None = WAIT_QUERY,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> Any:
     """Price a seller's home (a comparative market analysis). Stores the request and hands it
     to the seller analyzer: 202 with `result_url`. With `wait=N` the answer is 200 with the
@@ -156,7 +84,7 @@ async def analyze_property(
     message = event_message(event, topic=gw.topics(SELLER_ANALYSIS_REQUESTED), key=body.seller_id)
 
     async def write(conn: DbConnection) -> None:
-        await _store.open_analysis(conn, caller.organization_id, payload, request.state.request_id)
+        await gw.sellers.open_analysis(conn, caller.organization_id, payload, request.state.request_id)
 
     await store_and_publish(gw, write, message)
     analysis_id = payload.analysis_id
@@ -169,7 +97,7 @@ async def analyze_property(
         analysis_id,
         wait,
         accepted,
-        lambda: _store.analysis(gw.pool, caller.organization_id, analysis_id),
+        lambda: gw.sellers.analysis(gw.pool, caller.organization_id, analysis_id),
     )
 
 
@@ -181,12 +109,12 @@ async def analyze_property(
     ),
 )
 async def get_analysis(
+    caller: CallerDep,
+    gw: GatewayDep,
     analysis_id: str = _ANALYSIS_ID,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> SellerAnalysisView:
     """A seller analysis: `pending`, `completed` with its CMA, or `failed`."""
-    view = await _store.analysis(gw.pool, caller.organization_id, analysis_id)
+    view = await gw.sellers.analysis(gw.pool, caller.organization_id, analysis_id)
     if view is None:
         raise ApiError(404, "analysis_not_found", f"No seller analysis {analysis_id} in your organisation.")
     return view
@@ -204,9 +132,9 @@ async def get_analysis(
 async def schedule_consultation(
     body: ConsultationRequest,
     request: Request,
+    caller: CallerDep,
+    gw: GatewayDep,
     seller_id: str = _SELLER_ID,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> ConsultationView:
     """Ask for a consultation with the seller at one of their preferred times. 201 means the
     request is stored and on its way to the CRM, where the team books it."""
@@ -227,7 +155,7 @@ async def schedule_consultation(
     message = event_message(event, topic=gw.topics(SELLER_CONSULTATION_REQUESTED), key=seller_id)
 
     async def write(conn: DbConnection) -> datetime:
-        return await _store.request_consultation(
+        return await gw.sellers.request_consultation(
             conn, caller.organization_id, payload, request.state.request_id
         )
 

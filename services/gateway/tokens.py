@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from schemas.limits import TOKEN_PER_CLIENT, TOKEN_PER_KEY
 from services.gateway.auth import AuthError
-from services.gateway.dependencies import Gateway, gateway
+from services.gateway.dependencies import Gateway, GatewayDep
 from services.gateway.errors import API_ERRORS, ApiError
 from services.gateway.limits import Applied, Decision, LimiterUnavailable
 
@@ -36,7 +36,7 @@ class TokenResponse(BaseModel):
 
 
 @router.post("/v1/auth/token", response_model=TokenResponse, responses=API_ERRORS)
-async def issue_token(body: TokenRequest, request: Request, gw: Gateway = Depends(gateway)) -> TokenResponse:
+async def issue_token(body: TokenRequest, request: Request, gw: GatewayDep) -> TokenResponse:
     """Exchange an API key for a signed token that expires (at most `JWT_MAX_TTL_SECONDS`).
 
     A token stops working when it expires or when its API key is revoked. Attempts are limited

@@ -49,6 +49,14 @@ class WebhookRepository:
     """Webhook records as the gateway sees them: it owns subscriptions, reads delivery history,
     and creates test messages and redelivery requests for the delivery engine."""
 
+    async def count_live_endpoints(self, db: Db, organization_id: str) -> int:
+        """How many endpoints the organisation has that are not deleted."""
+        live: int = await db.fetchval(
+            "SELECT count(*) FROM webhook_endpoints WHERE organization_id = $1 AND status <> 'deleted'",
+            organization_id,
+        )
+        return live
+
     async def create_endpoint(
         self,
         db: Db,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from jorge_runtime.broker import OutgoingMessage, event_message
 from jorge_runtime.credential_cipher import CredentialCipher
@@ -48,13 +48,12 @@ from schemas.webhooks import (
     new_endpoint_id,
     new_message_id,
 )
-from services.gateway.dependencies import Gateway, authenticated_caller, gateway
+from services.gateway.dependencies import CallerDep, Gateway, GatewayDep
 from services.gateway.errors import BUS_DOWN, ApiError, documented_errors
 from services.gateway.publishing import store_and_publish
-from services.gateway.webhook_repository import Position, WebhookRepository
+from services.gateway.webhook_repository import Position
 
 router = APIRouter(tags=["webhooks"])
-_store = WebhookRepository()
 
 
 _NOT_FOUND = (404, "webhook_not_found", "No webhook endpoint we_… in your organisation.")
@@ -138,7 +137,7 @@ def _not_found(webhook_id: str) -> ApiError:
 
 
 async def _owned_endpoint(gw: Gateway, caller: Caller, webhook_id: str) -> dict[str, Any]:
-    endpoint = await _store.get_endpoint(gw.pool, caller.organization_id, webhook_id)
+    endpoint = await gw.webhooks.get_endpoint(gw.pool, caller.organization_id, webhook_id)
     if endpoint is None:
         raise _not_found(webhook_id)
     return endpoint
@@ -149,10 +148,7 @@ async def _check_endpoint_cap(gw: Gateway, caller: Caller) -> None:
 
     Checked before the insert, so two registrations at the same instant may pass the cap by one."""
     cap = gw.settings.webhook_max_endpoints_per_organization
-    live = await gw.pool.fetchval(
-        "SELECT count(*) FROM webhook_endpoints WHERE organization_id = $1 AND status <> 'deleted'",
-        caller.organization_id,
-    )
+    live = await gw.webhooks.count_live_endpoints(gw.pool, caller.organization_id)
     if live >= cap:
         raise ApiError(
             409,
@@ -176,8 +172,8 @@ async def _check_endpoint_cap(gw: Gateway, caller: Caller) -> None:
 )
 async def register_webhook(
     body: RegisterWebhookRequest,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
+    caller: CallerDep,
+    gw: GatewayDep,
 ) -> WebhookEndpointWithSecret:
     """Subscribe a URL to events. The answer holds the signing secret (yours, or one generated
     when you sent none): it is shown this once. Every delivery is signed with it the Standard
@@ -194,7 +190,7 @@ async def register_webhook(
         except InvalidWebhookSecret as exc:
             raise ApiError(400, "invalid_webhook_secret", f"{exc}; omit it to have one generated.") from None
     endpoint_id = new_endpoint_id()
-    endpoint = await _store.create_endpoint(
+    endpoint = await gw.webhooks.create_endpoint(
         gw.pool,
         caller.organization_id,
         endpoint_id=endpoint_id,
@@ -209,13 +205,13 @@ async def register_webhook(
 
 @router.get("/v1/webhooks", response_model=WebhookEndpointList, responses=documented_errors())
 async def list_webhooks(
+    caller: CallerDep,
+    gw: GatewayDep,
     limit: int = _LIMIT,
     cursor: str | None = _CURSOR,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> WebhookEndpointList:
     """Your organisation's webhook endpoints, newest first, without their secrets."""
-    rows = await _store.list_endpoints(
+    rows = await gw.webhooks.list_endpoints(
         gw.pool, caller.organization_id, limit=limit + 1, after=_decode_cursor(cursor)
     )
     page, next_cursor = _page(rows, limit)
@@ -232,9 +228,9 @@ async def list_webhooks(
     responses=documented_errors(not_found=_NOT_FOUND),
 )
 async def get_webhook(
+    caller: CallerDep,
+    gw: GatewayDep,
     webhook_id: str = _WEBHOOK_ID,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> WebhookEndpoint:
     """One endpoint. Its secret is never returned: rotate it if it was lost."""
     return WebhookEndpoint.model_validate(await _owned_endpoint(gw, caller, webhook_id))
@@ -251,9 +247,9 @@ async def get_webhook(
 )
 async def update_webhook(
     body: UpdateWebhookRequest,
+    caller: CallerDep,
+    gw: GatewayDep,
     webhook_id: str = _WEBHOOK_ID,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> WebhookEndpoint:
     """Change the URL, events, description, concurrency or status (`disabled` pauses deliveries,
     `active` resumes them). Fields left out are unchanged."""
@@ -267,9 +263,9 @@ async def update_webhook(
     if "events" in changes:
         changes["events"] = _checked_events(changes["events"])
     if changes:
-        endpoint = await _store.update_endpoint(gw.pool, caller.organization_id, webhook_id, changes)
+        endpoint = await gw.webhooks.update_endpoint(gw.pool, caller.organization_id, webhook_id, changes)
     else:
-        endpoint = await _store.get_endpoint(gw.pool, caller.organization_id, webhook_id)
+        endpoint = await gw.webhooks.get_endpoint(gw.pool, caller.organization_id, webhook_id)
     if endpoint is None:
         raise _not_found(webhook_id)
     return WebhookEndpoint.model_validate(endpoint)
@@ -282,14 +278,14 @@ async def update_webhook(
     responses=documented_errors(not_found=_NOT_FOUND),
 )
 async def delete_webhook(
+    caller: CallerDep,
+    gw: GatewayDep,
     webhook_id: str = _WEBHOOK_ID,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> Response:
     """Stop deliveries to the endpoint for good. Its pending deliveries are given up; its
     delivery history is kept."""
     async with gw.pool.acquire() as conn:
-        deleted = await _store.delete_endpoint(conn, caller.organization_id, webhook_id)
+        deleted = await gw.webhooks.delete_endpoint(conn, caller.organization_id, webhook_id)
     if not deleted:
         raise _not_found(webhook_id)
     return Response(status_code=204)
@@ -301,15 +297,15 @@ async def delete_webhook(
     responses=documented_errors(not_found=_NOT_FOUND, secrets_unavailable=_SECRETS_DOWN),
 )
 async def rotate_webhook_secret(
+    caller: CallerDep,
+    gw: GatewayDep,
     webhook_id: str = _WEBHOOK_ID,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> WebhookEndpointWithSecret:
     """Replace the signing secret; the new one is shown this once. Until
     `previous_secret_expires_at` (`WEBHOOK_SECRET_OVERLAP_SECONDS`, 24 h by default) deliveries
     carry signatures with both secrets, so receivers can switch without losing any."""
     secret = generate_secret()
-    endpoint = await _store.rotate_secret(
+    endpoint = await gw.webhooks.rotate_secret(
         gw.pool,
         caller.organization_id,
         webhook_id,
@@ -333,9 +329,9 @@ async def rotate_webhook_secret(
 )
 async def send_test_event(
     request: Request,
+    caller: CallerDep,
+    gw: GatewayDep,
     webhook_id: str = _WEBHOOK_ID,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> DeliveryRequestAccepted:
     """Send a `webhook.test` event to this endpoint now, signed like any other. The 202 means the
     delivery is stored and queued; follow it at `delivery_url`."""
@@ -348,8 +344,8 @@ async def send_test_event(
     event = _delivery_requested(request, caller, webhook_id, delivery_id, message_id, TEST_EVENT)
 
     async def write(conn: DbConnection) -> None:
-        await _require_active(conn, caller, webhook_id)
-        await _store.create_manual_delivery(
+        await _require_active(gw, conn, caller, webhook_id)
+        await gw.webhooks.create_manual_delivery(
             conn,
             caller.organization_id,
             webhook_id,
@@ -371,16 +367,16 @@ async def send_test_event(
     responses=documented_errors(not_found=_NOT_FOUND),
 )
 async def list_deliveries(
+    caller: CallerDep,
+    gw: GatewayDep,
     webhook_id: str = _WEBHOOK_ID,
     status: DeliveryStatus | None = Query(default=None, description="Only deliveries in this status."),
     limit: int = _LIMIT,
     cursor: str | None = _CURSOR,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> WebhookDeliveryList:
     """The endpoint's deliveries, newest first: one per message, with its retry state."""
     await _owned_endpoint(gw, caller, webhook_id)
-    rows = await _store.list_deliveries(
+    rows = await gw.webhooks.list_deliveries(
         gw.pool, webhook_id, status=status, limit=limit + 1, after=_decode_cursor(cursor)
     )
     page, next_cursor = _page(rows, limit)
@@ -400,15 +396,15 @@ async def list_deliveries(
     ),
 )
 async def get_delivery(
+    caller: CallerDep,
+    gw: GatewayDep,
     webhook_id: str = _WEBHOOK_ID,
     delivery_id: str = _DELIVERY_ID,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> WebhookDeliveryDetail:
     """One delivery with the payload sent and every attempt: trigger, time, duration, response
     code and the first 20 KB of the response body."""
     await _owned_endpoint(gw, caller, webhook_id)
-    delivery = await _store.get_delivery(gw.pool, webhook_id, delivery_id)
+    delivery = await gw.webhooks.get_delivery(gw.pool, webhook_id, delivery_id)
     if delivery is None:
         raise ApiError(404, "delivery_not_found", f"No delivery {delivery_id} for webhook {webhook_id}.")
     return WebhookDeliveryDetail.model_validate(delivery)
@@ -427,17 +423,17 @@ async def get_delivery(
 )
 async def redeliver(
     request: Request,
+    caller: CallerDep,
+    gw: GatewayDep,
     webhook_id: str = _WEBHOOK_ID,
     delivery_id: str = _DELIVERY_ID,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> DeliveryRequestAccepted:
     """Send the same message again (same `webhook-id`), now, whatever its status. The attempt is
     recorded with trigger `manual`."""
 
     async def write(conn: DbConnection) -> Any:
-        await _require_active(conn, caller, webhook_id)
-        delivery = await _store.request_redelivery(conn, webhook_id, delivery_id)
+        await _require_active(gw, conn, caller, webhook_id)
+        delivery = await gw.webhooks.request_redelivery(conn, webhook_id, delivery_id)
         if delivery is None:
             raise ApiError(404, "delivery_not_found", f"No delivery {delivery_id} for webhook {webhook_id}.")
         return delivery
@@ -452,8 +448,8 @@ async def redeliver(
     return _accepted(webhook_id, delivery_id, delivery["message_id"], delivery["event_type"])
 
 
-async def _require_active(conn: DbConnection, caller: Caller, webhook_id: str) -> None:
-    status = await _store.endpoint_status(conn, caller.organization_id, webhook_id)
+async def _require_active(gw: Gateway, conn: DbConnection, caller: Caller, webhook_id: str) -> None:
+    status = await gw.webhooks.endpoint_status(conn, caller.organization_id, webhook_id)
     if status is None:
         raise _not_found(webhook_id)
     if status != "active":

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from jorge_runtime.db import DbConnection
 from jorge_runtime.results import MATCH_SESSION, notify_result
+from jorge_runtime.tables import match_sessions
 from schemas.buyers import BuyerMatchRequestedPayload, MatchResults
 
 
@@ -25,21 +26,13 @@ class MatchSessionRepository:
     ) -> None:
         """Store the completed session (creating it if missing) and notify, in the caller's
         transaction. A session id of another organisation is left alone."""
-        await conn.execute(
-            """INSERT INTO match_sessions (id, organization_id, buyer_id, status, request, result,
-                                           correlation_id, completed_at, qualification_id)
-               VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, $8)
-               ON CONFLICT (id) DO UPDATE
-                  SET status = 'completed', result = EXCLUDED.result, failure_reason = NULL,
-                      completed_at = EXCLUDED.completed_at
-                WHERE match_sessions.organization_id = EXCLUDED.organization_id""",
-            request.match_session_id,
-            organization_id,
-            request.buyer_id,
-            request.model_dump(mode="json"),
-            result.model_dump(mode="json"),
-            correlation_id,
-            completed_at,
-            qualification_id,
+        await match_sessions.save_completed(
+            conn,
+            organization_id=organization_id,
+            request=request,
+            result=result,
+            correlation_id=correlation_id,
+            completed_at=completed_at,
+            qualification_id=qualification_id,
         )
         await notify_result(conn, MATCH_SESSION, request.match_session_id)

@@ -17,6 +17,7 @@ from typing import Any
 import anthropic
 import asyncpg
 
+from jorge_runtime.tables.leads import find_lead, has_qualification_from, latest_completed_per_lead
 from schemas.envelope import utc_now
 from schemas.leads import LeadToQualify, new_qualification_id
 from services.qualifier.claude import ENGINE_NAME, ClaudeQualificationEngine, record_usage, usage_of
@@ -24,14 +25,6 @@ from services.qualifier.prompts import InvalidAnswer, parse_answer
 from services.qualifier.repository import QualificationRepository
 
 log = logging.getLogger(__name__)
-
-_LATEST = """
-SELECT DISTINCT ON (q.organization_id, q.lead_id)
-       q.organization_id, q.lead_id, q.engine, l.name, l.phone, l.email, l.message,
-       l.property_address, l.source
-  FROM qualifications q JOIN leads l USING (organization_id, lead_id)
- WHERE q.status = 'completed' AND ($1::text IS NULL OR q.organization_id = $1)
- ORDER BY q.organization_id, q.lead_id, q.created_at DESC"""
 
 
 @dataclass(frozen=True)
@@ -49,7 +42,7 @@ async def leads_to_backfill(
     pool: asyncpg.Pool, *, organization_id: str | None, engine: str | None, limit: int
 ) -> list[tuple[str, LeadToQualify]]:
     """(organization, lead) pairs whose latest qualification was made by ``engine`` (None = any)."""
-    rows = await pool.fetch(_LATEST, organization_id)
+    rows = await latest_completed_per_lead(pool, organization_id)
     chosen = [row for row in rows if engine is None or row["engine"] == engine][:limit]
     return [
         (
@@ -151,24 +144,12 @@ async def _store(
     batch_id: str,
 ) -> int:
     organization_id, lead_id = organization_lead
-    row = await pool.fetchrow(
-        """SELECT lead_id, name, phone, email, message, property_address, source
-             FROM leads WHERE organization_id = $1 AND lead_id = $2""",
-        organization_id,
-        lead_id,
-    )
+    row = await find_lead(pool, organization_id, lead_id)
     if row is None:
         return 0  # the lead was deleted since the batch was submitted
     # One row per lead and batch: collecting the same batch twice must not add a second one.
     async with pool.acquire() as conn, conn.transaction():
-        exists = await conn.fetchval(
-            """SELECT 1 FROM qualifications
-                WHERE organization_id = $1 AND lead_id = $2 AND correlation_id = $3""",
-            organization_id,
-            lead_id,
-            f"backfill:{batch_id}",
-        )
-        if exists:
+        if await has_qualification_from(conn, organization_id, lead_id, f"backfill:{batch_id}"):
             return 0
         await repository.save_completed(
             conn,

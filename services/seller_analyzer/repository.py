@@ -6,6 +6,7 @@ from datetime import datetime
 
 from jorge_runtime.db import DbConnection
 from jorge_runtime.results import SELLER_ANALYSIS, notify_result
+from jorge_runtime.tables import seller_analyses
 from schemas.sellers import SellerAnalysisRequestedPayload, SellerAnalysisResult
 
 
@@ -25,22 +26,13 @@ class SellerAnalysisRepository:
     ) -> None:
         """Store the analysis as completed (with its CMA) or failed (with the reason) and notify,
         in the caller's transaction. An analysis id of another organisation is left alone."""
-        await conn.execute(
-            """INSERT INTO seller_analyses (id, organization_id, seller_id, status, request, result,
-                                            failure_reason, correlation_id, completed_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-               ON CONFLICT (id) DO UPDATE
-                  SET status = EXCLUDED.status, result = EXCLUDED.result,
-                      failure_reason = EXCLUDED.failure_reason, completed_at = EXCLUDED.completed_at
-                WHERE seller_analyses.organization_id = EXCLUDED.organization_id""",
-            request.analysis_id,
-            organization_id,
-            request.seller_id,
-            "completed" if result is not None else "failed",
-            request.model_dump(mode="json"),
-            result.model_dump(mode="json") if result is not None else None,
-            failure_reason,
-            correlation_id,
-            completed_at,
+        await seller_analyses.save_outcome(
+            conn,
+            organization_id=organization_id,
+            request=request,
+            result=result,
+            failure_reason=failure_reason,
+            correlation_id=correlation_id,
+            completed_at=completed_at,
         )
         await notify_result(conn, SELLER_ANALYSIS, request.analysis_id)

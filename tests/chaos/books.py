@@ -47,7 +47,7 @@ _WEBHOOK_ID_FIELD = {
 
 @dataclass
 class Summary:
-    """A scenario's figures (the issue's sent, accepted, completed, lost, duplicated, and more)."""
+    """A scenario's figures (sent, accepted, completed, lost, duplicated, and more)."""
 
     scenario: str
     sent: int

@@ -13,7 +13,7 @@ import httpx
 
 from jorge_cli.contract import ASYNCAPI_JSON, REPO
 from jorge_runtime.settings import Settings
-from tests.e2e.test_lead_qualification import HOT_BUYER, wait_completed
+from tests.support.leads import HOT_BUYER, wait_until_qualified
 from tests.support.services import ServiceProcess, run_jorge, settings_env
 
 
@@ -34,7 +34,7 @@ async def test_consumer_team_reads_real_events(
 
     response = await client.post("/v1/leads/qualify", json=HOT_BUYER)
     assert response.status_code == 201, response.text
-    await wait_completed(client, HOT_BUYER["lead_id"])
+    await wait_until_qualified(client, HOT_BUYER["lead_id"])
 
     # The example consumer, in a group of its own, reads the lead.qualified event once.
     env = settings_env(settings) | {"CONSUMER_GROUP": f"{settings.kafka_consumer_group_prefix}acme"}

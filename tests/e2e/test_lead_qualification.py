@@ -5,32 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 
 from jorge_runtime.settings import Settings
 from schemas.topics import LEAD_QUALIFIED, TopicNames
+from tests.support.leads import HOT_BUYER, wait_until_qualified
 from tests.support.services import ServiceProcess, read_topic
-
-HOT_BUYER = {
-    "lead_id": "lead-001",
-    "name": "Maria Lopez",
-    "phone": "(909) 555-0143",
-    "email": "maria@example.com",
-    "message": "We're pre-approved for $750k and want a 3 bed in Victoria, moving in 2 months.",
-}
-
-
-async def wait_completed(client: httpx.AsyncClient, lead_id: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = await client.get(f"/v1/leads/{lead_id}/qualification")
-        if response.status_code == 200 and response.json()["status"] == "completed":
-            return response.json()
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{lead_id} not completed in {timeout}s")
 
 
 async def test_posted_lead_is_qualified_published_and_readable(
@@ -44,7 +26,7 @@ async def test_posted_lead_is_qualified_published_and_readable(
     assert accepted["status_url"] == "/v1/leads/lead-001/qualification"
     assert response.headers["x-request-id"]
 
-    view = await wait_completed(client, "lead-001")
+    view = await wait_until_qualified(client, "lead-001")
     assert view["qualification_id"] == accepted["qualification_id"]
     assert view["result"]["intent"] == "buyer_intent"
     assert view["result"]["temperature"] == "hot"

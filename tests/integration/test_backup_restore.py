@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from schemas.limits import GENERAL
 from schemas.topics import TopicNames
 from tests.support.services import ServiceProcess
 from tests.support.tools import require_tool
+from tests.support.waiting import eventually
 from tests.support.webhook_receiver import Answer, Receiver
 
 GIVEN_SERVER = bool(os.environ.get("DATABASE_URL"))  # the shared server is given by URL, not embedded
@@ -97,14 +97,14 @@ async def _until(
     api: httpx.AsyncClient, path: str, done: Callable[[dict[str, Any]], bool], timeout: float = 60
 ) -> dict[str, Any]:
     """GET ``path`` until ``done`` says its JSON is what the test waits for."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def answered() -> dict[str, Any] | None:
         response = await api.get(path)
         assert response.status_code == 200, response.text
-        if done(value := response.json()):
-            return dict(value)
-        assert time.monotonic() < deadline, value
-        await asyncio.sleep(0.2)
+        value = response.json()
+        return dict(value) if done(value) else None
+
+    return await eventually(answered, timeout, f"GET {path} as awaited", interval=0.2)
 
 
 async def test_backup_restores_into_a_fresh_server_and_pending_webhooks_are_delivered(

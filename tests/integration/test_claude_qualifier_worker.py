@@ -23,8 +23,8 @@ from services.qualifier.claude import ClaudeConfig, ClaudeQualificationEngine
 from services.qualifier.pricing import estimate_cost
 from services.qualifier.repository import QualificationRepository
 from services.qualifier.rules import qualify_lead
-from tests.integration.test_qualifier_worker import publish_events, wait_for_completed
 from tests.support.fake_claude import REPLY, rules_responder
+from tests.support.leads import publish_events, wait_for_completed
 from tests.support.services import REPO, ServiceProcess, read_topic, settings_env
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -17,31 +16,11 @@ from faststream.asgi import AsgiFastStream
 
 from jorge_cli.stack import EmbeddedStack
 from jorge_runtime.settings import Settings
-from schemas.leads import LeadQualificationRequested, LeadQualificationRequestedPayload, LeadToQualify
-from schemas.qualification import Qualification
 from schemas.topics import DEAD_LETTER, LEAD_QUALIFICATION_REQUESTED, TopicNames
 from services.qualifier.app import create_app
 from services.qualifier.engine import QualificationEngine
-from services.qualifier.rules import RulesQualificationEngine
-from tests.support.services import produce, read_topic
-
-
-class FlakyEngine(QualificationEngine):
-    """Raises ``error()`` for the first ``failures`` calls about ``lead_id``, then qualifies."""
-
-    name = "flaky"
-
-    def __init__(self, lead_id: str, failures: int, error: Callable[[], Exception]) -> None:
-        self.lead_id, self.failures, self.error = lead_id, failures, error
-        self.calls = 0
-        self._rules = RulesQualificationEngine()
-
-    async def qualify(self, lead: LeadToQualify) -> Qualification:
-        if lead.lead_id == self.lead_id:
-            self.calls += 1
-            if self.calls <= self.failures:
-                raise self.error()
-        return await self._rules.qualify(lead)
+from tests.support.leads import FlakyEngine, send_lead, wait_completed
+from tests.support.services import read_topic
 
 
 @pytest.fixture
@@ -56,32 +35,6 @@ async def run_qualifier(settings: Settings, engine: QualificationEngine) -> Asyn
         yield app
     finally:
         await app.stop()
-
-
-async def send_lead(settings: Settings, organization: str, lead_id: str) -> None:
-    event = LeadQualificationRequested(
-        organization_id=organization,
-        correlation_id=f"req-{lead_id}",
-        payload=LeadQualificationRequestedPayload(
-            qualification_id=f"qual-{uuid.uuid4().hex[:12]}",
-            lead=LeadToQualify(lead_id=lead_id, email="lead@example.com", message="buying in Ontario"),
-        ),
-    )
-    assert settings.kafka_bootstrap_servers
-    await produce(
-        settings.kafka_bootstrap_servers,
-        TopicNames(settings.kafka_topic_prefix)(LEAD_QUALIFICATION_REQUESTED),
-        event.model_dump_json().encode(),
-        key=lead_id,
-    )
-
-
-async def wait_completed(pool: asyncpg.Pool, organization: str, lead_id: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    query = "SELECT status FROM qualifications WHERE organization_id = $1 AND lead_id = $2"
-    while await pool.fetchval(query, organization, lead_id) != "completed":
-        assert time.monotonic() < deadline, f"{lead_id} not completed"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_failing_handler_is_retried_then_dead_lettered_and_the_stream_goes_on(

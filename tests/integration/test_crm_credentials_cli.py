@@ -15,10 +15,10 @@ from jorge_runtime.settings import Settings
 from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
 from services.crm_sync.credential_store import CredentialStore
-from tests.integration.test_crm_sync_worker import eventually
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event
 from tests.support.services import ServiceProcess
 from tests.support.services import run_jorge as jorge
+from tests.support.waiting import eventually
 
 
 async def test_credentials_set_by_the_cli_are_encrypted_and_used_by_crm_sync(

@@ -4,9 +4,6 @@ and a token without a needed scope is told apart from a bad token."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -19,13 +16,7 @@ from schemas.topics import TopicNames
 from services.crm_sync.credential_store import CredentialStore
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event
 from tests.support.services import ServiceProcess
-
-
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 45) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.25)
+from tests.support.waiting import eventually
 
 
 async def _gauge(worker: ServiceProcess) -> float | None:
@@ -74,8 +65,8 @@ async def test_events_without_credentials_wait_then_sync_once_credentials_are_se
             )
             return bool(waiting == 3)
 
-        await _until(kept, "three events kept for the organisation")
-        await _until(lambda: _has_gauge(worker, 3), "the waiting gauge at 3")
+        await eventually(kept, 45, "three events kept for the organisation", interval=0.25)
+        await eventually(lambda: _has_gauge(worker, 3), 45, "the waiting gauge at 3", interval=0.25)
         assert await sandbox.contacts("global-location") == []
         assert (await sandbox.stats()).get("requests", 0) == 0
 
@@ -86,8 +77,8 @@ async def test_events_without_credentials_wait_then_sync_once_credentials_are_se
         async def synced() -> bool:
             return len(await sandbox.contacts(location)) == 3
 
-        await _until(synced, "the kept events synced with the new credentials")
-        await _until(lambda: _has_gauge(worker, 0), "the waiting gauge back at 0")
+        await eventually(synced, 45, "the kept events synced with the new credentials", interval=0.25)
+        await eventually(lambda: _has_gauge(worker, 0), 45, "the waiting gauge back at 0", interval=0.25)
         contacts = await sandbox.contacts(location)
     finally:
         worker.stop()
@@ -140,7 +131,7 @@ async def test_a_missing_scope_is_its_own_dead_letter_naming_the_scope(
             )
             return bool(found)
 
-        await _until(dead, "the dead letter")
+        await eventually(dead, 45, "the dead letter", interval=0.25)
         row = await pool.fetchrow(
             "SELECT reason, detail FROM crm_dead_letters WHERE event_id = $1", event.event_id
         )

@@ -12,8 +12,8 @@ import httpx
 
 from jorge_cli.stack import EmbeddedStack
 from jorge_runtime.settings import Settings
-from tests.integration.test_crm_sync_worker import eventually
 from tests.support.services import ServiceProcess
+from tests.support.waiting import eventually
 
 SIDES = ("kafka_ghl", "kafka_webhooks")
 

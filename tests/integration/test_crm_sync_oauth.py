@@ -4,8 +4,6 @@ expire whatever the number of replicas, and a refused refresh keeps the events, 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,15 +16,9 @@ from schemas.topics import TopicNames
 from services.crm_sync.credential_store import CredentialStore
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event
 from tests.support.services import ServiceProcess
+from tests.support.waiting import eventually
 
 LIFETIME_S, MARGIN_S = 8, 4
-
-
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.25)
 
 
 def _crm(settings: Settings, sandbox: Sandbox, key: SecretStr) -> Settings:
@@ -82,7 +74,7 @@ async def test_a_token_expiring_mid_run_is_refreshed_once_across_replicas(
             contacts = await sandbox.contacts(location)
             return len(contacts) == 30 and all(len(c["notes"]) == 1 for c in contacts)
 
-        await _until(synced, "30 leads synced")
+        await eventually(synced, 60, "30 leads synced", interval=0.25)
         stats = await sandbox.stats()
         row = await pool.fetchrow(
             "SELECT refresh_error, access_expires_at FROM crm_credentials WHERE organization_id = $1",
@@ -126,7 +118,7 @@ async def test_a_refused_refresh_keeps_the_events_until_new_credentials(
             )
             return bool(count == 3)
 
-        await _until(kept, "the events kept")
+        await eventually(kept, 60, "the events kept", interval=0.25)
         row = await pool.fetchrow(
             "SELECT refresh_error FROM crm_credentials WHERE organization_id = $1", organization
         )
@@ -144,7 +136,9 @@ async def test_a_refused_refresh_keeps_the_events_until_new_credentials(
         async def synced() -> bool:
             return len(await sandbox.contacts(location)) == 3
 
-        await _until(synced, "the kept events synced once the refresh token was replaced")
+        await eventually(
+            synced, 60, "the kept events synced once the refresh token was replaced", interval=0.25
+        )
     finally:
         worker.stop()
     assert (await sandbox.stats()).get("oauth_refused") == 1

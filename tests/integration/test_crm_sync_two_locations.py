@@ -22,7 +22,7 @@ from tests.support.services import ServiceProcess
 #: The busy organisation's leads (each: duplicate search, upsert, tags, note = 4 GHL requests).
 #: 150 rather than 500, and a burst of 30 per second rather than GHL's 100 per 10 s: the same
 #: property (the budget, not the other location, sets the pace) in under a minute on a loaded CI
-#: machine. The issue's size (500 leads at GHL's real figures, lost, duplicated and self-caused
+#: machine. The full size (500 leads at GHL's real figures, lost, duplicated and self-caused
 #: 429s counted) is `python -m bench.ghl_drain`'s two-location phase.
 LEADS = 150
 SPENT_LEADS = 4

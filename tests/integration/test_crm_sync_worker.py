@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from schemas.topics import (
 )
 from tests.support.ghl import Sandbox, publish, publish_qualified, qualified_event, topic_records
 from tests.support.services import ServiceProcess
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -64,16 +64,6 @@ async def crm_sync(
     service.stop()
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
-
-
 async def test_qualified_leads_become_contacts_with_tags_note_and_hot_opportunity(
     crm_settings: Settings, topics: TopicNames, organization: str, sandbox: Sandbox, crm_sync: ServiceProcess
 ) -> None:
@@ -87,7 +77,7 @@ async def test_qualified_leads_become_contacts_with_tags_note_and_hot_opportunit
         contacts = await sandbox.contacts(location)
         return contacts if len(contacts) == 4 and all(c["notes"] for c in contacts) else None
 
-    contacts = await eventually(all_noted, what="4 contacts with notes")
+    await eventually(all_noted, what="4 contacts with notes")
     await publish_qualified(crm_settings.kafka_bootstrap_servers, topics, [events[0]])  # a redelivery
     await asyncio.sleep(1.5)
     contacts = {c["email"]: c for c in await sandbox.contacts(location)}

@@ -17,8 +17,7 @@ from jorge_cli.main import app
 from jorge_runtime.db import create_pool, migrate
 from jorge_runtime.settings import Settings
 from services.crm_sync.repository import CrmRepository, mark_replayed
-from tests.integration.test_dlq_cli import jorge
-from tests.support.services import create_database, drop_database, run_jorge, with_database
+from tests.support.services import create_database, drop_database, jorge, run_jorge, with_database
 
 
 async def dead_letter(pool: asyncpg.Pool, organization: str, event_id: uuid.UUID, reason: str) -> int | None:

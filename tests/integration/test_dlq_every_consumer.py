@@ -3,9 +3,7 @@ in test_dlq_cli.py): listed by consumer, replayed to the topic they came from wi
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,8 +22,9 @@ from schemas.topics import (
 from services.matcher.app import create_app as create_matcher
 from services.qualifier.app import create_app as create_qualifier
 from services.seller_analyzer.app import create_app as create_seller_analyzer
-from tests.integration.test_consumer_error_policy import FlakyEngine, send_lead, wait_completed
+from tests.support.leads import FlakyEngine, send_lead, wait_completed
 from tests.support.services import produce, read_topic, run_jorge
+from tests.support.waiting import eventually
 
 
 def jorge(settings: Settings, home: Path, *args: str) -> str:
@@ -37,11 +36,12 @@ def jorge(settings: Settings, home: Path, *args: str) -> str:
 async def open_rows(pool: asyncpg.Pool, consumer: str, topic: str, count: int) -> list[asyncpg.Record]:
     query = """SELECT * FROM crm_dead_letters WHERE consumer = $1 AND origin_topic = $2
                   AND replayed_at IS NULL ORDER BY id"""
-    deadline = time.monotonic() + 60
-    while len(rows := await pool.fetch(query, consumer, topic)) < count:
-        assert time.monotonic() < deadline, f"{count} open dead letter(s) of {consumer} expected"
-        await asyncio.sleep(0.1)
-    return rows
+
+    async def enough() -> list[asyncpg.Record] | None:
+        rows = await pool.fetch(query, consumer, topic)
+        return rows if len(rows) >= count else None
+
+    return await eventually(enough, 60, lambda _: f"{count} open dead letter(s) of {consumer} expected")
 
 
 async def test_a_qualifier_dead_letter_is_replayed_once_the_bug_is_fixed(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +18,7 @@ from schemas.qualification import FinancialReadiness, Intent, PropertyPreference
 from schemas.topics import BUYER_MATCH_REQUESTED, BUYER_MATCHED, DEAD_LETTER, LEAD_QUALIFIED, TopicNames
 from services.matcher.leads import lead_session_id
 from tests.support.services import ServiceProcess, produce, read_topic
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -66,15 +65,11 @@ def qualified(organization: str, lead_id: str, intent: Intent) -> LeadQualified:
 
 
 async def wait_for_row(pool: asyncpg.Pool, session_id: str, timeout: float = 30) -> asyncpg.Record:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = await pool.fetchrow(
-            "SELECT * FROM match_sessions WHERE id = $1 AND status = 'completed'", session_id
-        )
-        if row is not None:
-            return row
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"session {session_id} not completed")
+    query = "SELECT * FROM match_sessions WHERE id = $1 AND status = 'completed'"
+    row: asyncpg.Record = await eventually(
+        lambda: pool.fetchrow(query, session_id), timeout, f"session {session_id} completed"
+    )
+    return row
 
 
 async def test_requests_and_buyer_leads_are_matched_once_and_published(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from jorge_runtime.settings import Settings
 from schemas.leads import LeadQualificationRequested, LeadQualificationRequestedPayload, LeadToQualify
 from schemas.topics import DEAD_LETTER, LEAD_QUALIFICATION_REQUESTED, LEAD_QUALIFIED, TopicNames
+from tests.support.leads import completed_count, publish_events, wait_for_completed
 from tests.support.services import KafkaRecord, ServiceProcess, produce, read_topic
 
 
@@ -37,43 +37,6 @@ def lead_event(organization_id: str, n: int) -> LeadQualificationRequested:
             ),
         ),
     )
-
-
-async def publish_events(
-    settings: Settings, topics: TopicNames, events: list[LeadQualificationRequested]
-) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        sends = [
-            await producer.send(
-                topics(LEAD_QUALIFICATION_REQUESTED),
-                event.model_dump_json().encode(),
-                key=event.payload.lead.lead_id.encode(),
-            )
-            for event in events
-        ]
-        await asyncio.gather(*sends)
-    finally:
-        await producer.stop()
-
-
-async def completed_count(pool: asyncpg.Pool, organization_id: str) -> int:
-    return int(
-        await pool.fetchval(
-            "SELECT count(*) FROM qualifications WHERE organization_id = $1 AND status = 'completed'",
-            organization_id,
-        )
-    )
-
-
-async def wait_for_completed(pool: asyncpg.Pool, organization_id: str, n: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while (done := await completed_count(pool, organization_id)) < n:
-        assert time.monotonic() < deadline, f"only {done} of {n} completed"
-        await asyncio.sleep(0.05)
 
 
 def by_qualification(records: list[KafkaRecord]) -> dict[str, set[str]]:

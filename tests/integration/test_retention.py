@@ -18,8 +18,8 @@ from jorge_runtime.retention_task import PURGE_LOCK_ID, PeriodicPurge
 from jorge_runtime.settings import Settings
 from jorge_runtime.webhook_secrets import seal, webhook_secret_cipher
 from schemas.webhooks import generate_secret
-from tests.conftest import CREDENTIALS_KEY
-from tests.integration.test_dlq_cli import jorge
+from tests.support.credentials import CREDENTIALS_KEY
+from tests.support.services import jorge
 
 OLD = 40  # days: past every default limit
 RECENT = 1

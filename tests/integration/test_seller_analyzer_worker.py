@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from jorge_runtime.settings import Settings
 from schemas.sellers import SellerAnalysisRequested, SellerAnalysisRequestedPayload, SellerProperty
 from schemas.topics import SELLER_ANALYSIS_REQUESTED, SELLER_ANALYZED, TopicNames
 from tests.support.services import ServiceProcess, produce, read_topic
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -46,15 +45,13 @@ def analysis(organization: str, n: int, **home: Any) -> SellerAnalysisRequested:
 
 
 async def wait_for_done(pool: asyncpg.Pool, ids: list[str], timeout: float = 40) -> dict[str, asyncpg.Record]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = await pool.fetch(
-            "SELECT * FROM seller_analyses WHERE id = ANY($1::text[]) AND status <> 'pending'", ids
-        )
-        if len(rows) == len(ids):
-            return {r["id"]: r for r in rows}
-        await asyncio.sleep(0.1)
-    raise AssertionError("analyses not finished")
+    query = "SELECT * FROM seller_analyses WHERE id = ANY($1::text[]) AND status <> 'pending'"
+
+    async def finished() -> dict[str, asyncpg.Record] | None:
+        rows = await pool.fetch(query, ids)
+        return {r["id"]: r for r in rows} if len(rows) == len(ids) else None
+
+    return await eventually(finished, timeout, "analyses finished")
 
 
 async def test_homes_are_priced_and_impossible_ones_fail_with_a_reason(

@@ -10,9 +10,9 @@ spans must share the lead's trace id.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,6 +24,7 @@ from schemas.topics import CRM_LANE_HOT, CRM_LANE_STANDARD, CRM_RETRY_TOPICS, LE
 from tests.support.ghl import Sandbox
 from tests.support.otlp import OtlpCollector, ReceivedSpan
 from tests.support.services import ServiceProcess
+from tests.support.waiting import eventually
 from tests.support.webhook_receiver import Receiver
 
 TRACED_WORKERS: tuple[str, ...] = ("qualifier", "crm_sync")
@@ -97,6 +98,105 @@ def _ancestors(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[Recei
     return found
 
 
+@dataclass(frozen=True)
+class _Trace:
+    """The lead's trace as the collector received it: spans by service and by id."""
+
+    root: ReceivedSpan
+    spans: dict[str, list[ReceivedSpan]]
+    by_id: dict[str, ReceivedSpan]
+
+    @property
+    def names(self) -> dict[str, set[str]]:
+        return {service: {s.name for s in found} for service, found in self.spans.items()}
+
+
+async def _complete_trace(
+    collector: OtlpCollector, retry_topics: set[str], ghl_port: int, receiver_port: int
+) -> _Trace:
+    """The lead's trace once every service has exported its part (the qualifier's consumer, the
+    GHL calls before and after the delay topic, the webhook delivery and its POST)."""
+    seen: dict[str, list[ReceivedSpan]] = {}
+
+    async def complete() -> _Trace | None:
+        nonlocal seen
+        spans = collector.snapshot()
+        roots = [s for s in spans if s.kind == SERVER and s.attributes.get("http.route") == QUALIFY_ROUTE]
+        seen = _in_trace(spans, roots[0].trace_id) if roots else {}
+        crm = seen.get("jorge-crm_sync", [])
+        consumed = {s.name.removesuffix(" process") for s in crm if s.kind == CONSUMER}
+        if (
+            any(s.kind == CONSUMER for s in seen.get("jorge-qualifier", []))
+            and consumed & retry_topics
+            and len(_calls(crm, ghl_port)) >= 2  # the failed call and, after the retry, the good ones
+            and _calls(crm, receiver_port)
+            and any(s.name == "webhook.deliver" for s in crm)
+        ):
+            assert len(roots) == 1
+            by_id = {s.span_id: s for found in seen.values() for s in found}
+            return _Trace(roots[0], seen, by_id)
+        return None
+
+    return await eventually(
+        complete,
+        30,
+        lambda _: f"in the trace: { {k: sorted({s.name for s in v}) for k, v in seen.items()} }",
+        interval=0.2,
+    )
+
+
+def _qualifier_continues_the_gateways_publish(trace: _Trace) -> None:
+    """The gateway stored the request and published it; the qualifier consumed it in the same trace."""
+    names, spans = trace.names, trace.spans
+    assert any(s.kind == CONSUMER and s.name.endswith("process") for s in spans["jorge-qualifier"]), names
+    assert any("publish" in n for n in names["jorge-gateway"]), names
+    assert any(s.attributes.get("db.system") == "postgresql" for s in spans["jorge-qualifier"]), names
+    assert any(s.attributes.get("db.system") == "postgresql" for s in spans["jorge-gateway"]), names
+    # The consumer span continues the gateway's publish: its parent is a gateway span.
+    gateway_ids = {s.span_id for s in spans["jorge-gateway"]}
+    process = next(s for s in spans["jorge-qualifier"] if s.kind == CONSUMER and s.name.endswith("process"))
+    assert process.parent_span_id in gateway_ids
+
+
+def _crm_sync_consumers_and_ghl_calls_descend_from_the_request(
+    trace: _Trace, topics: TopicNames, retry_topics: set[str], ghl_port: int
+) -> None:
+    """crm_sync: intake of lead.qualified, its lane, and the delay topic after GHL's 503, each
+    consumer span a descendant of the gateway's request; the failed GHL call under the lane's
+    span, the successful ones under the retry's."""
+    names, by_id = trace.names, trace.by_id
+    lanes = {topics(CRM_LANE_HOT), topics(CRM_LANE_STANDARD)}
+    crm = trace.spans["jorge-crm_sync"]
+    consumers = {s.name.removesuffix(" process"): s for s in crm if s.kind == CONSUMER}
+    assert topics(LEAD_QUALIFIED) in consumers, names
+    assert consumers.keys() & lanes, names
+    assert consumers.keys() & retry_topics, names
+    for topic, consumer in consumers.items():
+        assert trace.root in _ancestors(consumer, by_id), consumer
+        if topic != topics(LEAD_QUALIFIED):  # republished by crm_sync: its own publish is the parent
+            assert by_id[consumer.parent_span_id].service == "jorge-crm_sync", consumer
+    retry_span = next(s for topic, s in consumers.items() if topic in retry_topics)
+    ghl_calls = _calls(crm, ghl_port)
+    assert any(retry_span in _ancestors(call, by_id) for call in ghl_calls), names
+    [lane] = consumers.keys() & lanes
+    assert any(consumers[lane] in _ancestors(call, by_id) for call in ghl_calls), names
+
+
+def _webhook_delivery_continues_the_fan_out(trace: _Trace, receiver_port: int) -> None:
+    """An attempt span continuing the fan-out's context, and its POST under it."""
+    crm = trace.spans["jorge-crm_sync"]
+    [deliver] = [s for s in crm if s.name == "webhook.deliver"]
+    assert deliver.attributes == {
+        "webhook.event_type": "lead.qualified",
+        "webhook.attempt": 1,
+        "webhook.trigger": "scheduled",
+        "webhook.outcome": "succeeded",
+    }
+    assert trace.root in _ancestors(deliver, trace.by_id)
+    [post] = _calls(crm, receiver_port)
+    assert post.parent_span_id == deliver.span_id
+
+
 async def test_one_trace_follows_a_lead_across_services(
     services: dict[str, ServiceProcess],
     collector: OtlpCollector,
@@ -130,71 +230,11 @@ async def test_one_trace_follows_a_lead_across_services(
         )
         assert response.status_code == 201, response.text
         await rx.wait_for(1, timeout=30)
+        trace = await _complete_trace(collector, retry_topics, ghl_port, receiver_port)
 
-        deadline = time.monotonic() + 30
-        while True:
-            spans = collector.snapshot()
-            roots = [s for s in spans if s.kind == SERVER and s.attributes.get("http.route") == QUALIFY_ROUTE]
-            trace = _in_trace(spans, roots[0].trace_id) if roots else {}
-            crm = trace.get("jorge-crm_sync", [])
-            consumed = {s.name.removesuffix(" process") for s in crm if s.kind == CONSUMER}
-            if (
-                any(s.kind == CONSUMER for s in trace.get("jorge-qualifier", []))
-                and consumed & retry_topics
-                and len(_calls(crm, ghl_port)) >= 2  # the failed call and, after the retry, the good ones
-                and _calls(crm, receiver_port)
-                and any(s.name == "webhook.deliver" for s in crm)
-            ):
-                break
-            assert time.monotonic() < deadline, (
-                f"in the trace: { {k: sorted({s.name for s in v}) for k, v in trace.items()} }"
-            )
-            await asyncio.sleep(0.2)
-
-    assert len(roots) == 1
-    trace_id = roots[0].trace_id
-    names = {service: {s.name for s in found} for service, found in trace.items()}
-    by_id = {s.span_id: s for found in trace.values() for s in found}
-    # The gateway stored the request and published it; the qualifier consumed it in the same trace.
-    assert any(s.kind == CONSUMER and s.name.endswith("process") for s in trace["jorge-qualifier"]), names
-    assert any("publish" in n for n in names["jorge-gateway"]), names
-    assert any(s.attributes.get("db.system") == "postgresql" for s in trace["jorge-qualifier"]), names
-    assert any(s.attributes.get("db.system") == "postgresql" for s in trace["jorge-gateway"]), names
-    # The consumer span continues the gateway's publish: its parent is a gateway span.
-    gateway_ids = {s.span_id for s in trace["jorge-gateway"]}
-    process = next(s for s in trace["jorge-qualifier"] if s.kind == CONSUMER and s.name.endswith("process"))
-    assert process.parent_span_id in gateway_ids
-
-    # crm_sync: intake of lead.qualified, its lane, and the delay topic after GHL's 503, each
-    # consumer span a descendant of the gateway's request.
-    lanes = {topics(CRM_LANE_HOT), topics(CRM_LANE_STANDARD)}
-    crm = trace["jorge-crm_sync"]
-    consumers = {s.name.removesuffix(" process"): s for s in crm if s.kind == CONSUMER}
-    assert topics(LEAD_QUALIFIED) in consumers, names
-    assert consumers.keys() & lanes, names
-    assert consumers.keys() & retry_topics, names
-    for topic, consumer in consumers.items():
-        assert roots[0] in _ancestors(consumer, by_id), consumer
-        if topic != topics(LEAD_QUALIFIED):  # republished by crm_sync: its own publish is the parent
-            assert by_id[consumer.parent_span_id].service == "jorge-crm_sync", consumer
-    # GHL calls: the failed one under the lane's span, the successful ones under the retry's.
-    retry_span = next(s for topic, s in consumers.items() if topic in retry_topics)
-    ghl_calls = _calls(crm, ghl_port)
-    assert any(retry_span in _ancestors(call, by_id) for call in ghl_calls), names
-    [lane] = consumers.keys() & lanes
-    assert any(consumers[lane] in _ancestors(call, by_id) for call in ghl_calls), names
-    # The webhook: an attempt span continuing the fan-out's context, and its POST under it.
-    [deliver] = [s for s in crm if s.name == "webhook.deliver"]
-    assert deliver.attributes == {
-        "webhook.event_type": "lead.qualified",
-        "webhook.attempt": 1,
-        "webhook.trigger": "scheduled",
-        "webhook.outcome": "succeeded",
-    }
-    assert roots[0] in _ancestors(deliver, by_id)
-    [post] = _calls(crm, receiver_port)
-    assert post.parent_span_id == deliver.span_id
-
+    _qualifier_continues_the_gateways_publish(trace)
+    _crm_sync_consumers_and_ghl_calls_descend_from_the_request(trace, topics, retry_topics, ghl_port)
+    _webhook_delivery_continues_the_fan_out(trace, receiver_port)
     # Logs written while handling the lead carry its trace id.
     log = services["qualifier"].log_path.read_text()
-    assert f'"trace_id": "{trace_id}"' in log
+    assert f'"trace_id": "{trace.root.trace_id}"' in log

@@ -31,8 +31,9 @@ from services.crm_sync.webhooks.dispatcher import Dispatcher
 from services.crm_sync.webhooks.fanout import FanOut
 from services.crm_sync.webhooks.install import build_dispatcher
 from services.crm_sync.webhooks.repository import DeliveryRepository
-from tests.conftest import CREDENTIALS_KEY
+from tests.support.credentials import CREDENTIALS_KEY
 from tests.support.services import read_topic
+from tests.support.waiting import eventually
 from tests.support.webhook_receiver import Answer, Receiver
 
 _cipher = webhook_secret_cipher(SecretStr(CREDENTIALS_KEY))
@@ -150,11 +151,12 @@ async def succeeded(pool: asyncpg.Pool, endpoint_id: str) -> int:
 
 async def settled(pool: asyncpg.Pool, endpoint_id: str, timeout: float = 15) -> dict[str, Any]:
     """The endpoint's single delivery once it is no longer pending."""
-    deadline = time.monotonic() + timeout
-    while (row := await delivery(pool, endpoint_id))["status"] == "pending":
-        assert time.monotonic() < deadline, f"still pending: {row}"
-        await asyncio.sleep(0.05)
-    return row
+
+    async def not_pending() -> dict[str, Any] | None:
+        row = await delivery(pool, endpoint_id)
+        return row if row["status"] != "pending" else None
+
+    return await eventually(not_pending, timeout, f"delivery to {endpoint_id} settled", interval=0.05)
 
 
 async def test_fails_then_succeeds_with_the_same_id_and_verified_signatures(

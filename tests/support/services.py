@@ -97,3 +97,10 @@ def run_jorge(
         text=True,
         timeout=60,
     )
+
+
+def jorge(settings: Settings, home: Path, *args: str) -> str:
+    """Run the `jorge` CLI (see run_jorge) and return its output; fail the test if it fails."""
+    done = run_jorge(settings, home, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -16,7 +16,7 @@ import asyncpg
 
 from jorge_runtime.broker import OutgoingMessage
 from jorge_runtime.db import DbConnection
-from jorge_runtime.idempotency import stage_outbox
+from jorge_runtime.idempotency import claim_unpublished_outbox, mark_outbox_published, stage_outbox
 from schemas.webhooks import RESPONSE_BODY_MAX_BYTES, new_attempt_id, new_delivery_id
 
 # Endpoints with due work and a free slot, oldest due first; locked so that two replicas never
@@ -329,25 +329,10 @@ class DeliveryRepository:
         self, pool: asyncpg.Pool, consumer: str, older_than_seconds: float
     ) -> list[OutgoingMessage]:
         """Staged events a process died before publishing."""
-        rows = await pool.fetch(
-            """SELECT message_id, topic, message_key, headers, body FROM outbox
-                WHERE consumer = $1 AND published_at IS NULL
-                  AND created_at < now() - make_interval(secs => $2::float8)
-                ORDER BY created_at LIMIT 100""",
-            consumer,
-            older_than_seconds,
-        )
-        return [
-            OutgoingMessage(
-                str(r["message_id"]), r["topic"], r["message_key"], bytes(r["body"]), r["headers"]
-            )
-            for r in rows
-        ]
+        return await claim_unpublished_outbox(pool, consumer, older_than_seconds, limit=100)
 
     async def mark_published(self, pool: asyncpg.Pool, message_id: str) -> None:
-        await pool.execute(
-            "UPDATE outbox SET published_at = now() WHERE message_id = $1", uuid.UUID(message_id)
-        )
+        await mark_outbox_published(pool, [message_id])
 
     async def delivery_exists(self, pool: asyncpg.Pool, delivery_id: str) -> bool:
         """Whether a requested delivery is stored (a request whose write rolled back is not)."""

@@ -1,15 +1,17 @@
-"""HTTP routes of the gateway: authenticate, validate, store the request, publish, answer."""
+"""Gateway routes for /v1/leads: store a lead and its open qualification, hand it to the
+qualifier, read the result.
+
+The gateway never qualifies: it stores the request and stages LeadQualificationRequested in one
+transaction (publishing.store_and_publish), then publishes it.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Request
 
 from jorge_runtime.broker import event_message
 from jorge_runtime.db import DbConnection
-from jorge_runtime.health import HealthReport, check_dependencies, check_gateway_readiness
 from jorge_runtime.results import QUALIFICATION
-from jorge_runtime.tenancy import Caller
 from schemas.leads import (
     LEAD_ID_PATTERN,
     LeadQualificationRequested,
@@ -23,10 +25,10 @@ from schemas.leads import (
 )
 from schemas.qualification import Qualification
 from schemas.topics import LEAD_QUALIFICATION_REQUESTED
-from services.gateway.dependencies import Gateway, authenticated_caller, gateway
+from services.gateway.dependencies import CallerDep, GatewayDep
 from services.gateway.errors import API_ERRORS, ApiError
+from services.gateway.lead_repository import LeadAlreadyInQualification, OpenedQualification
 from services.gateway.publishing import store_and_publish
-from services.gateway.repository import LeadAlreadyInQualification, OpenedQualification
 from services.gateway.results import WAIT_QUERY
 
 router = APIRouter()
@@ -42,9 +44,9 @@ router = APIRouter()
 async def qualify_lead(
     body: QualifyLeadRequest,
     request: Request,
+    caller: CallerDep,
+    gw: GatewayDep,
     wait: float | None = WAIT_QUERY,
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> QualifyLeadAccepted:
     """Start qualifying a lead. 201 means the lead and its event are stored for delivery (a
     retry with the same `Idempotency-Key` gets this answer again); read the result at
@@ -105,43 +107,12 @@ async def qualify_lead(
     tags=["leads"],
 )
 async def get_qualification(
+    caller: CallerDep,
+    gw: GatewayDep,
     lead_id: str = Path(pattern=LEAD_ID_PATTERN),
-    caller: Caller = Depends(authenticated_caller),
-    gw: Gateway = Depends(gateway),
 ) -> QualificationView:
     """The lead's latest qualification: in progress, or completed with its result."""
     record = await gw.leads.latest_qualification(gw.pool, caller.organization_id, lead_id)
     if record is None:
         raise ApiError(404, "qualification_not_found", f"No qualification found for lead {lead_id}.")
     return QualificationView.model_validate(record)
-
-
-@router.get("/health", tags=["health"])
-@router.get("/v1/health", tags=["health"], summary="Health (the same as /health, under /v1)")
-async def health() -> dict[str, str]:
-    """Liveness: the process answers. Never a dependency check, so an outage restarts nothing.
-    `/v1/health` is the same check under the API's prefix, as deployment runbooks call it."""
-    return {"status": "ok", "service": "gateway"}
-
-
-@router.get(
-    "/health/ready", response_model=HealthReport, tags=["health"], responses={503: {"model": HealthReport}}
-)
-async def health_ready(gw: Gateway = Depends(gateway)) -> JSONResponse:
-    """Readiness: Kafka and PostgreSQL reachable, and Redis only when rate limits fail closed."""
-    report = await check_gateway_readiness(
-        broker=gw.broker,
-        pool=gw.pool,
-        redis=gw.redis,
-        redis_required=gw.settings.rate_limit_fail_mode == "closed",
-    )
-    return JSONResponse(report.model_dump(mode="json"), status_code=200 if report.status == "ok" else 503)
-
-
-@router.get(
-    "/health/detailed", response_model=HealthReport, tags=["health"], responses={503: {"model": HealthReport}}
-)
-async def health_detailed(gw: Gateway = Depends(gateway)) -> JSONResponse:
-    """Kafka, PostgreSQL and Redis, each checked with its latency; 503 when any is down."""
-    report = await check_dependencies("gateway", broker=gw.broker, pool=gw.pool, redis=gw.redis)
-    return JSONResponse(report.model_dump(mode="json"), status_code=200 if report.status == "ok" else 503)

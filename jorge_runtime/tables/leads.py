@@ -1,0 +1,215 @@
+"""The ``leads`` and ``qualifications`` tables: a lead and the qualifications made of it.
+
+One module for both because the gateway stores a lead and opens its qualification in one
+statement (one round trip per accepted request), and most readers join the two. Writers: the
+gateway (lead and open qualification), the qualifier (the result; also the lead, if the
+gateway's transaction never committed) and its backfill. Readers: the gateway, crm_sync (a
+person's contact details), the qualifier's backfill and the MCP server.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from jorge_runtime.db import DbConnection, Executor
+from schemas.leads import LeadToQualify, QualifyLeadRequest
+from schemas.qualification import Qualification
+
+# The lead and its new qualification in one statement; the partial unique index answers 409.
+_OPEN_QUALIFICATION = """
+WITH lead AS (
+    INSERT INTO leads (organization_id, lead_id, name, phone, email, message, property_address, source)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    ON CONFLICT (organization_id, lead_id) DO UPDATE
+       SET name = EXCLUDED.name, phone = EXCLUDED.phone, email = EXCLUDED.email,
+           message = EXCLUDED.message, property_address = EXCLUDED.property_address,
+           source = EXCLUDED.source, updated_at = now()
+    RETURNING organization_id, lead_id
+)
+INSERT INTO qualifications (qualification_id, organization_id, lead_id, status, correlation_id, expires_at)
+SELECT $9, organization_id, lead_id, 'in_progress', $10, now() + make_interval(days => $11) FROM lead
+ON CONFLICT (organization_id, lead_id) WHERE status = 'in_progress' DO NOTHING
+RETURNING created_at, expires_at,
+          (SELECT schedule_showing_url FROM organizations WHERE organization_id = $1) AS booking"""
+
+_CLOSE_STALE = """
+UPDATE qualifications SET status = 'failed', failure_reason = 'timed out'
+ WHERE organization_id = $1 AND lead_id = $2 AND status = 'in_progress'
+   AND created_at < now() - make_interval(secs => $3)"""
+
+_INSERT_LEAD_IF_MISSING = """
+INSERT INTO leads (organization_id, lead_id, name, phone, email, message, property_address, source)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (organization_id, lead_id) DO NOTHING"""
+
+_SAVE_COMPLETED = """
+INSERT INTO qualifications (qualification_id, organization_id, lead_id, status, engine,
+                            result, correlation_id, completed_at, expires_at, model,
+                            input_tokens, output_tokens, cache_read_tokens,
+                            cache_write_tokens, cost_usd, fallback_reason)
+VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, now() + make_interval(days => $8),
+        $9, $10, $11, $12, $13, $14, $15)
+ON CONFLICT (qualification_id) DO UPDATE
+   SET status = 'completed', engine = EXCLUDED.engine, result = EXCLUDED.result,
+       completed_at = EXCLUDED.completed_at, failure_reason = NULL,
+       model = EXCLUDED.model, input_tokens = EXCLUDED.input_tokens,
+       output_tokens = EXCLUDED.output_tokens,
+       cache_read_tokens = EXCLUDED.cache_read_tokens,
+       cache_write_tokens = EXCLUDED.cache_write_tokens,
+       cost_usd = EXCLUDED.cost_usd, fallback_reason = EXCLUDED.fallback_reason
+ WHERE qualifications.organization_id = EXCLUDED.organization_id"""
+
+_LATEST_FOR_API = """
+SELECT qualification_id, lead_id, status, engine, result, created_at, completed_at, expires_at,
+       (SELECT o.schedule_showing_url FROM organizations o
+         WHERE o.organization_id = q.organization_id) AS booking,
+       (SELECT m.result FROM match_sessions m
+         WHERE m.organization_id = q.organization_id
+           AND m.qualification_id = q.qualification_id AND m.status = 'completed'
+         ORDER BY m.completed_at DESC LIMIT 1) AS matches
+  FROM qualifications q WHERE organization_id = $1 AND lead_id = $2
+ ORDER BY created_at DESC LIMIT 1"""
+
+_LATEST_WITH_LEAD = """
+SELECT q.qualification_id, q.status, q.engine, q.model, q.result, q.created_at,
+       q.completed_at, l.name, l.message, l.source
+  FROM qualifications q JOIN leads l USING (organization_id, lead_id)
+ WHERE q.organization_id = $1 AND q.lead_id = $2
+ ORDER BY q.created_at DESC LIMIT 1"""
+
+_LATEST_COMPLETED_PER_LEAD = """
+SELECT DISTINCT ON (q.organization_id, q.lead_id)
+       q.organization_id, q.lead_id, q.engine, l.name, l.phone, l.email, l.message,
+       l.property_address, l.source
+  FROM qualifications q JOIN leads l USING (organization_id, lead_id)
+ WHERE q.status = 'completed' AND ($1::text IS NULL OR q.organization_id = $1)
+ ORDER BY q.organization_id, q.lead_id, q.created_at DESC"""
+
+#: The status of a qualification by id (for a waiting request: anything but in_progress is final).
+STATUS_BY_ID = "SELECT status FROM qualifications WHERE qualification_id = $1"
+
+
+async def open_qualification(
+    conn: DbConnection,
+    organization_id: str,
+    lead: QualifyLeadRequest,
+    qualification_id: str,
+    correlation_id: str,
+    expires_after_days: int,
+) -> asyncpg.Record | None:
+    """Upsert the lead and open its qualification: (created_at, expires_at, booking), or None
+    when the lead already has an open qualification."""
+    return await conn.fetchrow(
+        _OPEN_QUALIFICATION,
+        organization_id, lead.lead_id, lead.name, lead.phone, lead.email, lead.message,
+        lead.property_address, lead.source, qualification_id, correlation_id, expires_after_days,
+    )  # fmt: skip
+
+
+async def close_stale_qualification(
+    conn: DbConnection, organization_id: str, lead_id: str, stale_after_seconds: int
+) -> bool:
+    """Fail the lead's open qualification if it is older than the limit; True if one was closed."""
+    closed = await conn.execute(_CLOSE_STALE, organization_id, lead_id, stale_after_seconds)
+    return bool(closed != "UPDATE 0")
+
+
+async def insert_lead_if_missing(conn: DbConnection, organization_id: str, lead: LeadToQualify) -> None:
+    """Store the lead unless it is stored already (what is stored wins)."""
+    await conn.execute(
+        _INSERT_LEAD_IF_MISSING,
+        organization_id, lead.lead_id, lead.name, lead.phone, lead.email, lead.message,
+        lead.property_address, lead.source,
+    )  # fmt: skip
+
+
+async def save_completed_qualification(
+    conn: DbConnection,
+    *,
+    organization_id: str,
+    qualification_id: str,
+    lead_id: str,
+    qualification: Qualification,
+    correlation_id: str,
+    completed_at: datetime,
+    expires_after_days: int,
+) -> None:
+    """Mark the qualification completed with its result and usage, creating the row if missing.
+    A qualification id of another organisation is left alone."""
+    usage = qualification.usage
+    await conn.execute(
+        _SAVE_COMPLETED,
+        qualification_id,
+        organization_id,
+        lead_id,
+        qualification.engine,
+        qualification.model_dump(mode="json"),
+        correlation_id,
+        completed_at,
+        expires_after_days,
+        qualification.model,
+        usage.input_tokens if usage else None,
+        usage.output_tokens if usage else None,
+        usage.cache_read_tokens if usage else None,
+        usage.cache_write_tokens if usage else None,
+        Decimal(str(usage.cost_usd)) if usage else None,
+        qualification.fallback_reason,
+    )
+
+
+async def find_lead(conn: Executor, organization_id: str, lead_id: str) -> asyncpg.Record | None:
+    """The stored lead (the fields of ``LeadToQualify``), or None."""
+    return await conn.fetchrow(
+        """SELECT lead_id, name, phone, email, message, property_address, source
+             FROM leads WHERE organization_id = $1 AND lead_id = $2""",
+        organization_id,
+        lead_id,
+    )
+
+
+async def qualification_outcome(
+    conn: Executor, organization_id: str, qualification_id: str
+) -> asyncpg.Record | None:
+    """A qualification's status and result, or None if it is not this organisation's."""
+    return await conn.fetchrow(
+        "SELECT status, result FROM qualifications WHERE qualification_id = $1 AND organization_id = $2",
+        qualification_id,
+        organization_id,
+    )
+
+
+async def latest_qualification(conn: Executor, organization_id: str, lead_id: str) -> asyncpg.Record | None:
+    """The lead's latest qualification as the API shows it, with the organisation's booking URL
+    template (``booking``) and the result of its completed match session (``matches``)."""
+    return await conn.fetchrow(_LATEST_FOR_API, organization_id, lead_id)
+
+
+async def latest_qualification_with_lead(
+    conn: Executor, organization_id: str, lead_id: str
+) -> asyncpg.Record | None:
+    """The lead's latest qualification with the lead's name, message and source, or None."""
+    return await conn.fetchrow(_LATEST_WITH_LEAD, organization_id, lead_id)
+
+
+async def latest_completed_per_lead(conn: Executor, organization_id: str | None) -> list[Any]:
+    """Every lead (of one organisation, or all) with its latest completed qualification's engine."""
+    return list(await conn.fetch(_LATEST_COMPLETED_PER_LEAD, organization_id))
+
+
+async def has_qualification_from(
+    conn: Executor, organization_id: str, lead_id: str, correlation_id: str
+) -> bool:
+    """Whether the lead has a qualification stored under this correlation id."""
+    return bool(
+        await conn.fetchval(
+            """SELECT 1 FROM qualifications
+                WHERE organization_id = $1 AND lead_id = $2 AND correlation_id = $3""",
+            organization_id,
+            lead_id,
+            correlation_id,
+        )
+    )
