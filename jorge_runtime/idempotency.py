@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from jorge_runtime.broker import OutgoingMessage
 from jorge_runtime.db import DbConnection
+from jorge_runtime.kafka.broker import OutgoingMessage
 
 Publish = Callable[[OutgoingMessage], Awaitable[None]]
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
-from jorge_runtime.broker import create_broker
-from jorge_runtime.retention import RetentionPolicy
-from jorge_runtime.retention_task import PeriodicPurge
+from jorge_runtime.kafka.broker import create_broker
+from jorge_runtime.retention.policy import RetentionPolicy
+from jorge_runtime.retention.task import PeriodicPurge
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources, install_dead_letter_policy, worker_app
 from schemas.topics import TopicNames
-from services.crm_sync.ghl_install import install_ghl_sync
-from services.crm_sync.webhooks import install_webhook_delivery
+from services.crm_sync.ghl.install import install_ghl_sync
+from services.crm_sync.webhook_delivery import install_webhook_delivery
 
 SERVICE = "crm_sync"
 
@@ -22,7 +22,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     resources = WorkerResources(settings)
     install_dead_letter_policy(broker, settings, SERVICE, resources)
     ghl = install_ghl_sync(settings, resources)
-    # Webhook delivery (issue 6; services/crm_sync/webhooks/): its own broker and consumer groups,
+    # Webhook delivery (issue 6; services/crm_sync/webhook_delivery/): its own broker and consumer groups,
     # and a dispatcher task; starts once the pool is open, stops before it closes.
     webhooks = install_webhook_delivery(broker, resources, settings, TopicNames(settings.kafka_topic_prefix))
 
@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     app.on_startup(webhooks.start)
     app.on_shutdown(webhooks.stop)
 
-    # Retention: one purge per RETENTION_INTERVAL_SECONDS across replicas (jorge_runtime/retention_task.py).
+    # Retention: one purge per RETENTION_INTERVAL_SECONDS across replicas (jorge_runtime/retention/task.py).
     retention = PeriodicPurge(
         lambda: resources.pool, RetentionPolicy.from_settings(settings), settings.retention_interval_seconds
     )

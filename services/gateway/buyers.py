@@ -11,10 +11,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from jorge_runtime.broker import event_message
 from jorge_runtime.db import DbConnection, Executor
+from jorge_runtime.kafka.broker import event_message
 from jorge_runtime.results import MATCH_SESSION
-from jorge_runtime.tenancy import Caller
 from schemas.buyers import (
     BUYER_ID_PATTERN,
     MATCH_SESSION_ID_PATTERN,
@@ -34,6 +33,7 @@ from services.gateway.dependencies import Gateway, authenticated_caller, gateway
 from services.gateway.errors import BUS_DOWN, ApiError, documented_errors
 from services.gateway.publishing import store_and_publish
 from services.gateway.results import WAIT_QUERY, accepted_or_result
+from services.gateway.tenancy import Caller
 
 router = APIRouter(tags=["buyers"])
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
-from jorge_runtime.broker import event_message
 from jorge_runtime.db import DbConnection
-from jorge_runtime.health import HealthReport, check_dependencies, check_gateway_readiness
+from jorge_runtime.kafka.broker import event_message
+from jorge_runtime.observability.health import HealthReport, check_dependencies, check_gateway_readiness
 from jorge_runtime.results import QUALIFICATION
-from jorge_runtime.tenancy import Caller
 from schemas.leads import (
     LEAD_ID_PATTERN,
     LeadQualificationRequested,
@@ -28,6 +27,7 @@ from services.gateway.errors import API_ERRORS, ApiError
 from services.gateway.publishing import store_and_publish
 from services.gateway.repository import LeadAlreadyInQualification, OpenedQualification
 from services.gateway.results import WAIT_QUERY
+from services.gateway.tenancy import Caller
 
 router = APIRouter()
 

@@ -12,10 +12,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from jorge_runtime.broker import event_message
 from jorge_runtime.db import DbConnection, Executor
+from jorge_runtime.kafka.broker import event_message
 from jorge_runtime.results import SELLER_ANALYSIS
-from jorge_runtime.tenancy import Caller
 from schemas.sellers import (
     ANALYSIS_ID_PATTERN,
     SELLER_ID_PATTERN,
@@ -37,6 +36,7 @@ from services.gateway.dependencies import Gateway, authenticated_caller, gateway
 from services.gateway.errors import BUS_DOWN, ApiError, documented_errors
 from services.gateway.publishing import store_and_publish
 from services.gateway.results import WAIT_QUERY, accepted_or_result
+from services.gateway.tenancy import Caller
 
 router = APIRouter(tags=["sellers"])
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from jorge_runtime.kafka_security import kafka_client_options
+from jorge_runtime.kafka.security import kafka_client_options
 from jorge_runtime.settings import Settings
 from schemas.topics import CRM_RETRY_TOPICS, TopicNames
-from services.crm_sync.budget import Priority
-from services.crm_sync.retry_queue import DelayQueue
+from services.crm_sync.ghl.budget import Priority
+from services.crm_sync.ghl.delay_queue import DelayQueue
 from tests.support.services import produce
 
 
