@@ -24,7 +24,7 @@ from jorge_runtime.kafka.error_policy import INVALID_MESSAGE_ERRORS, describe
 from jorge_runtime.kafka.security import kafka_client_options
 from jorge_runtime.settings import ConfigError, Settings
 from schemas.topics import CRM_RETRY_TOPICS, TopicNames
-from services.crm_sync.ghl.failure_router import parse_event
+from services.crm_sync.ghl.events import parse_event
 from services.crm_sync.ghl.remedies import remedy
 from services.crm_sync.ghl.retry_schedule import ATTEMPT_HEADER, DUE_AT_HEADER, LANE_HEADER
 

@@ -25,6 +25,7 @@ from jorge_runtime.observability.metrics import (
 )
 from services.crm_sync.ghl.budget import GhlBudget, Priority
 from services.crm_sync.ghl.credential_store import RefreshedToken, RefreshRefused
+from services.crm_sync.names import SERVICE
 
 API_VERSION = "2021-07-28"
 # Connection resets: worth an immediate second try. Only a failed connect proves the request
@@ -147,11 +148,11 @@ class GhlClient:
             raise GhlTransientError(operation, None, f"timeout ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             GHL_REQUESTS.labels(operation, "connection_error").inc()
-            EXTERNAL_UP.labels("crm_sync", "ghl").set(0)
+            EXTERNAL_UP.labels(SERVICE, "ghl").set(0)
             raise GhlTransientError(operation, None, f"connection failed ({type(exc).__name__})") from None
         status = response.status_code
         GHL_REQUESTS.labels(operation, str(status)).inc()
-        EXTERNAL_UP.labels("crm_sync", "ghl").set(0 if status >= 500 else 1)
+        EXTERNAL_UP.labels(SERVICE, "ghl").set(0 if status >= 500 else 1)
         await self._budget.observe(location, response.headers, status, granted_at)
         body = _json(response)
         if 200 <= status < 300 or status in accept:

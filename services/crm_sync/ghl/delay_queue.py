@@ -25,12 +25,13 @@ from opentelemetry.trace import SpanKind, StatusCode
 from jorge_runtime.failures import INFRASTRUCTURE_ERRORS
 from jorge_runtime.observability.tracing import continued_span
 from services.crm_sync.ghl.budget import Priority
+from services.crm_sync.ghl.lane_message import LaneMessage
 from services.crm_sync.ghl.retry_schedule import DUE_AT_HEADER, LANE_HEADER, attempt_of
 
 log = logging.getLogger(__name__)
 
-Handle = Callable[[bytes, dict[str, str], str | None, Priority, int], Awaitable[None]]
-Reject = Callable[[bytes, dict[str, str], str | None, str, int, BaseException], Awaitable[None]]
+Handle = Callable[[LaneMessage], Awaitable[None]]
+Reject = Callable[[LaneMessage, BaseException], Awaitable[None]]
 OUTAGE_PAUSE_SECONDS = 2.0
 
 
@@ -118,10 +119,10 @@ class DelayQueue:
 
     async def _deliver(self, record: ConsumerRecord[Any, Any], headers: dict[str, str]) -> bool:
         """Hand the message to the sync handler; False if a dependency is down (retry it)."""
-        body = cast(bytes, record.value or b"")
         key = record.key.decode(errors="replace") if record.key else None
         lane: Priority = "hot" if headers.get(LANE_HEADER) == "hot" else "standard"
         attempt = attempt_of(headers)
+        message = LaneMessage(cast(bytes, record.value or b""), headers, key, lane, attempt)
         with continued_span(f"{record.topic} process", headers, kind=SpanKind.CONSUMER) as span:
             if span is not None:
                 span.set_attributes(
@@ -136,7 +137,7 @@ class DelayQueue:
                     }
                 )
             try:
-                await self._handle(body, headers, key, lane, attempt)
+                await self._handle(message)
             except asyncio.CancelledError:
                 raise
             except INFRASTRUCTURE_ERRORS as error:
@@ -148,7 +149,7 @@ class DelayQueue:
                 if span is not None:
                     span.set_status(StatusCode.ERROR, type(error).__name__)
                 try:
-                    await self._reject(body, headers, key, lane, attempt, error)
+                    await self._reject(message, error)
                 except INFRASTRUCTURE_ERRORS:
                     return False
         return True

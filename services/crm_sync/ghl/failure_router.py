@@ -8,21 +8,16 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict
 
 from jorge_runtime.kafka.broker import KafkaPublisher, OutgoingMessage
 from jorge_runtime.kafka.error_policy import describe
 from jorge_runtime.observability.metrics import DEAD_LETTERED, MESSAGES_PROCESSED
-from schemas.buyers import BuyerMatched
-from schemas.envelope import EventEnvelope
-from schemas.leads import LeadQualified
-from schemas.sellers import ConsultationRequested, SellerAnalyzed
 from schemas.topics import CRM_RETRY_TOPICS, DEAD_LETTER, TopicNames
-from services.crm_sync.ghl.budget import Priority
 from services.crm_sync.ghl.client import GhlError
+from services.crm_sync.ghl.events import AnyEvent
+from services.crm_sync.ghl.lane_message import LaneMessage
 from services.crm_sync.ghl.repository import CrmRepository
 from services.crm_sync.ghl.retry_schedule import (
     ATTEMPT_HEADER,
@@ -31,37 +26,9 @@ from services.crm_sync.ghl.retry_schedule import (
     LAST_ERROR_HEADER,
     next_retry,
 )
+from services.crm_sync.names import SERVICE
 
 log = logging.getLogger(__name__)
-
-SERVICE = "crm_sync"
-
-
-class AnyEvent(BaseModel):
-    """The envelope fields crm_sync needs from any event, whatever its payload's version."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    event_id: uuid.UUID
-    event_type: str
-    organization_id: str
-    occurred_at: datetime | None = None
-    payload: dict[str, Any]
-
-
-#: The events crm_sync syncs, validated in full (any other type is skipped, not invalid).
-EVENT_MODELS: dict[str, type[EventEnvelope]] = {
-    model.EVENT_TYPE: model for model in (LeadQualified, ConsultationRequested, BuyerMatched, SellerAnalyzed)
-}
-
-
-def parse_event(body: bytes) -> AnyEvent:
-    """Decode an event as crm_sync does; raises the validation errors if it cannot be synced.
-    `jorge dlq replay` uses it to refuse invalid messages that are still invalid."""
-    event = AnyEvent.model_validate_json(body)
-    if model := EVENT_MODELS.get(event.event_type):
-        model.model_validate_json(body)
-    return event
 
 
 def _event_id(body: bytes, headers: dict[str, str]) -> uuid.UUID | None:
@@ -98,32 +65,25 @@ class FailureRouter:
         self._delays = delays
         self._max_attempts = max_attempts
 
-    async def retry(
-        self,
-        body: bytes,
-        headers: dict[str, str],
-        key: str | None,
-        lane: Priority,
-        attempt: int,
-        error: Exception,
-        event: AnyEvent,
-    ) -> None:
-        step = next_retry(attempt, self._delays, self._max_attempts)
+    async def retry(self, message: LaneMessage, error: Exception, event: AnyEvent) -> None:
+        """Publish the message to the delay topic of its next attempt, or dead-letter it when the
+        retries are spent."""
+        step = next_retry(message.attempt, self._delays, self._max_attempts)
         if step is None:
-            await self.dead_letter(
-                body, headers, key, lane, attempt, "retries_exhausted", str(error), event=event
-            )
+            await self.dead_letter(message, "retries_exhausted", str(error), event=event)
             return
         due_ms = int((time.time() + step.delay_seconds) * 1000)
         retry_headers = {
-            **headers,
+            **message.headers,
             ATTEMPT_HEADER: str(step.attempt),
             DUE_AT_HEADER: str(due_ms),
-            LANE_HEADER: lane,
+            LANE_HEADER: message.lane,
             LAST_ERROR_HEADER: str(error)[:200],
         }
         topic = self._topics(CRM_RETRY_TOPICS[step.tier])
-        await self._publisher.publish(OutgoingMessage(str(event.event_id), topic, key, body, retry_headers))
+        await self._publisher.publish(
+            OutgoingMessage(str(event.event_id), topic, message.key, message.body, retry_headers)
+        )
         MESSAGES_PROCESSED.labels(SERVICE, event.event_type, "retried").inc()
         log.info(
             "crm write scheduled for retry",
@@ -131,21 +91,12 @@ class FailureRouter:
                 "event_id": str(event.event_id),
                 "error": str(error)[:200],
                 "status": error.status if isinstance(error, GhlError) else None,
-                "attempt": attempt,
+                "attempt": message.attempt,
                 "retry_in_seconds": step.delay_seconds,
             },
         )
 
-    async def park(
-        self,
-        body: bytes,
-        headers: dict[str, str],
-        key: str | None,
-        lane: Priority,
-        attempt: int,
-        wait_ms: int,
-        event: AnyEvent,
-    ) -> None:
+    async def park(self, message: LaneMessage, wait_ms: int, event: AnyEvent) -> None:
         """The location's budget is spent for ``wait_ms``: send the event to the delay topic with
         the longest delay not past that (it parks again if it comes back early), keeping its
         attempt number: waiting for GHL's budget is not a failure."""
@@ -154,23 +105,21 @@ class FailureRouter:
         )
         delay = self._delays[tier]
         parked_headers = {
-            **headers,
-            ATTEMPT_HEADER: str(attempt),
+            **message.headers,
+            ATTEMPT_HEADER: str(message.attempt),
             DUE_AT_HEADER: str(int((time.time() + delay) * 1000)),
-            LANE_HEADER: lane,
+            LANE_HEADER: message.lane,
             LAST_ERROR_HEADER: f"GHL budget spent for {wait_ms} ms",
         }
         topic = self._topics(CRM_RETRY_TOPICS[tier])
-        await self._publisher.publish(OutgoingMessage(str(event.event_id), topic, key, body, parked_headers))
+        await self._publisher.publish(
+            OutgoingMessage(str(event.event_id), topic, message.key, message.body, parked_headers)
+        )
         MESSAGES_PROCESSED.labels(SERVICE, event.event_type, "parked").inc()
 
     async def dead_letter(
         self,
-        body: bytes,
-        headers: dict[str, str],
-        key: str | None,
-        lane: str,
-        attempts: int,
+        message: LaneMessage,
         reason: str,
         detail: str,
         *,
@@ -178,14 +127,15 @@ class FailureRouter:
         error_type: str | None = None,
     ) -> None:
         """Record in crm_dead_letters (once per open event) and publish to the dead-letter topic."""
-        clean = {k: v for k, v in headers.items() if not k.startswith(("crm-", "dlq-"))}
+        body, key, attempts = message.body, message.key, message.attempt
+        clean = {k: v for k, v in message.headers.items() if not k.startswith(("crm-", "dlq-"))}
         await self._repository.add_dead_letter(
             self._pool,
             organization_id=event.organization_id if event else clean.get("organization-id"),
             event_id=event.event_id if event else None,
             event_type=event.event_type if event else clean.get("event-type"),
             message_key=key,
-            lane=lane,
+            lane=message.lane,
             reason=reason,
             detail=detail,
             attempts=attempts,
@@ -216,23 +166,21 @@ class FailureRouter:
             },
         )
 
-    async def record_invalid(
-        self, body: bytes, headers: dict[str, str], key: str | None, lane: str, error: BaseException
-    ) -> None:
+    async def record_invalid(self, message: LaneMessage, error: BaseException) -> None:
         """Store an invalid message in crm_dead_letters (reason ``invalid_message``, the raw body)
         without publishing it: the shared dead-letter middleware publishes it to the topic when
         the caller re-raises. The detail names the problem, never the payload's values."""
-        clean = {k: v for k, v in headers.items() if not k.startswith(("crm-", "dlq-"))}
+        clean = {k: v for k, v in message.headers.items() if not k.startswith(("crm-", "dlq-"))}
         await self._repository.add_dead_letter(
             self._pool,
             organization_id=clean.get("organization-id"),
-            event_id=_event_id(body, clean),
+            event_id=_event_id(message.body, clean),
             event_type=clean.get("event-type"),
-            message_key=key,
-            lane=lane,
+            message_key=message.key,
+            lane=message.lane,
             reason="invalid_message",
             detail=describe(error),
             attempts=1,
             headers=clean,
-            body=body,
+            body=message.body,
         )

@@ -4,21 +4,21 @@ GHL once, schedules transient failures on the delay topics and dead-letters perm
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from jorge_runtime.credential_cipher import CredentialCipher, CredentialsUnreadable
+import asyncpg
+
+from jorge_runtime.credential_cipher import CredentialsUnreadable
 from jorge_runtime.idempotency import EventLedger
 from jorge_runtime.kafka.broker import KafkaPublisher, OutgoingMessage
 from jorge_runtime.observability.metrics import MESSAGES_PROCESSED
-from jorge_runtime.settings import Settings
-from jorge_runtime.worker import WorkerResources
 from schemas.buyers import BuyerMatched
 from schemas.leads import LeadQualified
 from schemas.sellers import ConsultationRequested, SellerAnalyzed
 from schemas.topics import CRM_LANE_HOT, CRM_LANE_STANDARD, TopicNames
-from services.crm_sync.ghl.budget import BudgetDefaults, BudgetSpent, GhlBudget, Priority
+from services.crm_sync.ghl.budget import BudgetSpent, Priority
 from services.crm_sync.ghl.client import (
-    GhlClient,
     GhlCredentials,
     GhlRejectedError,
     GhlScopeError,
@@ -26,27 +26,24 @@ from services.crm_sync.ghl.client import (
     GhlUnauthorizedError,
 )
 from services.crm_sync.ghl.credential_resolver import CredentialResolver
-from services.crm_sync.ghl.credential_store import CredentialStore
-from services.crm_sync.ghl.failure_router import SERVICE, AnyEvent, FailureRouter
+from services.crm_sync.ghl.events import AnyEvent
+from services.crm_sync.ghl.failure_router import FailureRouter
+from services.crm_sync.ghl.lane_message import LaneMessage
 from services.crm_sync.ghl.mapping import (
     CrmPlan,
     buyer_matched_plan,
     consultation_plan,
     lane_of_lead,
     lead_qualified_plan,
-    parse_custom_fields,
     seller_analyzed_plan,
 )
 from services.crm_sync.ghl.repository import CrmRepository, PersonBusy
-from services.crm_sync.ghl.retry_schedule import LANE_HEADER, parse_delays
+from services.crm_sync.ghl.retry_schedule import LANE_HEADER
 from services.crm_sync.ghl.waiting_room import WaitingRoom
 from services.crm_sync.ghl.writer import CrmWriter, NoContactDetails
-from services.crm_sync.ghl.written_fields import WrittenFields
+from services.crm_sync.names import GHL_CONSUMER, SERVICE
 
 log = logging.getLogger(__name__)
-
-#: Our inbox name: the webhook engine in the same service keeps its own.
-LEDGER_CONSUMER = "crm_sync.ghl"
 
 
 def text_headers(raw: Any) -> dict[str, str]:
@@ -82,110 +79,39 @@ class SyncHandler:
     """Writes one event to the organisation's GHL location, exactly once in effect."""
 
     def __init__(
-        self, *, settings: Settings, resources: WorkerResources, publisher: KafkaPublisher, topics: TopicNames
+        self,
+        *,
+        pool: asyncpg.Pool,
+        publisher: KafkaPublisher,
+        resolver: CredentialResolver,
+        writer: CrmWriter,
+        repository: CrmRepository,
+        failures: FailureRouter,
+        waiting: WaitingRoom,
+        custom_fields: Mapping[str, str],
     ) -> None:
-        self._settings = settings
-        self._resources = resources
+        self._pool = pool
         self._publisher = publisher
-        self._topics = topics
-        self._delays = parse_delays(settings.crm_retry_delays_seconds)
-        self._custom_fields = parse_custom_fields(settings.ghl_custom_fields)
-        self._client: GhlClient | None = None
-        self._writer: CrmWriter | None = None
-        self._repository: CrmRepository | None = None
-        self._failures: FailureRouter | None = None
+        self.resolver = resolver
+        self._writer = writer
+        self.repository = repository
+        self.failures = failures
+        self.waiting = waiting
+        self._custom_fields = custom_fields
         self._unconfigured: set[str] = set()
-        self._resolver: CredentialResolver | None = None
-        self._waiting: WaitingRoom | None = None
-        # Built here so a malformed CRM_CREDENTIALS_KEY stops the worker at start (ConfigError).
-        self._cipher = CredentialCipher.from_setting(settings.crm_credentials_key)
-        self._credential_store: CredentialStore | None = None
 
-    async def open(self) -> None:
-        """Build the budget, client and repository once the pool and Redis are open."""
-        s = self._settings
-        budget = GhlBudget(
-            self._resources.redis,
-            BudgetDefaults(
-                s.ghl_budget_burst,
-                s.ghl_budget_interval_ms,
-                s.ghl_budget_daily,
-                s.ghl_budget_margin_ms,
-                s.ghl_budget_daily_probe_ms,
-            ),
-        )
-        self._client = GhlClient(
-            s.ghl_base_url,
-            budget,
-            timeout_seconds=s.ghl_timeout_seconds,
-            max_wait_ms=s.ghl_budget_max_wait_ms,
-        )
-        await self._client.open()
-        self._repository = CrmRepository(self._resources.pool)
-        self._credential_store = CredentialStore(self._resources.pool, self._cipher)
-        self._resolver = CredentialResolver(s, self._resources.pool, self._credential_store, self._client)
-        self._writer = CrmWriter(self._client, self._repository, WrittenFields(self._resources.redis))
-        self._waiting = WaitingRoom(
-            self._resources.pool,
-            self._publisher,
-            self._topics,
-            self.resolver.has_credentials,
-            interval_seconds=s.crm_waiting_check_seconds,
-        )
-        migrated = await self._credential_store.encrypt_plaintext()
-        if migrated:
-            log.warning("GHL tokens stored in plain text were encrypted", extra={"organizations": migrated})
-        self._failures = FailureRouter(
-            pool=self._resources.pool,
-            repository=self._repository,
-            publisher=self._publisher,
-            topics=self._topics,
-            delays=self._delays,
-            max_attempts=s.crm_max_attempts,
-        )
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-
-    @property
-    def waiting(self) -> WaitingRoom:
-        if self._waiting is None:
-            raise RuntimeError("crm_sync handler is not open")
-        return self._waiting
-
-    @property
-    def resolver(self) -> CredentialResolver:
-        if self._resolver is None:
-            raise RuntimeError("crm_sync handler is not open")
-        return self._resolver
-
-    @property
-    def repository(self) -> CrmRepository:
-        if self._repository is None:
-            raise RuntimeError("crm_sync handler is not open")
-        return self._repository
-
-    @property
-    def failures(self) -> FailureRouter:
-        if self._failures is None:
-            raise RuntimeError("crm_sync handler is not open")
-        return self._failures
-
-    async def handle(
-        self, body: bytes, headers: dict[str, str], key: str | None, lane: Priority, attempt: int
-    ) -> None:
+    async def handle(self, message: LaneMessage) -> None:
         """Sync one event; transient failures go to a delay topic, permanent ones to dead letters.
         Infrastructure errors (PostgreSQL, Redis, Kafka) propagate: the caller redelivers."""
-        event = AnyEvent.model_validate_json(body)
-        ledger = EventLedger(self._resources.pool, LEDGER_CONSUMER, self._publisher.publish)
+        event = AnyEvent.model_validate_json(message.body)
+        ledger = EventLedger(self._pool, GHL_CONSUMER, self._publisher.publish)
         if await ledger.outstanding(event.event_id) is not None:
             MESSAGES_PROCESSED.labels(SERVICE, event.event_type, "duplicate").inc()
             return
         try:
             credentials = await self.resolver.resolve(event.organization_id)
         except GhlTransientError as error:  # GHL's token endpoint did not answer: later
-            await self.failures.retry(body, headers, key, lane, attempt, error, event)
+            await self.failures.retry(message, error, event)
             return
         except CredentialsUnreadable as error:
             # A configuration problem of this organisation: keep the event for a replay once fixed.
@@ -196,14 +122,18 @@ class SyncHandler:
                 error,
                 extra={"organization_id": event.organization_id},
             )
-            await self.failures.dead_letter(
-                body, headers, key, lane, attempt, "crm_credentials_unreadable", str(error), event=event
-            )
+            await self.failures.dead_letter(message, "crm_credentials_unreadable", str(error), event=event)
             return
         if credentials is None:
             # Not the event's fault: kept until the organisation has credentials (waiting_room.py).
             await self.waiting.park(
-                str(event.event_id), event.organization_id, event.event_type, lane, key, headers, body
+                str(event.event_id),
+                event.organization_id,
+                event.event_type,
+                message.lane,
+                message.key,
+                message.headers,
+                message.body,
             )
             if event.organization_id not in self._unconfigured:
                 self._unconfigured.add(event.organization_id)
@@ -216,11 +146,10 @@ class SyncHandler:
             return
         outcome = "ok"
         try:
-            plan = await self._plan(event, body, credentials)
+            plan = await self._plan(event, message.body, credentials)
             if plan is None:
                 outcome = "skipped"
             else:
-                assert self._writer is not None
                 contact_id = await self._writer.apply(
                     event.event_id, event.organization_id, credentials, plan, event.occurred_at
                 )
@@ -232,16 +161,16 @@ class SyncHandler:
                         "organization_id": event.organization_id,
                         "location_id": credentials.location_id,
                         "contact_id": contact_id,
-                        "attempt": attempt,
+                        "attempt": message.attempt,
                     },
                 )
         except NoContactDetails:
             outcome = "skipped"
         except BudgetSpent as spent:
-            await self.failures.park(body, headers, key, lane, attempt, spent.wait_ms, event)
+            await self.failures.park(message, spent.wait_ms, event)
             return
         except (GhlTransientError, PersonBusy) as error:
-            await self.failures.retry(body, headers, key, lane, attempt, error, event)
+            await self.failures.retry(message, error, event)
             return
         except GhlScopeError as error:
             log.error(
@@ -250,9 +179,7 @@ class SyncHandler:
                 error.scope,
                 extra={"organization_id": event.organization_id, "location_id": credentials.location_id},
             )
-            await self.failures.dead_letter(
-                body, headers, key, lane, attempt, "ghl_scope_missing", str(error), event=event
-            )
+            await self.failures.dead_letter(message, "ghl_scope_missing", str(error), event=event)
             return
         except GhlUnauthorizedError as error:
             log.error(
@@ -260,16 +187,12 @@ class SyncHandler:
                 "ghl_unauthorized`",
                 extra={"organization_id": event.organization_id, "location_id": credentials.location_id},
             )
-            await self.failures.dead_letter(
-                body, headers, key, lane, attempt, "ghl_unauthorized", str(error), event=event
-            )
+            await self.failures.dead_letter(message, "ghl_unauthorized", str(error), event=event)
             return
         except GhlRejectedError as error:
-            await self.failures.dead_letter(
-                body, headers, key, lane, attempt, "ghl_rejected", str(error), event=event
-            )
+            await self.failures.dead_letter(message, "ghl_rejected", str(error), event=event)
             return
-        async with self._resources.pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire() as conn, conn.transaction():
             await ledger.record(conn, event.event_id, [])
         MESSAGES_PROCESSED.labels(SERVICE, event.event_type, outcome).inc()
 

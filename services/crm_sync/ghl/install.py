@@ -26,28 +26,65 @@ from schemas.topics import (
 )
 from services.crm_sync.ghl.budget import Priority
 from services.crm_sync.ghl.delay_queue import DelayQueue
-from services.crm_sync.ghl.handlers import SERVICE, IntakeHandler, SyncHandler, text_headers
+from services.crm_sync.ghl.handlers import IntakeHandler, SyncHandler, text_headers
+from services.crm_sync.ghl.lane_message import LaneMessage
 from services.crm_sync.ghl.retry_schedule import attempt_of
+from services.crm_sync.names import GHL_CONSUMER, SERVICE
 
-#: Consumer groups are `{prefix}crm_sync.ghl.{topic}`: one per topic, apart from the webhook
-#: engine's, so a rebalance or a slow CRM on one never pauses the others.
-GROUP = "crm_sync.ghl"
+# Consumer groups are `{prefix}crm_sync.ghl.{topic}` (GHL_CONSUMER): one per topic, apart from the
+# webhook engine's, so a rebalance or a slow CRM on one never pauses the others.
 FETCH_MAX_WAIT_MS = 100
 INTAKE_TOPICS = (LEAD_QUALIFIED, BUYER_MATCHED, SELLER_ANALYZED, SELLER_CONSULTATION_REQUESTED)
 
 
 class GhlSync:
-    """The installed sync, on a Kafka broker of its own: open it once the worker's pool and
-    Redis are open, start it after the worker's broker, stop and close it in reverse."""
+    """The installed sync, on a Kafka broker of its own. The composition root gives it its
+    handler (``attach``) once the worker's pool and Redis are open, starts it after the worker's
+    broker, and stops it in reverse."""
 
-    def __init__(self, broker: KafkaBroker, handler: SyncHandler, delay_queue: DelayQueue) -> None:
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        publisher: KafkaPublisher,
+        topics: TopicNames,
+        *,
+        retry_connection: dict[str, Any],
+        retry_group_id: str,
+    ) -> None:
         self.broker = broker
-        self.handler = handler
-        self.delay_queue = delay_queue
-        self.consumers = BackgroundConsumers(broker, name="crm_sync-ghl-consumers", companions=[delay_queue])
+        self.publisher = publisher
+        self.topics = topics
+        self._handler: SyncHandler | None = None
+        self.delay_queue = DelayQueue(
+            connection=retry_connection,
+            topics=[topics(spec) for spec in CRM_RETRY_TOPICS],
+            group_id=retry_group_id,
+            handle=self.handle,
+            reject=self.reject,
+        )
+        self.consumers = BackgroundConsumers(
+            broker, name="crm_sync-ghl-consumers", companions=[self.delay_queue]
+        )
 
-    async def open(self) -> None:
-        await self.handler.open()
+    def attach(self, handler: SyncHandler) -> None:
+        """Hand the subscribers and the delay queue their handler, built from open resources."""
+        self._handler = handler
+
+    @property
+    def handler(self) -> SyncHandler:
+        if self._handler is None:
+            raise RuntimeError("the GHL sync has no handler yet")
+        return self._handler
+
+    async def handle(self, message: LaneMessage) -> None:
+        """Sync one lane or delay-topic message."""
+        await self.handler.handle(message)
+
+    async def reject(self, message: LaneMessage, error: BaseException) -> None:
+        """Dead-letter a message that cannot be synced (invalid, or a bug)."""
+        await self.handler.failures.dead_letter(
+            message, "invalid_message", describe(error), error_type=type(error).__name__
+        )
 
     async def start(self) -> None:
         """Start the intake, lane and delay-queue consumers in the background, in parallel, and
@@ -59,14 +96,11 @@ class GhlSync:
         await self.handler.waiting.stop()
         await self.consumers.stop()
 
-    async def close(self) -> None:
-        await self.handler.close()
-
 
 def _options(settings: Settings, topic: TopicSpec) -> dict[str, Any]:
     return {
         **consumer_options(settings, SERVICE),
-        "group_id": f"{settings.kafka_consumer_group_prefix}{GROUP}.{topic.name}",
+        "group_id": f"{settings.kafka_consumer_group_prefix}{GHL_CONSUMER}.{topic.name}",
         # Two hops (intake, lane) before GHL: a shorter broker wait keeps a lead's way to the
         # CRM short when traffic is light (aiokafka's default waits up to 500 ms per fetch).
         "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
@@ -74,7 +108,8 @@ def _options(settings: Settings, topic: TopicSpec) -> dict[str, Any]:
 
 
 def install_ghl_sync(settings: Settings, resources: WorkerResources) -> GhlSync:
-    """Subscribe the intake and lane handlers on a broker of their own; build the delay queue."""
+    """Subscribe the intake and lane handlers on a broker of their own; build the delay queue.
+    The sync handler is attached later, once the pool and Redis are open."""
     settings.require("kafka_bootstrap_servers")
     assert settings.kafka_bootstrap_servers
     broker = create_broker(settings, client_id="jorge-crm_sync-ghl")
@@ -82,7 +117,13 @@ def install_ghl_sync(settings: Settings, resources: WorkerResources) -> GhlSync:
     publisher = KafkaPublisher(broker, settings.kafka_publish_timeout_seconds)
     topics = TopicNames(settings.kafka_topic_prefix)
     intake = IntakeHandler(publisher, topics)
-    handler = SyncHandler(settings=settings, resources=resources, publisher=publisher, topics=topics)
+    sync = GhlSync(
+        broker,
+        publisher,
+        topics,
+        retry_connection=kafka_client_options(settings),
+        retry_group_id=f"{settings.kafka_consumer_group_prefix}{GHL_CONSUMER}.retry",
+    )
 
     for spec in INTAKE_TOPICS:
 
@@ -95,33 +136,19 @@ def install_ghl_sync(settings: Settings, resources: WorkerResources) -> GhlSync:
                 await intake.forward(msg.body, headers, key)
             except INVALID_MESSAGE_ERRORS as error:
                 # Kept for `jorge dlq`; re-raised so the shared policy publishes the dead letter.
-                await handler.failures.record_invalid(msg.body, headers, key, "standard", error)
+                invalid = LaneMessage(msg.body, headers, key, "standard", 1)
+                await sync.handler.failures.record_invalid(invalid, error)
                 mark_recorded(error)  # the policy publishes it; the row is written
                 raise
 
     for spec, lane in ((CRM_LANE_HOT, "hot"), (CRM_LANE_STANDARD, "standard")):
-        _subscribe_lane(broker, settings, topics, spec, lane, handler)  # type: ignore[arg-type]
+        _subscribe_lane(broker, settings, topics, spec, lane, sync)  # type: ignore[arg-type]
 
     # Declared for the AsyncAPI document; the intake and the outcomes publish through KafkaPublisher.
     for spec in (CRM_LANE_HOT, CRM_LANE_STANDARD, *CRM_RETRY_TOPICS):
         broker.publisher(topics(spec), title=f"crm_sync.{spec.name}", description=spec.description)
 
-    async def reject(
-        body: bytes, headers: dict[str, str], key: str | None, lane: str, attempt: int, error: BaseException
-    ) -> None:
-        await handler.failures.dead_letter(
-            body, headers, key, lane, attempt, "invalid_message", describe(error),
-            error_type=type(error).__name__,
-        )  # fmt: skip
-
-    delay_queue = DelayQueue(
-        connection=kafka_client_options(settings),
-        topics=[topics(spec) for spec in CRM_RETRY_TOPICS],
-        group_id=f"{settings.kafka_consumer_group_prefix}{GROUP}.retry",
-        handle=handler.handle,
-        reject=reject,
-    )
-    return GhlSync(broker, handler, delay_queue)
+    return sync
 
 
 def _subscribe_lane(
@@ -130,17 +157,18 @@ def _subscribe_lane(
     topics: TopicNames,
     spec: TopicSpec,
     lane: Priority,
-    handler: SyncHandler,
+    sync: GhlSync,
 ) -> None:
     @broker.subscriber(topics(spec), **_options(settings, spec))
     async def on_lane(msg: KafkaMessage) -> None:
         """Write the event to GHL (retries and dead letters are the handler's business)."""
         headers = text_headers(msg.headers)
         key = _key(msg.raw_message)
+        message = LaneMessage(msg.body, headers, key, lane, attempt_of(headers))
         try:
-            await handler.handle(msg.body, headers, key, lane, attempt_of(headers))
+            await sync.handle(message)
         except INVALID_MESSAGE_ERRORS as error:
-            await handler.failures.record_invalid(msg.body, headers, key, lane, error)
+            await sync.handler.failures.record_invalid(message, error)
             mark_recorded(error)
             raise
 

@@ -19,9 +19,7 @@ from jorge_runtime.kafka.dead_letters import discard_dead_letters as discard_dea
 from jorge_runtime.kafka.dead_letters import list_dead_letters as list_dead_letters
 from jorge_runtime.kafka.dead_letters import mark_replayed as mark_replayed
 from services.crm_sync.ghl.mapping import ContactDetails
-
-#: The consumer column of crm_sync's own dead letters.
-SERVICE_NAME = "crm_sync"
+from services.crm_sync.names import SERVICE
 
 
 class PersonBusy(Exception):
@@ -151,7 +149,7 @@ class CrmRepository:
         """Store a dead letter of crm_sync's; None if the event already has an open one."""
         return await add_dead_letter(
             conn,
-            consumer=SERVICE_NAME,
+            consumer=SERVICE,  # the consumer column of crm_sync's own dead letters
             origin_topic=None,
             organization_id=organization_id,
             event_id=event_id,

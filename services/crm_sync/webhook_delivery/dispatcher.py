@@ -30,6 +30,7 @@ from jorge_runtime.observability.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DURATI
 from jorge_runtime.observability.tracing import continued_span
 from jorge_runtime.webhook_secrets import encrypt_plaintext_at_start, unseal
 from schemas.webhooks import WebhookEndpointDisabled, WebhookEndpointDisabledPayload
+from services.crm_sync.names import SERVICE, WEBHOOK_CONSUMER
 from services.crm_sync.webhook_delivery.payloads import encode
 from services.crm_sync.webhook_delivery.repository import AttemptRecord, Claimed, DeliveryRepository
 from services.crm_sync.webhook_delivery.schedule import AttemptOutcome, RetryPolicy, decide
@@ -38,8 +39,6 @@ from services.crm_sync.webhook_delivery.signing import active_secrets, webhook_h
 
 log = logging.getLogger(__name__)
 
-#: Outbox owner of the endpoint-disabled events this engine stages.
-CONSUMER = "crm_sync.webhooks"
 _MAX_ENDPOINTS_PER_CLAIM = 100
 _OUTBOX_SWEEP_SECONDS = 30.0
 _COALESCE_SECONDS = 0.005
@@ -98,7 +97,7 @@ class Dispatcher:
 
     async def encrypt_plaintext_secrets(self) -> None:
         """Encrypt the secrets stored in plain text before migration 0023 (they sign only then)."""
-        await encrypt_plaintext_at_start(self._pool(), self._cipher, "crm_sync")
+        await encrypt_plaintext_at_start(self._pool(), self._cipher, SERVICE)
 
     async def start(self) -> None:
         """Start the claim loop (after the pool is open)."""
@@ -241,7 +240,7 @@ class Dispatcher:
             )
             if decision.disable_reason and state.status == "active":
                 staged = self._disabled_event(claim, decision.disable_reason, decision.failing_since, result)
-                await self._repository.stage(conn, CONSUMER, staged)
+                await self._repository.stage(conn, WEBHOOK_CONSUMER, staged)
         if staged is not None:
             log.warning(
                 "webhook endpoint disabled",
@@ -300,5 +299,7 @@ class Dispatcher:
         if time.monotonic() - self._last_sweep < _OUTBOX_SWEEP_SECONDS:
             return
         self._last_sweep = time.monotonic()
-        for message in await self._repository.unpublished(self._pool(), CONSUMER, _OUTBOX_SWEEP_SECONDS):
+        for message in await self._repository.unpublished(
+            self._pool(), WEBHOOK_CONSUMER, _OUTBOX_SWEEP_SECONDS
+        ):
             await self._publish_staged(message)

@@ -27,15 +27,12 @@ from schemas.topics import (
 )
 from schemas.webhook_urls import parse_subnets
 from schemas.webhooks import WebhookDeliveryRequested, WebhookEndpointDisabled
+from services.crm_sync.names import WEBHOOK_CONSUMER
 from services.crm_sync.webhook_delivery.dispatcher import Dispatcher
 from services.crm_sync.webhook_delivery.fanout import FanOut
 from services.crm_sync.webhook_delivery.repository import DeliveryRepository
 from services.crm_sync.webhook_delivery.schedule import RetryPolicy, parse_schedule
 from services.crm_sync.webhook_delivery.sender import WebhookSender
-
-#: Consumer groups are `{prefix}crm_sync.webhooks.{topic}`: apart from GHL sync's, so a slow CRM
-#: never delays webhooks, and one per topic, so a rebalance on one topic pauses no other.
-GROUP = "crm_sync.webhooks"
 
 _STOP_SECONDS = 3.0
 
@@ -118,7 +115,7 @@ def install_webhook_delivery(
     # httpx logs every request's URL at INFO; subscribers' URLs may carry tokens.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     own = create_broker(settings, client_id="jorge-crm_sync-webhooks")
-    install_dead_letter_policy(own, settings, GROUP, resources)
+    install_dead_letter_policy(own, settings, WEBHOOK_CONSUMER, resources)
     dispatcher = build_dispatcher(
         settings, resources, KafkaPublisher(own, settings.kafka_publish_timeout_seconds)
     )
@@ -132,7 +129,9 @@ def install_webhook_delivery(
     def options(spec: TopicSpec) -> dict[str, Any]:
         # A short fetch wait: a webhook should leave as soon as its event is written (the
         # default 500 ms is felt when the broker does not answer fetches early).
-        return consumer_options(settings, f"{GROUP}.{spec.name}") | {"fetch_max_wait_ms": 50}
+        # Groups `{prefix}crm_sync.webhooks.{topic}`: one per topic, so a rebalance on one topic
+        # pauses no other.
+        return consumer_options(settings, f"{WEBHOOK_CONSUMER}.{spec.name}") | {"fetch_max_wait_ms": 50}
 
     broker.publisher(
         topics(WEBHOOK_ENDPOINT_DISABLED), title="WebhookEndpointDisabled", schema=WebhookEndpointDisabled
