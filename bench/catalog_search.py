@@ -33,8 +33,8 @@ import asyncpg
 
 from bench.environment import BenchEnvironment, bench_environment
 from jorge_cli.demo_catalog import AREAS, demo_rows
-from jorge_runtime.catalog import CatalogReader
-from jorge_runtime.catalog_import import load_rows
+from jorge_runtime.catalog.importer import load_rows
+from jorge_runtime.catalog.reader import CatalogReader
 from jorge_runtime.db import DbConnection
 from schemas.buyers import BuyerPreferences
 from schemas.catalog import CatalogRow

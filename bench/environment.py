@@ -25,11 +25,11 @@ import asyncpg
 from jorge_cli.stack import EmbeddedStack, StackUrls
 from jorge_runtime.credential_cipher import generate_key
 from jorge_runtime.db import create_database, create_pool, drop_database, migrate, with_database
-from jorge_runtime.kafka_admin import ensure_topics
+from jorge_runtime.kafka.admin import ensure_topics
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.limits import LIMITS
 from schemas.topics import TopicNames
+from services.gateway.tenancy import TenancyStore
 
 SERVICE_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
 

@@ -3,7 +3,7 @@
 POST /publish reads the request body (without parsing it), publishes a fixed payload of
 FLOOR_MESSAGE_BYTES bytes with six headers under a fresh key to FLOOR_TOPIC, waits for the
 acknowledgement and answers 201. No authentication, no database, no validation. The producer
-is built by ``jorge_runtime.broker.create_broker`` from the same settings as the gateway's
+is built by ``jorge_runtime.kafka.broker.create_broker`` from the same settings as the gateway's
 (faststream KafkaBroker, acks="all", KAFKA_ENABLE_IDEMPOTENCE, the publish timeout), so the
 only difference from the gateway is everything the gateway does besides publishing.
 
@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
-from jorge_runtime.broker import create_broker
+from jorge_runtime.kafka.broker import create_broker
 from jorge_runtime.settings import Settings, load_settings
 
 DEFAULT_MESSAGE_BYTES = 560

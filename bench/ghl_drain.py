@@ -50,7 +50,7 @@ from jorge_runtime.credential_cipher import CredentialCipher, generate_key
 from jorge_runtime.settings import Settings
 from schemas.qualification import Temperature
 from schemas.topics import TopicNames
-from services.crm_sync.credential_store import CredentialStore
+from services.crm_sync.ghl.credential_store import CredentialStore
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event
 
 GHL_BURST, GHL_INTERVAL_MS = 100, 10_000

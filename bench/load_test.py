@@ -30,8 +30,8 @@ from typing import Any
 from bench.environment import bench_environment, log, run_main
 from jorge_cli.demo_catalog import load_demo_catalog
 from jorge_cli.service_process import REPO, ServiceProcess
-from jorge_runtime.tenancy import TenancyStore
 from schemas.limits import LIMITS
+from services.gateway.tenancy import TenancyStore
 
 ACCEPTABLE_FAILURE_RATE = 0.05
 WORKERS = ("qualifier", "matcher", "seller_analyzer")

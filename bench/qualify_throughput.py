@@ -51,7 +51,7 @@ import httpx
 from bench.environment import bench_environment, log, run_main
 from jorge_cli.service_process import ServiceProcess, settings_env
 from jorge_cli.stack import free_port
-from jorge_runtime.broker import event_message
+from jorge_runtime.kafka.broker import event_message
 from schemas.leads import (
     LeadQualificationRequested,
     LeadQualificationRequestedPayload,

@@ -39,15 +39,15 @@ from bench.environment import bench_environment, log
 from jorge_cli.service_process import ServiceProcess
 from jorge_cli.stack import free_port
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from jorge_runtime.webhook_secrets import seal, webhook_secret_cipher
 from jorge_runtime.worker import WorkerResources
 from schemas.topics import LEAD_QUALIFIED, TopicNames
 from schemas.webhooks import generate_secret, new_endpoint_id, new_message_id
-from services.crm_sync.webhooks.install import build_dispatcher
-from services.crm_sync.webhooks.payloads import encode
-from services.crm_sync.webhooks.repository import DeliveryRepository
-from services.crm_sync.webhooks.signing import webhook_headers
+from services.crm_sync.webhook_delivery.install import build_dispatcher
+from services.crm_sync.webhook_delivery.payloads import encode
+from services.crm_sync.webhook_delivery.repository import DeliveryRepository
+from services.crm_sync.webhook_delivery.signing import webhook_headers
+from services.gateway.tenancy import TenancyStore
 from tests.support.webhook_receiver import Answer, Receiver
 
 PAYLOAD = {

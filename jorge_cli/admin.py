@@ -10,9 +10,9 @@ import typer
 
 from jorge_runtime.db import create_pool
 from jorge_runtime.settings import ConfigError
-from jorge_runtime.tenancy import TenancyStore
 from schemas.leads import InvalidBookingUrl, check_booking_url, schedule_showing_url
 from schemas.limits import LIMITS
+from services.gateway.tenancy import TenancyStore
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from typing import Annotated, TypeVar
 import asyncpg
 import typer
 
-from jorge_runtime.catalog_import import (
+from jorge_runtime.catalog.importer import (
     DEFAULT_MAX_BAD_SHARE,
     DEFAULT_MAX_WITHDRAW_SHARE,
     ImportCounts,

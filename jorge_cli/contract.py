@@ -18,7 +18,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from jorge_runtime.broker import create_broker
+from jorge_runtime.kafka.broker import create_broker
 from jorge_runtime.settings import Settings
 from schemas.envelope import EventEnvelope
 from schemas.registry import DeadLetterHeaders, EventHeaders, event_models, schema_version_of
@@ -121,11 +121,11 @@ def _operations(service: str, brokers: Iterable[KafkaBroker]) -> list[_Operation
 
 def _retry_queue_operations() -> list[_Operation]:
     """crm_sync's delay queue reads the retry topics with a plain aiokafka consumer."""
-    from services.crm_sync.ghl_install import GROUP
+    from services.crm_sync.names import GHL_CONSUMER
 
     return [
         _Operation("crm_sync", "receive", spec, "The delay queue: each message is written to GHL when due.",
-                   f"{GROUP_PREFIX}{GROUP}.retry")
+                   f"{GROUP_PREFIX}{GHL_CONSUMER}.retry")
         for spec in CRM_RETRY_TOPICS
     ]  # fmt: skip
 

@@ -16,7 +16,7 @@ from jorge_runtime.credential_cipher import CredentialCipher, generate_key
 from jorge_runtime.db import create_pool
 from jorge_runtime.settings import ConfigError, Settings
 from jorge_runtime.webhook_secrets import SecretsReport, encrypt_stored_secrets, webhook_secret_cipher
-from services.crm_sync.credential_store import CredentialStore, UnknownOrganization
+from services.crm_sync.ghl.credential_store import CredentialStore, UnknownOrganization
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from services.crm_sync.remedies import REFRESH_FAILED, WAITING, remedy
+from services.crm_sync.ghl.remedies import REFRESH_FAILED, WAITING, remedy
 
 CREDENTIAL_REASONS = ["ghl_unauthorized", "ghl_scope_missing", "crm_credentials_unreadable"]
 

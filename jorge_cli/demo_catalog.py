@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from jorge_runtime.catalog_import import ImportCounts, load_rows
+from jorge_runtime.catalog.importer import ImportCounts, load_rows
 from schemas.catalog import CatalogRow
 
 DEMO_SEED = 2026

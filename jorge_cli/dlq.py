@@ -14,14 +14,19 @@ from aiokafka import AIOKafkaProducer
 
 from jorge_cli.state import settings_for_command
 from jorge_runtime.db import create_pool
-from jorge_runtime.dead_letters import DeadLetter, discard_dead_letters, list_dead_letters, mark_replayed
-from jorge_runtime.deadletter import INVALID_MESSAGE_ERRORS, describe
-from jorge_runtime.kafka_security import kafka_client_options
+from jorge_runtime.kafka.dead_letters import (
+    DeadLetter,
+    discard_dead_letters,
+    list_dead_letters,
+    mark_replayed,
+)
+from jorge_runtime.kafka.error_policy import INVALID_MESSAGE_ERRORS, describe
+from jorge_runtime.kafka.security import kafka_client_options
 from jorge_runtime.settings import ConfigError, Settings
 from schemas.topics import CRM_RETRY_TOPICS, TopicNames
-from services.crm_sync.outcomes import parse_event
-from services.crm_sync.remedies import remedy
-from services.crm_sync.retry_schedule import ATTEMPT_HEADER, DUE_AT_HEADER, LANE_HEADER
+from services.crm_sync.ghl.events import parse_event
+from services.crm_sync.ghl.remedies import remedy
+from services.crm_sync.ghl.retry_schedule import ATTEMPT_HEADER, DUE_AT_HEADER, LANE_HEADER
 
 dlq = typer.Typer(
     help=(

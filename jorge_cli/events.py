@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from jorge_runtime.logs import redact
+from jorge_runtime.observability.logs import redact
 from jorge_runtime.settings import Settings
 from schemas.topics import ALL_TOPICS, TopicNames
 
@@ -112,7 +112,7 @@ async def _tail(
 ) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from jorge_runtime.kafka_security import kafka_client_options
+    from jorge_runtime.kafka.security import kafka_client_options
 
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **kafka_client_options(settings))
     await consumer.start()

@@ -21,7 +21,7 @@ from jorge_cli.mcp_server import mcp_tools
 from jorge_cli.purge import purge_tools
 from jorge_cli.qualifier_tools import qualifier_tools
 from jorge_cli.state import project_home, read_running_state, settings_for_command
-from jorge_runtime.logs import configure_logging, redact
+from jorge_runtime.observability.logs import configure_logging, redact
 from jorge_runtime.settings import ConfigError, Settings
 from schemas.topics import ALL_TOPICS, TopicNames
 
@@ -93,7 +93,7 @@ def gateway(
     settings.require("kafka_bootstrap_servers", "database_url", "redis_url", "jwt_secret")
     configure_logging("gateway", settings.log_level)
     if workers > 1 or settings.prometheus_multiproc_dir:
-        from jorge_runtime.multiproc import prepare_multiprocess_dir
+        from jorge_runtime.observability.multiproc import prepare_multiprocess_dir
 
         # Before any prometheus_client import: /metrics then adds up every worker's values.
         prepare_multiprocess_dir(settings.prometheus_multiproc_dir)
@@ -150,8 +150,8 @@ def migrate() -> None:
 @app.command()
 def topics() -> None:
     """Create every topic with its partition count (existing topics are left as they are)."""
-    from jorge_runtime.kafka_admin import ensure_topics
-    from jorge_runtime.kafka_security import kafka_client_options
+    from jorge_runtime.kafka.admin import ensure_topics
+    from jorge_runtime.kafka.security import kafka_client_options
 
     settings = _settings()
     _require(settings, "kafka_bootstrap_servers")

@@ -55,7 +55,7 @@ def build_server(organization_id: str, pool_factory: PoolFactory, *, close_pool:
     """An MCP server whose tools read ``organization_id``'s data through the pool."""
     from mcp.server.mcpserver import MCPServer
 
-    from jorge_runtime.catalog import CatalogReader
+    from jorge_runtime.catalog.reader import CatalogReader
     from jorge_runtime.tables.leads import latest_qualification_with_lead
     from jorge_runtime.tables.seller_analyses import latest_of_seller
 

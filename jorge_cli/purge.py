@@ -10,8 +10,8 @@ import typer
 
 from jorge_cli.state import settings_for_command
 from jorge_runtime.db import create_pool
-from jorge_runtime.retention import RetentionPolicy, format_counts
-from jorge_runtime.retention_purge import purge as run_purge
+from jorge_runtime.retention.policy import RetentionPolicy, format_counts
+from jorge_runtime.retention.purge import purge as run_purge
 from jorge_runtime.settings import ConfigError, Settings
 
 purge_tools = typer.Typer(no_args_is_help=True)

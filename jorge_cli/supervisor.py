@@ -22,11 +22,11 @@ from jorge_cli.demo_catalog import load_demo_catalog
 from jorge_cli.stack import EmbeddedStack, free_port
 from jorge_cli.state import clear_state, read_running_state, write_state
 from jorge_runtime.db import create_pool, migrate
-from jorge_runtime.kafka_admin import ensure_topics
-from jorge_runtime.kafka_security import kafka_client_options
+from jorge_runtime.kafka.admin import ensure_topics
+from jorge_runtime.kafka.security import kafka_client_options
 from jorge_runtime.settings import Settings, load_settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
+from services.gateway.tenancy import TenancyStore
 
 WORKERS = ("qualifier", "matcher", "seller_analyzer", "crm_sync")
 DEMO_ORGANIZATION = "demo"

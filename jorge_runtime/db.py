@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from jorge_runtime.db_telemetry import TimedConnection
+from jorge_runtime.observability.db_telemetry import TimedConnection
 
 log = logging.getLogger(__name__)
 

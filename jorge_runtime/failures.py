@@ -6,7 +6,7 @@ import asyncpg
 import redis.exceptions
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
-from jorge_runtime.broker import PublishFailed
+from jorge_runtime.kafka.broker import PublishFailed
 
 #: Nothing can succeed while these last: consumers wait and retry, the gateway answers 503.
 INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from jorge_runtime.metrics import FEATURE_FLAG_ENABLED, FEATURE_USES
+from jorge_runtime.observability.metrics import FEATURE_FLAG_ENABLED, FEATURE_USES
 from jorge_runtime.settings import Settings
 
 log = logging.getLogger(__name__)

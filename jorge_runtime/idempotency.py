@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
-from jorge_runtime.broker import OutgoingMessage
 from jorge_runtime.db import DbConnection, Executor
+from jorge_runtime.kafka.broker import OutgoingMessage
 
 Publish = Callable[[OutgoingMessage], Awaitable[None]]
 

@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         default=86_400, ge=0, le=30 * 86_400, description="How long a rotated-out secret still signs."
     )
 
-    # Webhook delivery (crm_sync's delivery engine, services/crm_sync/webhooks/).
+    # Webhook delivery (crm_sync's delivery engine, services/crm_sync/webhook_delivery/).
     webhook_attempt_timeout_seconds: float = Field(
         default=15.0, gt=0, le=60, description="Whole-attempt limit: connect, send and read the answer."
     )

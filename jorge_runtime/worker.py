@@ -13,17 +13,17 @@ from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse
 from faststream.kafka import KafkaBroker
 
-from jorge_runtime.background_consumers import BackgroundConsumers
-from jorge_runtime.broker import KafkaPublisher
 from jorge_runtime.db import create_pool
-from jorge_runtime.deadletter import dead_letter_middleware
-from jorge_runtime.error_reporting import init_error_reporting
-from jorge_runtime.health import check_assignments, check_dependencies, dead_consume_loops
 from jorge_runtime.heap import freeze_startup_heap
-from jorge_runtime.process_metrics import Sampler, metrics_asgi_app, track_pool, untrack_pool
+from jorge_runtime.kafka.background_consumers import BackgroundConsumers
+from jorge_runtime.kafka.broker import KafkaPublisher
+from jorge_runtime.kafka.error_policy import dead_letter_middleware
+from jorge_runtime.observability.error_reporting import init_error_reporting
+from jorge_runtime.observability.health import check_assignments, check_dependencies, dead_consume_loops
+from jorge_runtime.observability.process_metrics import Sampler, metrics_asgi_app, track_pool, untrack_pool
+from jorge_runtime.observability.tracing import shutdown_tracing
 from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
-from jorge_runtime.telemetry import shutdown_tracing
 from schemas.topics import DEAD_LETTER, TopicNames
 
 
@@ -87,7 +87,7 @@ def install_dead_letter_policy(
     broker: KafkaBroker, settings: Settings, service: str, resources: WorkerResources
 ) -> None:
     """Dead-letter this service's invalid and poison messages (stored for `jorge dlq` and
-    published); wait out outages of Kafka, PostgreSQL or Redis (see jorge_runtime.deadletter)."""
+    published); wait out outages of Kafka, PostgreSQL or Redis (see jorge_runtime.kafka.error_policy)."""
     publisher = KafkaPublisher(broker, settings.kafka_publish_timeout_seconds)
     dead_letter_topic = TopicNames(settings.kafka_topic_prefix)(DEAD_LETTER)
     # Declared for the AsyncAPI document; the middleware publishes through KafkaPublisher.

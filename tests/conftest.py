@@ -21,10 +21,10 @@ from pydantic import SecretStr
 
 from jorge_cli.stack import EmbeddedStack, StackUrls
 from jorge_runtime.db import create_pool, migrate
-from jorge_runtime.kafka_admin import ensure_topics
+from jorge_runtime.kafka.admin import ensure_topics
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
+from services.gateway.tenancy import TenancyStore
 from tests.support.credentials import CREDENTIALS_KEY
 from tests.support.ghl import Sandbox
 from tests.support.services import create_database, drop_database, with_database

@@ -2,18 +2,92 @@
 
 from __future__ import annotations
 
+import logging
+
 from faststream.asgi import AsgiFastStream
 
-from jorge_runtime.broker import create_broker
-from jorge_runtime.retention import RetentionPolicy
-from jorge_runtime.retention_task import PeriodicPurge
+from jorge_runtime.credential_cipher import CredentialCipher
+from jorge_runtime.kafka.broker import KafkaPublisher, create_broker
+from jorge_runtime.retention.policy import RetentionPolicy
+from jorge_runtime.retention.task import PeriodicPurge
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources, install_dead_letter_policy, worker_app
 from schemas.topics import TopicNames
-from services.crm_sync.ghl_install import install_ghl_sync
-from services.crm_sync.webhooks import install_webhook_delivery
+from services.crm_sync.ghl.budget import BudgetDefaults, GhlBudget
+from services.crm_sync.ghl.client import GhlClient
+from services.crm_sync.ghl.credential_resolver import CredentialResolver
+from services.crm_sync.ghl.credential_store import CredentialStore
+from services.crm_sync.ghl.failure_router import FailureRouter
+from services.crm_sync.ghl.handlers import SyncHandler
+from services.crm_sync.ghl.install import install_ghl_sync
+from services.crm_sync.ghl.mapping import parse_custom_fields
+from services.crm_sync.ghl.repository import CrmRepository
+from services.crm_sync.ghl.retry_schedule import parse_delays
+from services.crm_sync.ghl.waiting_room import WaitingRoom
+from services.crm_sync.ghl.writer import CrmWriter
+from services.crm_sync.ghl.written_fields import WrittenFields
+from services.crm_sync.names import SERVICE
+from services.crm_sync.webhook_delivery import install_webhook_delivery
 
-SERVICE = "crm_sync"
+log = logging.getLogger(__name__)
+
+
+def ghl_client(settings: Settings, resources: WorkerResources) -> GhlClient:
+    """The GHL client with the locations' shared budget (Redis must be open)."""
+    s = settings
+    budget = GhlBudget(
+        resources.redis,
+        BudgetDefaults(
+            s.ghl_budget_burst,
+            s.ghl_budget_interval_ms,
+            s.ghl_budget_daily,
+            s.ghl_budget_margin_ms,
+            s.ghl_budget_daily_probe_ms,
+        ),
+    )
+    return GhlClient(
+        s.ghl_base_url, budget, timeout_seconds=s.ghl_timeout_seconds, max_wait_ms=s.ghl_budget_max_wait_ms
+    )
+
+
+def sync_handler(
+    settings: Settings,
+    resources: WorkerResources,
+    client: GhlClient,
+    credential_store: CredentialStore,
+    publisher: KafkaPublisher,
+    topics: TopicNames,
+    *,
+    delays: tuple[float, ...],
+    custom_fields: dict[str, str],
+) -> SyncHandler:
+    """The sync handler and its collaborators, built on the open pool and Redis."""
+    pool = resources.pool
+    repository = CrmRepository(pool)
+    resolver = CredentialResolver(settings, pool, credential_store, client)
+    return SyncHandler(
+        pool=pool,
+        publisher=publisher,
+        resolver=resolver,
+        writer=CrmWriter(client, repository, WrittenFields(resources.redis)),
+        repository=repository,
+        failures=FailureRouter(
+            pool=pool,
+            repository=repository,
+            publisher=publisher,
+            topics=topics,
+            delays=delays,
+            max_attempts=settings.crm_max_attempts,
+        ),
+        waiting=WaitingRoom(
+            pool,
+            publisher,
+            topics,
+            resolver.has_credentials,
+            interval_seconds=settings.crm_waiting_check_seconds,
+        ),
+        custom_fields=custom_fields,
+    )
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
@@ -21,8 +95,13 @@ def create_app(settings: Settings) -> AsgiFastStream:
     broker = create_broker(settings, client_id=f"jorge-{SERVICE}")
     resources = WorkerResources(settings)
     install_dead_letter_policy(broker, settings, SERVICE, resources)
+    # Read now so a malformed CRM_CREDENTIALS_KEY (ConfigError), retry schedule or custom-field
+    # mapping stops the worker at start.
+    cipher = CredentialCipher.from_setting(settings.crm_credentials_key)
+    delays = parse_delays(settings.crm_retry_delays_seconds)
+    custom_fields = parse_custom_fields(settings.ghl_custom_fields)
     ghl = install_ghl_sync(settings, resources)
-    # Webhook delivery (issue 6; services/crm_sync/webhooks/): its own broker and consumer groups,
+    # Webhook delivery (services/crm_sync/webhook_delivery/): its own broker and consumer groups,
     # and a dispatcher task; starts once the pool is open, stops before it closes.
     webhooks = install_webhook_delivery(broker, resources, settings, TopicNames(settings.kafka_topic_prefix))
 
@@ -32,15 +111,43 @@ def create_app(settings: Settings) -> AsgiFastStream:
     # The side brokers' topics belong in this worker's AsyncAPI document; the app does not start them.
     app.schema.add_broker(ghl.broker)
     app.schema.add_broker(webhooks.broker)
-    app.on_startup(ghl.open)
+
+    clients: list[GhlClient] = []
+
+    async def open_ghl_sync() -> None:
+        """Build the sync handler once the pool and Redis are open."""
+        client = ghl_client(settings, resources)
+        await client.open()
+        clients.append(client)
+        credential_store = CredentialStore(resources.pool, cipher)
+        handler = sync_handler(
+            settings,
+            resources,
+            client,
+            credential_store,
+            ghl.publisher,
+            ghl.topics,
+            delays=delays,
+            custom_fields=custom_fields,
+        )
+        ghl.attach(handler)
+        migrated = await credential_store.encrypt_plaintext()
+        if migrated:
+            log.warning("GHL tokens stored in plain text were encrypted", extra={"organizations": migrated})
+
+    async def close_ghl_client() -> None:
+        for client in clients:
+            await client.close()
+
+    app.on_startup(open_ghl_sync)
     app.after_startup(ghl.start)
     app.on_shutdown(ghl.stop)
-    app.after_shutdown(ghl.close)
+    app.after_shutdown(close_ghl_client)
 
     app.on_startup(webhooks.start)
     app.on_shutdown(webhooks.stop)
 
-    # Retention: one purge per RETENTION_INTERVAL_SECONDS across replicas (jorge_runtime/retention_task.py).
+    # Retention: one purge per RETENTION_INTERVAL_SECONDS across replicas (jorge_runtime/retention/task.py).
     retention = PeriodicPurge(
         lambda: resources.pool, RetentionPolicy.from_settings(settings), settings.retention_interval_seconds
     )

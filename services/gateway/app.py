@@ -9,19 +9,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from jorge_runtime.broker import KafkaPublisher, create_broker
 from jorge_runtime.db import create_pool
-from jorge_runtime.error_reporting import init_error_reporting
 from jorge_runtime.heap import freeze_startup_heap
-from jorge_runtime.kafka_lag import LagMonitor
-from jorge_runtime.process_metrics import Sampler, mark_process_dead, track_pool, untrack_pool
+from jorge_runtime.kafka.broker import KafkaPublisher, create_broker
+from jorge_runtime.kafka.lag import LagMonitor
+from jorge_runtime.observability.error_reporting import init_error_reporting
+from jorge_runtime.observability.process_metrics import Sampler, mark_process_dead, track_pool, untrack_pool
+from jorge_runtime.observability.tracing import FASTAPI_NATIVE_TELEMETRY_OFF, instrument_app, shutdown_tracing
 from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
-from jorge_runtime.telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, instrument_app, shutdown_tracing
-from jorge_runtime.tenancy import TenancyStore
 from jorge_runtime.webhook_secrets import encrypt_plaintext_at_start, webhook_secret_cipher
 from schemas.topics import TopicNames
-from services.gateway import asyncapi, buyers, health, idempotency, leads, sellers, tokens, webhooks
+from services.gateway import asyncapi, buyers, health, idempotency, leads, sellers, subscriptions, tokens
 from services.gateway.admin_port import AdminPortMiddleware
 from services.gateway.auth import Authenticator
 from services.gateway.buyer_repository import BuyerRepository
@@ -36,7 +35,8 @@ from services.gateway.middleware import EdgeMiddleware
 from services.gateway.outbox import BusState, GatewayOutbox
 from services.gateway.results import ResultWaiter
 from services.gateway.seller_repository import SellerRepository
-from services.gateway.webhook_repository import WebhookRepository
+from services.gateway.subscription_repository import WebhookRepository
+from services.gateway.tenancy import TenancyStore
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -162,14 +162,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tokens.router)
     app.include_router(buyers.router)
     app.include_router(sellers.router)
-    app.include_router(webhooks.router)
+    app.include_router(subscriptions.router)
     app.include_router(asyncapi.router)  # /asyncapi, /asyncapi.json: the event contract
     return app
 
 
 def create_app_from_environment() -> FastAPI:
     """uvicorn factory: settings from the environment (used with several worker processes)."""
-    from jorge_runtime.logs import configure_logging
+    from jorge_runtime.observability.logs import configure_logging
     from jorge_runtime.settings import load_settings
 
     settings = load_settings()

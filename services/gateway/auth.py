@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import jwt
 
-from jorge_runtime.metrics import CACHE_HITS, CACHE_MISSES
-from jorge_runtime.tenancy import KEY_PREFIX, Caller, KeyRecord, TenancyStore, hash_key
+from jorge_runtime.observability.metrics import CACHE_HITS, CACHE_MISSES
+from services.gateway.tenancy import KEY_PREFIX, Caller, KeyRecord, TenancyStore, hash_key
 
 ISSUER = "jorge"
 CACHE_NAME = "api_key"  # the cache label of jorge_cache_hits_total / jorge_cache_misses_total

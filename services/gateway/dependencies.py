@@ -11,10 +11,9 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Request
 from faststream.kafka import KafkaBroker
 
-from jorge_runtime.broker import KafkaPublisher
 from jorge_runtime.credential_cipher import CredentialCipher
+from jorge_runtime.kafka.broker import KafkaPublisher
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import Caller
 from schemas.limits import QUOTAS
 from schemas.topics import TopicNames
 from services.gateway.auth import Authenticator, AuthError
@@ -27,7 +26,8 @@ from services.gateway.local_limits import LocalLimiter
 from services.gateway.outbox import GatewayOutbox
 from services.gateway.results import ResultWaiter
 from services.gateway.seller_repository import SellerRepository
-from services.gateway.webhook_repository import WebhookRepository
+from services.gateway.subscription_repository import WebhookRepository
+from services.gateway.tenancy import Caller
 
 
 @dataclass(slots=True)

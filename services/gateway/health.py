@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from jorge_runtime.health import HealthReport, check_dependencies, check_gateway_readiness
+from jorge_runtime.observability.health import HealthReport, check_dependencies, check_gateway_readiness
 from services.gateway.dependencies import GatewayDep
 
 router = APIRouter()

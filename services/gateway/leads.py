@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path, Request
 
-from jorge_runtime.broker import event_message
 from jorge_runtime.db import DbConnection
+from jorge_runtime.kafka.broker import event_message
 from jorge_runtime.results import QUALIFICATION
 from schemas.leads import (
     LEAD_ID_PATTERN,

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from jorge_runtime.tenancy import Caller
 from schemas.limits import GENERAL, LIMITS, Limit
+from services.gateway.tenancy import Caller
 
 log = logging.getLogger(__name__)
 

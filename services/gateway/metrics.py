@@ -15,8 +15,8 @@ from fastapi import APIRouter
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jorge_runtime.metrics import API_DURATION, API_ERRORS, API_REQUESTS
-from jorge_runtime.process_metrics import metrics_asgi_app
+from jorge_runtime.observability.metrics import API_DURATION, API_ERRORS, API_REQUESTS
+from jorge_runtime.observability.process_metrics import metrics_asgi_app
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 # Answers that are the caller's to fix and that the API gives on purpose under normal load:

@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, PublishFailed
 from jorge_runtime.db import DbConnection
 from jorge_runtime.idempotency import claim_unpublished_outbox, mark_outbox_published, stage_outbox
+from jorge_runtime.kafka.broker import KafkaPublisher, OutgoingMessage, PublishFailed
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from jorge_runtime.broker import OutgoingMessage
 from jorge_runtime.db import DbConnection
+from jorge_runtime.kafka.broker import OutgoingMessage
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import bus_unavailable
 from services.gateway.idempotency import current_claim

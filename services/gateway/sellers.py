@@ -12,8 +12,8 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Request
 
-from jorge_runtime.broker import event_message
 from jorge_runtime.db import DbConnection
+from jorge_runtime.kafka.broker import event_message
 from jorge_runtime.results import SELLER_ANALYSIS
 from schemas.sellers import (
     ANALYSIS_ID_PATTERN,

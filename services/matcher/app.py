@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
-from jorge_runtime.broker import KafkaPublisher, create_broker
-from jorge_runtime.catalog import CatalogReader
+from jorge_runtime.catalog.reader import CatalogReader
+from jorge_runtime.kafka.broker import KafkaPublisher, create_broker
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources, consumer_options, install_dead_letter_policy, worker_app
 from schemas.buyers import BuyerMatched, BuyerMatchRequested

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, event_message
-from jorge_runtime.catalog import CatalogReader
+from jorge_runtime.catalog.reader import CatalogReader
 from jorge_runtime.idempotency import EventLedger
-from jorge_runtime.metrics import BUYERS_MATCHED
+from jorge_runtime.kafka.broker import KafkaPublisher, OutgoingMessage, event_message
+from jorge_runtime.observability.metrics import BUYERS_MATCHED
 from jorge_runtime.worker import WorkerResources
 from schemas.buyers import (
     BuyerMatched,

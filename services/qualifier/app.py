@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
-from jorge_runtime.broker import KafkaPublisher, create_broker
 from jorge_runtime.flags import FeatureFlags
+from jorge_runtime.kafka.broker import KafkaPublisher, create_broker
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import (
     WorkerResources,

@@ -26,7 +26,7 @@ from tenacity import (
 )
 
 from jorge_runtime.flags import FeatureFlags
-from jorge_runtime.metrics import (
+from jorge_runtime.observability.metrics import (
     CLAUDE_COST,
     CLAUDE_DURATION,
     CLAUDE_FALLBACKS,

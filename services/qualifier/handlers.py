@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, event_message
 from jorge_runtime.idempotency import EventLedger
-from jorge_runtime.metrics import LEADS_QUALIFIED
+from jorge_runtime.kafka.broker import KafkaPublisher, OutgoingMessage, event_message
+from jorge_runtime.observability.metrics import LEADS_QUALIFIED
 from jorge_runtime.worker import WorkerResources
 from schemas.envelope import utc_now
 from schemas.leads import LeadQualificationRequested, LeadQualified, LeadQualifiedPayload

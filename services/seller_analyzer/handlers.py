@@ -10,10 +10,10 @@ import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, event_message
-from jorge_runtime.catalog import CatalogReader
+from jorge_runtime.catalog.reader import CatalogReader
 from jorge_runtime.idempotency import EventLedger
-from jorge_runtime.metrics import SELLERS_ANALYZED
+from jorge_runtime.kafka.broker import KafkaPublisher, OutgoingMessage, event_message
+from jorge_runtime.observability.metrics import SELLERS_ANALYZED
 from jorge_runtime.worker import WorkerResources
 from schemas.catalog import CatalogProperty
 from schemas.envelope import utc_now

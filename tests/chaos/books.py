@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from jorge_runtime.settings import Settings
-from services.crm_sync.notes import MARKER_PREFIX
+from services.crm_sync.ghl.notes import MARKER_PREFIX
 from tests.chaos.platform import Platform, own_service, running_platform
 from tests.chaos.stream import Sent, Stream
 from tests.chaos.summary import RESULTS_DIR

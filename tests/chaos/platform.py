@@ -18,10 +18,10 @@ from jorge_cli.stack import EmbeddedStack
 from jorge_runtime.credential_cipher import CredentialCipher, generate_key
 from jorge_runtime.db import create_pool, migrate
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.limits import GENERAL
 from schemas.webhooks import WEBHOOK_EVENTS
-from services.crm_sync.credential_store import CredentialStore
+from services.crm_sync.ghl.credential_store import CredentialStore
+from services.gateway.tenancy import TenancyStore
 from tests.support.ghl import Sandbox
 from tests.support.services import ServiceProcess
 from tests.support.webhook_receiver import Receiver

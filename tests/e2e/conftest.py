@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
+from services.gateway.tenancy import TenancyStore
 from tests.support.services import ServiceProcess
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import asyncpg
 
-from jorge_runtime.tenancy import TenancyStore
+from services.gateway.tenancy import TenancyStore
 from tests.support.services import REPO, ServiceProcess
 from tests.support.tools import require_tool
 

@@ -15,8 +15,8 @@ import pytest
 
 from jorge_cli.stack import free_port
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import IssuedKey, TenancyStore
 from schemas.topics import TopicNames
+from services.gateway.tenancy import IssuedKey, TenancyStore
 from tests.support.services import ServiceProcess
 
 

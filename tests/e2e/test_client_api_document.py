@@ -27,9 +27,9 @@ from standardwebhooks import Webhook
 
 from jorge_cli.demo_catalog import load_demo_catalog
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.limits import GENERAL
 from schemas.topics import TopicNames
+from services.gateway.tenancy import TenancyStore
 from tests.support.services import REPO, ServiceProcess
 from tests.support.webhook_receiver import Receiver
 

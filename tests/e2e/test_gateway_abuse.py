@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import KEY_PREFIX
 from schemas.topics import TopicNames
+from services.gateway.tenancy import KEY_PREFIX
 from tests.support.services import ServiceProcess
 
 LIMIT = 2048

@@ -9,9 +9,9 @@ import asyncpg
 import httpx
 import pytest
 
-from jorge_runtime.tenancy import TenancyStore
 from schemas.limits import GENERAL
 from services.gateway.idempotency import fingerprint
+from services.gateway.tenancy import TenancyStore
 
 LEAD = {"lead_id": "idem-1", "phone": "+19095550143", "message": "Looking to buy in Rancho"}
 

@@ -50,7 +50,7 @@ async def test_posted_lead_is_qualified_published_and_readable(
 async def test_waiting_answers_with_the_outcome_and_the_organisations_booking_link(
     client: httpx.AsyncClient, qualifier: ServiceProcess, pool: asyncpg.Pool, organization: str
 ) -> None:
-    from jorge_runtime.tenancy import TenancyStore
+    from services.gateway.tenancy import TenancyStore
 
     no_link = await client.post("/v1/leads/qualify", json={**HOT_BUYER, "lead_id": "lead-nolink"})
     assert no_link.status_code == 201 and no_link.json()["schedule_showing_url"] is None
@@ -126,7 +126,7 @@ async def test_credentials_are_required_and_checked(gateway: ServiceProcess) -> 
 async def test_another_organisation_sees_nothing(
     client: httpx.AsyncClient, gateway: ServiceProcess, pool: asyncpg.Pool
 ) -> None:
-    from jorge_runtime.tenancy import TenancyStore
+    from services.gateway.tenancy import TenancyStore
 
     assert (await client.post("/v1/leads/qualify", json=HOT_BUYER)).status_code == 201
     tenancy = TenancyStore(pool)
@@ -172,7 +172,7 @@ async def test_a_stale_open_qualification_no_longer_blocks_the_lead(
 async def test_a_revoked_key_stops_working(
     settings: Settings, topics: TopicNames, pool: asyncpg.Pool, log_dir: Path
 ) -> None:
-    from jorge_runtime.tenancy import TenancyStore
+    from services.gateway.tenancy import TenancyStore
 
     tenancy = TenancyStore(pool)
     await tenancy.create_organization("org-revoking", "Revoking Realty")

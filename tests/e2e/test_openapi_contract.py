@@ -8,8 +8,8 @@ from pathlib import Path
 
 import asyncpg
 
-from jorge_runtime.tenancy import TenancyStore
 from schemas.limits import LIMITS
+from services.gateway.tenancy import TenancyStore
 from tests.support.services import ServiceProcess
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

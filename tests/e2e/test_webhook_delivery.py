@@ -19,12 +19,12 @@ from aiokafka import AIOKafkaProducer
 from standardwebhooks import Webhook
 
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.envelope import utc_now
 from schemas.leads import LeadQualified, LeadQualifiedPayload, LeadToQualify
 from schemas.limits import GENERAL
 from schemas.qualification import Intent, Qualification, Temperature
 from schemas.topics import LEAD_QUALIFIED, TopicNames
+from services.gateway.tenancy import TenancyStore
 from tests.support.services import ServiceProcess
 from tests.support.webhook_receiver import Answer, Receiver
 

@@ -15,10 +15,10 @@ import pytest
 
 from jorge_cli.stack import EmbeddedStack
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore, hash_key
 from jorge_runtime.webhook_secrets import unseal, webhook_secret_cipher
 from schemas.limits import GENERAL
 from schemas.topics import WEBHOOK_DELIVERY_REQUESTED, TopicNames
+from services.gateway.tenancy import TenancyStore, hash_key
 from tests.support.services import KafkaRecord, ServiceProcess, read_topic
 
 HOOK = {

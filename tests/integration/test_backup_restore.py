@@ -19,9 +19,9 @@ import pytest
 from jorge_cli.stack import EmbeddedStack
 from jorge_runtime.db import create_database, create_pool, drop_database, migrate, with_database
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.limits import GENERAL
 from schemas.topics import TopicNames
+from services.gateway.tenancy import TenancyStore
 from tests.support.services import ServiceProcess
 from tests.support.tools import require_tool
 from tests.support.waiting import eventually

@@ -10,10 +10,16 @@ from pathlib import Path
 import asyncpg
 
 from jorge_cli.demo_catalog import load_demo_catalog
-from jorge_runtime.catalog import CatalogReader
-from jorge_runtime.catalog_import import Snapshot, SnapshotOutcome, load_rows, parse_catalog, snapshot_policy
+from jorge_runtime.catalog.importer import (
+    Snapshot,
+    SnapshotOutcome,
+    load_rows,
+    parse_catalog,
+    snapshot_policy,
+)
+from jorge_runtime.catalog.reader import CatalogReader
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
+from services.gateway.tenancy import TenancyStore
 from tests.support.services import REPO, settings_env
 
 HEADER = "ListingId,StandardStatus,ListPrice,ClosePrice,CloseDate,BedroomsTotal,BathroomsTotalDecimal,LivingArea,UnparsedAddress,City,SubdivisionName,MlsStatus,Latitude,Longitude\n"  # noqa: E501

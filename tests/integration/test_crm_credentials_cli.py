@@ -12,9 +12,9 @@ from pydantic import SecretStr
 
 from jorge_runtime.credential_cipher import CredentialCipher, CredentialsUnreadable, generate_key
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.topics import TopicNames
-from services.crm_sync.credential_store import CredentialStore
+from services.crm_sync.ghl.credential_store import CredentialStore
+from services.gateway.tenancy import TenancyStore
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event
 from tests.support.services import ServiceProcess
 from tests.support.services import run_jorge as jorge

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from jorge_runtime.credential_cipher import CredentialCipher, generate_key
 from jorge_runtime.settings import Settings
 from schemas.topics import TopicNames
-from services.crm_sync.credential_store import CredentialStore
+from services.crm_sync.ghl.credential_store import CredentialStore
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event
 from tests.support.services import ServiceProcess
 from tests.support.waiting import eventually

@@ -12,10 +12,10 @@ from pydantic import SecretStr
 
 from jorge_runtime.credential_cipher import CredentialCipher, generate_key
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.leads import LeadQualified
 from schemas.topics import TopicNames
-from services.crm_sync.credential_store import CredentialStore
+from services.crm_sync.ghl.credential_store import CredentialStore
+from services.gateway.tenancy import TenancyStore
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event
 from tests.support.services import ServiceProcess
 

@@ -14,7 +14,7 @@ from jorge_runtime.credential_cipher import CredentialCipher, generate_key
 from jorge_runtime.settings import Settings
 from schemas.leads import LeadQualified
 from schemas.topics import CRM_LANE_STANDARD, CRM_RETRY_TOPICS, DEAD_LETTER, LEAD_QUALIFIED, TopicNames
-from services.crm_sync.credential_store import CredentialStore
+from services.crm_sync.ghl.credential_store import CredentialStore
 from tests.support.ghl import Sandbox, publish_qualified, qualified_event, topic_records
 from tests.support.services import KafkaRecord, ServiceProcess, jorge, produce, read_topic, run_jorge
 from tests.support.waiting import eventually

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from jorge_cli.main import app
 from jorge_runtime.db import create_pool, migrate
 from jorge_runtime.settings import Settings
-from services.crm_sync.repository import CrmRepository, mark_replayed
+from services.crm_sync.ghl.repository import CrmRepository, mark_replayed
 from tests.support.services import create_database, drop_database, jorge, run_jorge, with_database
 
 

@@ -14,7 +14,7 @@ import pytest
 import sentry_sdk
 from pydantic import SecretStr
 
-from jorge_runtime.error_reporting import init_error_reporting, scrub_event
+from jorge_runtime.observability.error_reporting import init_error_reporting, scrub_event
 from jorge_runtime.settings import Settings
 
 

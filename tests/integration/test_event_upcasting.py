@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 import schemas.registry as registry
-from jorge_runtime.broker import KafkaPublisher, create_broker, event_message
+from jorge_runtime.kafka.broker import KafkaPublisher, create_broker, event_message
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import consumer_options
 from schemas.envelope import EventEnvelope

@@ -10,8 +10,8 @@ import asyncpg
 import jwt
 import pytest
 
-from jorge_runtime.tenancy import KEY_PREFIX, KeyRecord, TenancyStore, hash_key
 from services.gateway.auth import ISSUER, Authenticator, AuthError
+from services.gateway.tenancy import KEY_PREFIX, KeyRecord, TenancyStore, hash_key
 
 SECRET = "test-secret-0123456789abcdefghijklmnopqrstuv"
 

@@ -73,7 +73,7 @@ async def test_postgres_down_means_503_not_500(
     own_postgres: EmbeddedStack, settings: Settings, topics: TopicNames, log_dir: Path
 ) -> None:
     from jorge_runtime.db import create_pool, migrate
-    from jorge_runtime.tenancy import TenancyStore
+    from services.gateway.tenancy import TenancyStore
 
     urls = await asyncio.to_thread(lambda: own_postgres.start(kafka=False, postgres=True, redis=False))
     database_url = urls.database_url

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
-from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, PublishFailed, create_broker
+from jorge_runtime.kafka.broker import KafkaPublisher, OutgoingMessage, PublishFailed, create_broker
 from jorge_runtime.settings import Settings
 from schemas.topics import LEAD_QUALIFICATION_REQUESTED, TopicNames
 from services.gateway.outbox import BusState, GatewayOutbox

@@ -17,8 +17,8 @@ from pydantic import SecretStr
 
 from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
-from services.crm_sync.budget import BudgetDefaults, GhlBudget
-from services.crm_sync.ghl_client import API_VERSION, GhlClient, GhlCredentials, GhlTransientError
+from services.crm_sync.ghl.budget import BudgetDefaults, GhlBudget
+from services.crm_sync.ghl.client import API_VERSION, GhlClient, GhlCredentials, GhlTransientError
 from tests.support.ghl import Sandbox
 
 # The margin covers the time between our grant and the sandbox counting the request. Forty

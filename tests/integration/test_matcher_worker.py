@@ -11,11 +11,11 @@ import pytest
 
 from jorge_cli.demo_catalog import load_demo_catalog
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from schemas.buyers import BuyerMatchRequested, BuyerMatchRequestedPayload, BuyerPreferences
 from schemas.leads import LeadQualified, LeadQualifiedPayload, LeadToQualify
 from schemas.qualification import FinancialReadiness, Intent, PropertyPreferences, Qualification, Temperature
 from schemas.topics import BUYER_MATCH_REQUESTED, BUYER_MATCHED, DEAD_LETTER, LEAD_QUALIFIED, TopicNames
+from services.gateway.tenancy import TenancyStore
 from services.matcher.leads import lead_session_id
 from tests.support.services import ServiceProcess, produce, read_topic
 from tests.support.waiting import eventually

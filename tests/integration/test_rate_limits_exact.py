@@ -11,8 +11,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import Caller
 from services.gateway.limits import RateLimiter, applied_limits
+from services.gateway.tenancy import Caller
 
 
 @pytest.fixture

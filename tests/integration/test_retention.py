@@ -12,9 +12,9 @@ from pathlib import Path
 import asyncpg
 from pydantic import SecretStr
 
-from jorge_runtime.retention import TABLES, RetentionPolicy
-from jorge_runtime.retention_purge import purge
-from jorge_runtime.retention_task import PURGE_LOCK_ID, PeriodicPurge
+from jorge_runtime.retention.policy import TABLES, RetentionPolicy
+from jorge_runtime.retention.purge import purge
+from jorge_runtime.retention.task import PURGE_LOCK_ID, PeriodicPurge
 from jorge_runtime.settings import Settings
 from jorge_runtime.webhook_secrets import seal, webhook_secret_cipher
 from schemas.webhooks import generate_secret

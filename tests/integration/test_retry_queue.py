@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from jorge_runtime.kafka_security import kafka_client_options
+from jorge_runtime.kafka.security import kafka_client_options
 from jorge_runtime.settings import Settings
 from schemas.topics import CRM_RETRY_TOPICS, TopicNames
-from services.crm_sync.budget import Priority
-from services.crm_sync.retry_queue import DelayQueue
+from services.crm_sync.ghl.budget import Priority
+from services.crm_sync.ghl.delay_queue import DelayQueue
+from services.crm_sync.ghl.lane_message import LaneMessage
 from tests.support.services import produce
 
 
@@ -18,10 +19,9 @@ async def test_messages_wait_until_due_and_keep_their_order(settings: Settings, 
     bootstrap = settings.kafka_bootstrap_servers
     delivered: list[tuple[bytes, float, float, int, Priority]] = []
 
-    async def handle(
-        body: bytes, headers: dict[str, str], key: str | None, lane: Priority, attempt: int
-    ) -> None:
-        delivered.append((body, time.time(), int(headers["crm-due-at"]) / 1000, attempt, lane))
+    async def handle(message: LaneMessage) -> None:
+        due = int(message.headers["crm-due-at"]) / 1000
+        delivered.append((message.body, time.time(), due, message.attempt, message.lane))
 
     async def reject(*args: object) -> None:
         raise AssertionError(f"nothing here is invalid: {args}")

@@ -18,8 +18,8 @@ import pytest
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
-from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, create_broker
 from jorge_runtime.credential_cipher import CredentialCipher
+from jorge_runtime.kafka.broker import KafkaPublisher, OutgoingMessage, create_broker
 from jorge_runtime.settings import Settings
 from jorge_runtime.webhook_secrets import seal, webhook_secret_cipher
 from jorge_runtime.worker import WorkerResources
@@ -27,10 +27,10 @@ from schemas.buyers import BuyerMatched, BuyerMatchedPayload, MatchResults
 from schemas.envelope import utc_now
 from schemas.topics import WEBHOOK_ENDPOINT_DISABLED, TopicNames
 from schemas.webhooks import generate_secret, new_endpoint_id, new_message_id
-from services.crm_sync.webhooks.dispatcher import Dispatcher
-from services.crm_sync.webhooks.fanout import FanOut
-from services.crm_sync.webhooks.install import build_dispatcher
-from services.crm_sync.webhooks.repository import DeliveryRepository
+from services.crm_sync.webhook_delivery.dispatcher import Dispatcher
+from services.crm_sync.webhook_delivery.fanout import FanOut
+from services.crm_sync.webhook_delivery.install import build_dispatcher
+from services.crm_sync.webhook_delivery.repository import DeliveryRepository
 from tests.support.credentials import CREDENTIALS_KEY
 from tests.support.services import read_topic
 from tests.support.waiting import eventually

@@ -13,7 +13,6 @@ from pydantic import SecretStr
 
 from jorge_runtime.credential_cipher import CredentialsUnreadable, generate_key
 from jorge_runtime.settings import Settings
-from jorge_runtime.tenancy import TenancyStore
 from jorge_runtime.webhook_secrets import (
     encrypt_plaintext_at_start,
     encrypt_stored_secrets,
@@ -21,6 +20,7 @@ from jorge_runtime.webhook_secrets import (
     webhook_secret_cipher,
 )
 from schemas.webhooks import generate_secret, new_endpoint_id
+from services.gateway.tenancy import TenancyStore
 from tests.support.services import run_jorge
 
 NO_PLAIN = "webhook_endpoints_no_new_plain_secret"

@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 from jorge_cli.demo_catalog import demo_catalog, demo_rows
-from jorge_runtime.catalog_import import detect_format, parse_catalog, snapshot_policy
+from jorge_runtime.catalog.importer import detect_format, parse_catalog, snapshot_policy
 from schemas.catalog import CatalogRow, property_kind
 
 COLUMNS = (

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.crm_sync.contact_update import contact_update, plan_fields, written_entries
-from services.crm_sync.mapping import ContactDetails, buyer_matched_plan, lead_qualified_plan
+from services.crm_sync.ghl.contact_update import contact_update, plan_fields, written_entries
+from services.crm_sync.ghl.mapping import ContactDetails, buyer_matched_plan, lead_qualified_plan
 from tests.support.ghl import qualified_event
 
 MAPPING = {"timeline": "contact.timeline"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.crm_sync.custom_fields import FieldDefinition, definitions, format_value, resolve
+from services.crm_sync.ghl.custom_fields import FieldDefinition, definitions, format_value, resolve
 
 FIELDS = definitions(
     [

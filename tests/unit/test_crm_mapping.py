@@ -8,7 +8,7 @@ import pytest
 
 from schemas.qualification import Timeline
 from schemas.sellers import ConsultationRequest, ConsultationRequestedPayload
-from services.crm_sync.mapping import (
+from services.crm_sync.ghl.mapping import (
     ContactDetails,
     buyer_matched_plan,
     consultation_plan,
@@ -20,7 +20,7 @@ from services.crm_sync.mapping import (
     split_name,
     tag,
 )
-from services.crm_sync.notes import marker
+from services.crm_sync.ghl.notes import marker
 from tests.support.ghl import qualified_event
 
 

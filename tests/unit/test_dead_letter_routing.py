@@ -7,9 +7,9 @@ import uuid
 from datetime import UTC, datetime
 
 from jorge_cli.dlq import destination, still_invalid
-from jorge_runtime.dead_letters import DeadLetter, EventIdentity, identify
+from jorge_runtime.kafka.dead_letters import DeadLetter, EventIdentity, identify
 from schemas.topics import CRM_RETRY_TOPICS, TopicNames
-from services.crm_sync.retry_schedule import ATTEMPT_HEADER, DUE_AT_HEADER, LANE_HEADER
+from services.crm_sync.ghl.retry_schedule import ATTEMPT_HEADER, DUE_AT_HEADER, LANE_HEADER
 
 
 def letter(

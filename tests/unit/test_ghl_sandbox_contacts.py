@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sandboxes.ghl.state import Faults, SandboxState
-from services.crm_sync.contact_update import adopt_existing
-from services.crm_sync.mapping import ContactDetails, CrmPlan
+from services.crm_sync.ghl.contact_update import adopt_existing
+from services.crm_sync.ghl.mapping import ContactDetails, CrmPlan
 
 
 def test_a_phone_is_ignored_only_when_another_contact_owns_it() -> None:

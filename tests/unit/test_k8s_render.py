@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from jorge_cli.main import WORKER_NAMES
-from jorge_runtime.broker import create_broker
+from jorge_runtime.kafka.broker import create_broker
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources
 from schemas.topics import ALL_TOPICS, CRM_RETRY_TOPICS, TopicNames
@@ -156,8 +156,8 @@ def consumed(worker: str) -> set[tuple[str, str]]:
     )
     if worker != "crm_sync":
         return _subscriptions([importlib.import_module(f"services.{worker}.app").create_app(settings).broker])
-    from services.crm_sync.ghl_install import install_ghl_sync
-    from services.crm_sync.webhooks import install_webhook_delivery
+    from services.crm_sync.ghl.install import install_ghl_sync
+    from services.crm_sync.webhook_delivery import install_webhook_delivery
 
     resources = WorkerResources(settings)
     ghl = install_ghl_sync(settings, resources)

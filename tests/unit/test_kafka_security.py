@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from jorge_runtime.kafka_security import kafka_client_options, kafka_security
+from jorge_runtime.kafka.security import kafka_client_options, kafka_security
 from jorge_runtime.settings import ConfigError, load_settings
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from jorge_runtime.tenancy import Caller
 from services.gateway.limits import applied_limits
 from services.gateway.local_limits import LocalLimiter
+from services.gateway.tenancy import Caller
 
 
 class Clock:

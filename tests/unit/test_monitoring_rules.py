@@ -10,7 +10,7 @@ import yaml
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY, CollectorRegistry
 
-import jorge_runtime.metrics  # noqa: F401 - registers every jorge_* metric
+import jorge_runtime.observability.metrics  # noqa: F401 - registers every jorge_* metric
 from tests.support.monitoring import (
     DASHBOARD,
     REPO,

@@ -14,11 +14,11 @@ from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 
-from jorge_runtime.kafka_lag import partition_lag
-from jorge_runtime.logs import JsonFormatter
-from jorge_runtime.multiproc import prepare_multiprocess_dir
+from jorge_runtime.kafka.lag import partition_lag
+from jorge_runtime.observability.logs import JsonFormatter
+from jorge_runtime.observability.multiproc import prepare_multiprocess_dir
+from jorge_runtime.observability.tracing import kafka_middlewares, setup_tracing, tracing_enabled
 from jorge_runtime.settings import Settings
-from jorge_runtime.telemetry import kafka_middlewares, setup_tracing, tracing_enabled
 from services.gateway.metrics import HttpMetricsMiddleware, is_error
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from jorge_runtime.health import check_assignments, consumer_assignment, dead_consume_loops
+from jorge_runtime.observability.health import check_assignments, consumer_assignment, dead_consume_loops
 from services.gateway.admin_port import allowed_on
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from jorge_runtime.background_consumers import ConsumersState
-from jorge_runtime.health import consumers_verdict
-from jorge_runtime.retention import (
+from jorge_runtime.kafka.background_consumers import ConsumersState
+from jorge_runtime.observability.health import consumers_verdict
+from jorge_runtime.retention.policy import (
     RULES,
     TABLES,
     Limit,

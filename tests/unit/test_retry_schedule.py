@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.crm_sync.retry_queue import due_at
-from services.crm_sync.retry_schedule import RetryStep, attempt_of, next_retry, parse_delays
+from services.crm_sync.ghl.delay_queue import due_at
+from services.crm_sync.ghl.retry_schedule import RetryStep, attempt_of, next_retry, parse_delays
 
 DELAYS = parse_delays("10,60,600,3600,21600")
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from jorge_runtime.deadletter import describe
-from jorge_runtime.logs import redact
+from jorge_runtime.kafka.error_policy import describe
+from jorge_runtime.observability.logs import redact
 from jorge_runtime.settings import ConfigError, Settings, load_settings
 from schemas.leads import InvalidPhoneError, LeadQualificationRequested, QualifyLeadRequest, normalize_phone
 from schemas.topics import ALL_TOPICS, LEAD_QUALIFIED, TopicNames

@@ -17,9 +17,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
 
-from jorge_runtime.kafka_telemetry import LeanKafkaTelemetryMiddleware
-from jorge_runtime.span_export import FixedHashResource
-from jorge_runtime.telemetry import ServerSpanMiddleware, redact_url
+from jorge_runtime.kafka.telemetry import LeanKafkaTelemetryMiddleware
+from jorge_runtime.observability.span_export import FixedHashResource
+from jorge_runtime.observability.tracing import ServerSpanMiddleware, redact_url
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 UNSAMPLED_PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from jorge_runtime.broker import OutgoingMessage
-from services.crm_sync.webhooks.dispatcher import Dispatcher
-from services.crm_sync.webhooks.repository import Claimed, DeliveryRepository
-from services.crm_sync.webhooks.schedule import RetryPolicy
-from services.crm_sync.webhooks.sender import WebhookSender
+from jorge_runtime.kafka.broker import OutgoingMessage
+from services.crm_sync.webhook_delivery.dispatcher import Dispatcher
+from services.crm_sync.webhook_delivery.repository import Claimed, DeliveryRepository
+from services.crm_sync.webhook_delivery.schedule import RetryPolicy
+from services.crm_sync.webhook_delivery.sender import WebhookSender
 
 
 class NothingDue(DeliveryRepository):

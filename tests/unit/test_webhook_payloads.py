@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from schemas.leads import LeadQualifiedPayload, LeadToQualify
 from schemas.qualification import Intent, Qualification, Temperature
-from services.crm_sync.webhooks.payloads import encode, lead_qualified_data, render
+from services.crm_sync.webhook_delivery.payloads import encode, lead_qualified_data, render
 
 WHEN = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
 

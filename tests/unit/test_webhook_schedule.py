@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.crm_sync.webhooks.schedule import (
+from services.crm_sync.webhook_delivery.schedule import (
     DISABLED_FAILING,
     DISABLED_GONE,
     AttemptOutcome,

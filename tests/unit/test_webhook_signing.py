@@ -11,7 +11,7 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from schemas.webhooks import generate_secret
-from services.crm_sync.webhooks.signing import active_secrets, sign, webhook_headers
+from services.crm_sync.webhook_delivery.signing import active_secrets, sign, webhook_headers
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

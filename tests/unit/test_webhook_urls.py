@@ -166,7 +166,7 @@ def test_a_secret_of_24_bytes_is_enough() -> None:
 def test_a_secret_of_the_subscribers_own_is_the_raw_signing_key() -> None:
     from standardwebhooks import Webhook
 
-    from services.crm_sync.webhooks.signing import webhook_headers
+    from services.crm_sync.webhook_delivery.signing import webhook_headers
 
     own = "your-webhook-secret-of-the-crm"  # 30 characters, not whsec_
     shown = check_secret(own)

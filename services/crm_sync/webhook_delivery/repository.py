@@ -1,0 +1,339 @@
+"""PostgreSQL adapter of the delivery engine: fan-out, claims with leases, attempt records.
+
+A claim never holds a transaction open during HTTP: it stamps the delivery with a lease token
+and expiry and commits. The answer is recorded only if the token still matches; a lease that
+expired belongs to a dead process and is taken over by the next claim (same webhook-id).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from jorge_runtime.db import DbConnection
+from jorge_runtime.idempotency import claim_unpublished_outbox, mark_outbox_published, stage_outbox
+from jorge_runtime.kafka.broker import OutgoingMessage
+from schemas.webhooks import RESPONSE_BODY_MAX_BYTES, new_attempt_id, new_delivery_id
+
+# Endpoints with due work and a free slot, oldest due first; locked so that two replicas never
+# count the same endpoint's requests in flight at once (the count is exact, not a guess).
+_LOCK_ENDPOINTS = """
+SELECT e.id FROM webhook_endpoints e
+ WHERE e.id IN (
+        SELECT d.endpoint_id FROM webhook_deliveries d
+          JOIN webhook_endpoints a ON a.id = d.endpoint_id AND a.status = 'active'
+         WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+           AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= now())
+           -- A secret still in plain text never signs: it waits until encrypted (migration 0023).
+           AND a.secret_encrypted IS NOT NULL
+         GROUP BY d.endpoint_id, a.max_concurrency
+        HAVING a.max_concurrency > (SELECT count(*) FROM webhook_deliveries f
+                                     WHERE f.endpoint_id = d.endpoint_id AND f.lease_expires_at > now())
+         ORDER BY min(d.next_attempt_at) LIMIT $1)
+   AND e.status = 'active'
+ FOR NO KEY UPDATE OF e SKIP LOCKED"""
+
+# Runs after _LOCK_ENDPOINTS in the same transaction, with a snapshot taken once the locks are
+# held, so every other claim on these endpoints is either committed and counted, or waiting.
+_CLAIM = """
+WITH ep AS (
+    SELECT e.id, e.max_concurrency - (SELECT count(*) FROM webhook_deliveries f
+                                       WHERE f.endpoint_id = e.id AND f.lease_expires_at > now()) AS free
+      FROM webhook_endpoints e WHERE e.id = ANY($1::text[])
+), picked AS (
+    SELECT p.id, p.lease_token AS old_token, p.claimed_at AS old_claimed_at, p.next_trigger AS trigger,
+           p.next_attempt_at
+      FROM ep CROSS JOIN LATERAL (
+            SELECT d.id, d.lease_token, d.claimed_at, d.next_trigger, d.next_attempt_at
+              FROM webhook_deliveries d
+             WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+               AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= now())
+             ORDER BY d.next_attempt_at LIMIT greatest(ep.free, 0)
+               FOR UPDATE SKIP LOCKED) p
+     ORDER BY p.next_attempt_at LIMIT $2
+)
+UPDATE webhook_deliveries d
+   SET attempts = d.attempts + 1, next_trigger = 'scheduled', lease_token = $3,
+       lease_expires_at = now() + make_interval(secs => $4::float8), claimed_at = now(),
+       updated_at = now()
+  FROM picked, webhook_endpoints e, webhook_messages m
+ WHERE d.id = picked.id AND e.id = d.endpoint_id AND m.id = d.message_id
+RETURNING d.id, d.endpoint_id, d.message_id, d.attempts, picked.trigger,
+          picked.old_token IS NOT NULL AS interrupted, picked.old_claimed_at,
+          e.organization_id, e.url, e.max_concurrency, e.secret_encrypted, e.previous_secret_encrypted,
+          e.previous_secret_expires_at,
+          m.event_type, m.payload, m.trace_context"""
+
+_FINISH_DELIVERY = """
+UPDATE webhook_deliveries
+   -- A redelivery requested while this attempt was in flight still gets its own attempt.
+   SET status = CASE WHEN next_trigger = 'manual' THEN 'pending' ELSE $3 END,
+       next_attempt_at = CASE WHEN next_trigger = 'manual' THEN now() ELSE $4 END,
+       last_response_code = $5, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+ WHERE id = $1 AND lease_token = $2"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery claimed for one attempt, with everything needed to send it."""
+
+    delivery_id: str
+    endpoint_id: str
+    message_id: str
+    organization_id: str
+    attempt_number: int
+    trigger: str
+    interrupted: bool
+    previous_claimed_at: datetime | None
+    url: str
+    max_concurrency: int
+    #: The endpoint's secrets as stored, encrypted (jorge_runtime.webhook_secrets opens them).
+    sealed_secret: bytes
+    sealed_previous_secret: bytes | None
+    previous_secret_expires_at: datetime | None
+    event_type: str
+    payload: dict[str, Any]
+    #: The W3C trace context of the event the message was made from (None: a new trace).
+    trace_context: dict[str, str] | None = None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Claimed:
+        return cls(
+            delivery_id=row["id"],
+            endpoint_id=row["endpoint_id"],
+            message_id=row["message_id"],
+            organization_id=row["organization_id"],
+            attempt_number=row["attempts"],
+            trigger=row["trigger"],
+            interrupted=row["interrupted"],
+            previous_claimed_at=row["old_claimed_at"],
+            url=row["url"],
+            max_concurrency=row["max_concurrency"],
+            sealed_secret=row["secret_encrypted"],
+            sealed_previous_secret=row["previous_secret_encrypted"],
+            previous_secret_expires_at=row["previous_secret_expires_at"],
+            event_type=row["event_type"],
+            payload=row["payload"],
+            trace_context=row["trace_context"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One HTTP request of a delivery, as shown in the delivery's history."""
+
+    attempt_number: int
+    trigger: str
+    succeeded: bool
+    url: str
+    started_at: datetime
+    duration_ms: int | None
+    response_status: int | None
+    response_body: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointState:
+    """The endpoint as the decision after an attempt needs it (read under lock)."""
+
+    status: str
+    failing_since: datetime | None
+
+
+def cap_body(text: str | None) -> str | None:
+    """At most 20 KB of UTF-8, cut on a character boundary."""
+    if text is None:
+        return None
+    raw = text.encode()[:RESPONSE_BODY_MAX_BYTES]
+    return raw.decode(errors="ignore")
+
+
+class DeliveryRepository:
+    """Webhook messages, deliveries and attempts as the delivery engine writes them."""
+
+    async def fan_out(
+        self,
+        conn: DbConnection,
+        *,
+        organization_id: str,
+        event_type: str,
+        source_event_id: uuid.UUID,
+        message_id: str,
+        payload: dict[str, Any],
+        trace_context: dict[str, str] | None = None,
+    ) -> int:
+        """Store the message and a due delivery per active subscribed endpoint, once per event.
+
+        ``trace_context`` (W3C, from ``jorge_runtime.observability.tracing.trace_context``) makes the
+        deliveries' attempts part of the event's trace. Returns the number of deliveries created
+        (0 when nobody subscribes or the event was already fanned out)."""
+        async with conn.transaction():
+            endpoints = await conn.fetch(
+                """SELECT id FROM webhook_endpoints
+                    WHERE organization_id = $1 AND status = 'active' AND $2 = ANY(events)""",
+                organization_id,
+                event_type,
+            )
+            if not endpoints:
+                return 0
+            created = await conn.fetchval(
+                """INSERT INTO webhook_messages (id, organization_id, event_type, payload, source_event_id,
+                                                trace_context)
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source_event_id) DO NOTHING RETURNING true""",
+                message_id,
+                organization_id,
+                event_type,
+                payload,
+                source_event_id,
+                trace_context or None,
+            )
+            if not created:
+                return 0
+            await conn.executemany(
+                """INSERT INTO webhook_deliveries (id, endpoint_id, message_id, next_attempt_at)
+                   VALUES ($1, $2, $3, now())""",
+                [(new_delivery_id(), e["id"], message_id) for e in endpoints],
+            )
+            return len(endpoints)
+
+    async def claim(
+        self, pool: asyncpg.Pool, *, max_endpoints: int, limit: int, lease_seconds: float
+    ) -> tuple[uuid.UUID, list[Claimed]]:
+        """Claim up to ``limit`` due deliveries within each endpoint's free slots."""
+        token = uuid.uuid4()
+        async with pool.acquire() as conn, conn.transaction():
+            locked = [r["id"] for r in await conn.fetch(_LOCK_ENDPOINTS, max_endpoints)]
+            if not locked:
+                return token, []
+            rows = await conn.fetch(_CLAIM, locked, limit, token, lease_seconds)
+            claimed = [Claimed.from_row(r) for r in rows]
+            interrupted = [c for c in claimed if c.interrupted]
+            if interrupted:
+                await self._record_interrupted(conn, interrupted)
+        return token, claimed
+
+    async def _record_interrupted(self, conn: DbConnection, claims: list[Claimed]) -> None:
+        """The attempt a dead process was making when it stopped: failed, answer unknown."""
+        await conn.executemany(
+            """INSERT INTO webhook_attempts (id, delivery_id, attempt_number, trigger, status, url,
+                                             started_at, error)
+               VALUES ($1, $2, $3, 'scheduled', 'failed', $4, COALESCE($5, now()), $6)
+               ON CONFLICT (delivery_id, attempt_number) DO NOTHING""",
+            [
+                (
+                    new_attempt_id(), c.delivery_id, c.attempt_number - 1, c.url, c.previous_claimed_at,
+                    "interrupted: the delivery worker stopped before recording the answer",
+                )
+                for c in claims
+                if c.attempt_number > 1
+            ],
+        )  # fmt: skip
+
+    async def lock_endpoint(self, conn: DbConnection, endpoint_id: str) -> EndpointState | None:
+        """The endpoint's status and failure run, locked until the transaction ends."""
+        row = await conn.fetchrow(
+            "SELECT status, failing_since FROM webhook_endpoints WHERE id = $1 FOR NO KEY UPDATE",
+            endpoint_id,
+        )
+        return EndpointState(row["status"], row["failing_since"]) if row else None
+
+    async def record_attempt(
+        self,
+        conn: DbConnection,
+        claim: Claimed,
+        token: uuid.UUID,
+        attempt: AttemptRecord,
+        *,
+        delivery_status: str,
+        next_attempt_at: datetime | None,
+    ) -> bool:
+        """Store the attempt and the delivery's next state; False if the lease was lost."""
+        await conn.execute(
+            """INSERT INTO webhook_attempts (id, delivery_id, attempt_number, trigger, status, url,
+                   started_at, duration_ms, response_status, response_body, error)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+               ON CONFLICT (delivery_id, attempt_number) DO NOTHING""",
+            new_attempt_id(), claim.delivery_id, attempt.attempt_number, attempt.trigger,
+            "succeeded" if attempt.succeeded else "failed", attempt.url, attempt.started_at,
+            attempt.duration_ms, attempt.response_status, cap_body(attempt.response_body),
+            attempt.error,
+        )  # fmt: skip
+        result = await conn.execute(
+            _FINISH_DELIVERY,
+            claim.delivery_id,
+            token,
+            delivery_status,
+            next_attempt_at,
+            attempt.response_status,
+        )
+        return result != "UPDATE 0"
+
+    async def record_success(
+        self, pool: asyncpg.Pool, claim: Claimed, token: uuid.UUID, attempt: AttemptRecord
+    ) -> None:
+        """The common case in one statement: store the attempt, mark the delivery succeeded
+        (unless a redelivery was asked meanwhile) and end the endpoint's failure run."""
+        await pool.execute(
+            """WITH attempt AS (
+                   INSERT INTO webhook_attempts (id, delivery_id, attempt_number, trigger, status, url,
+                          started_at, duration_ms, response_status, response_body, error)
+                   VALUES ($1, $2, $3, $4, 'succeeded', $5, $6, $7, $8, $9, NULL)
+                   ON CONFLICT (delivery_id, attempt_number) DO NOTHING
+               ), endpoint AS (
+                   UPDATE webhook_endpoints SET failing_since = NULL, updated_at = now()
+                    WHERE id = $10 AND failing_since IS NOT NULL
+               )
+               UPDATE webhook_deliveries
+                  SET status = CASE WHEN next_trigger = 'manual' THEN 'pending' ELSE 'succeeded' END,
+                      next_attempt_at = CASE WHEN next_trigger = 'manual' THEN now() END,
+                      last_response_code = $8, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+                WHERE id = $2 AND lease_token = $11""",
+            new_attempt_id(), claim.delivery_id, attempt.attempt_number, attempt.trigger, attempt.url,
+            attempt.started_at, attempt.duration_ms, attempt.response_status,
+            cap_body(attempt.response_body), claim.endpoint_id, token,
+        )  # fmt: skip
+
+    async def update_endpoint(
+        self,
+        conn: DbConnection,
+        endpoint_id: str,
+        *,
+        failing_since: datetime | None,
+        disable_reason: str | None,
+    ) -> None:
+        """Write the failure run, and disable the endpoint (if active) when a reason is given."""
+        await conn.execute(
+            """UPDATE webhook_endpoints
+                  SET failing_since = $2,
+                      disabled_reason = CASE WHEN $3::text IS NOT NULL AND status = 'active' THEN $3::text
+                                             ELSE disabled_reason END,
+                      status = CASE WHEN $3::text IS NOT NULL AND status = 'active' THEN 'disabled'
+                                    ELSE status END,
+                      updated_at = now()
+                WHERE id = $1""",
+            endpoint_id,
+            failing_since,
+            disable_reason,
+        )
+
+    async def stage(self, conn: DbConnection, consumer: str, message: OutgoingMessage) -> None:
+        """Put an event in the outbox in the caller's transaction (published after commit)."""
+        await stage_outbox(conn, consumer, message)
+
+    async def unpublished(
+        self, pool: asyncpg.Pool, consumer: str, older_than_seconds: float
+    ) -> list[OutgoingMessage]:
+        """Staged events a process died before publishing."""
+        return await claim_unpublished_outbox(pool, consumer, older_than_seconds, limit=100)
+
+    async def mark_published(self, pool: asyncpg.Pool, message_id: str) -> None:
+        await mark_outbox_published(pool, [message_id])
+
+    async def delivery_exists(self, pool: asyncpg.Pool, delivery_id: str) -> bool:
+        """Whether a requested delivery is stored (a request whose write rolled back is not)."""
+        return bool(await pool.fetchval("SELECT true FROM webhook_deliveries WHERE id = $1", delivery_id))
