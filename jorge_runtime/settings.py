@@ -344,6 +344,16 @@ class Settings(BaseSettings):
     retention_batch_size: int = Field(
         default=5000, ge=100, le=100_000, description="Rows deleted per statement by the purge."
     )
+    kafka_consumer_concurrency: int = Field(
+        default=3,
+        ge=1,
+        le=6,
+        description=(
+            "Kafka consumers per subscriber of the hot path (the qualifier, the webhook fan-out): "
+            "partitions handled in parallel, each still in order; their handlers wait on PostgreSQL "
+            "and Kafka round trips, not on the CPU."
+        ),
+    )
     crm_sync_role: Literal["all", "ghl", "webhooks"] = Field(
         default="all",
         description=(
