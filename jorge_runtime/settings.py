@@ -349,9 +349,8 @@ class Settings(BaseSettings):
         ge=1,
         le=6,
         description=(
-            "Kafka consumers per subscriber of the hot path (the qualifier, the webhook fan-out): "
-            "partitions handled in parallel, each still in order; their handlers wait on PostgreSQL "
-            "and Kafka round trips, not on the CPU."
+            "Kafka consumers per qualifier process: partitions handled in parallel, each still in "
+            "order; its handler mostly waits on PostgreSQL and Kafka round trips, not on the CPU."
         ),
     )
     crm_sync_role: Literal["all", "ghl", "webhooks"] = Field(

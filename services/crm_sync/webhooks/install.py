@@ -12,7 +12,7 @@ from jorge_runtime.background_consumers import BackgroundConsumers
 from jorge_runtime.broker import KafkaPublisher, OutgoingMessage, create_broker
 from jorge_runtime.settings import Settings
 from jorge_runtime.webhook_secrets import webhook_secret_cipher
-from jorge_runtime.worker import WorkerResources, install_dead_letter_policy, parallel_consumer_options
+from jorge_runtime.worker import WorkerResources, consumer_options, install_dead_letter_policy
 from schemas.buyers import BuyerMatched
 from schemas.leads import LeadQualified
 from schemas.sellers import SellerAnalyzed
@@ -131,9 +131,8 @@ def install_webhook_delivery(
 
     def options(spec: TopicSpec) -> dict[str, Any]:
         # A short fetch wait: a webhook should leave as soon as its event is written (the
-        # default 500 ms is felt when the broker does not answer fetches early). Partitions in
-        # parallel: storing a fan-out is PostgreSQL round trips, not CPU.
-        return parallel_consumer_options(settings, f"{GROUP}.{spec.name}") | {"fetch_max_wait_ms": 50}
+        # default 500 ms is felt when the broker does not answer fetches early).
+        return consumer_options(settings, f"{GROUP}.{spec.name}") | {"fetch_max_wait_ms": 50}
 
     broker.publisher(
         topics(WEBHOOK_ENDPOINT_DISABLED), title="WebhookEndpointDisabled", schema=WebhookEndpointDisabled
