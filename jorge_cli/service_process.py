@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -19,6 +19,18 @@ from jorge_runtime.settings import Settings
 
 #: The repository root: children run from here, as `python -m jorge_cli` does in development.
 REPO = Path(__file__).resolve().parents[1]
+
+
+#: crm_sync runs as one process per half (CRM_SYNC_ROLE): the GHL sync and the webhook engine,
+#: so a GHL backlog never holds webhooks up and each half scales on its own.
+CRM_SYNC_ROLES = ("ghl", "webhooks")
+
+
+def worker_processes(worker: str) -> list[tuple[str, dict[str, str]]]:
+    """The processes a worker runs as: (process name, environment on top of the settings')."""
+    if worker == "crm_sync":
+        return [(f"crm_sync.{role}", {"CRM_SYNC_ROLE": role}) for role in CRM_SYNC_ROLES]
+    return [(worker, {})]
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -44,6 +56,8 @@ class ServiceProcess:
     base_url: str
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    #: Started, stopped and killed with this one: crm_sync's webhook engine beside its GHL sync.
+    companions: list[ServiceProcess] = field(default_factory=list)
 
     @classmethod
     def gateway(cls, settings: Settings, log_dir: Path) -> ServiceProcess:
@@ -59,17 +73,41 @@ class ServiceProcess:
 
     @classmethod
     def worker(cls, name: str, settings: Settings, log_dir: Path) -> ServiceProcess:
-        port = free_port()
-        env = settings_env(settings) | {"HEALTH_PORT": str(port), "HEALTH_HOST": "127.0.0.1"}
-        return cls(
-            [sys.executable, "-m", "jorge_cli", "worker", name],
-            env,
-            f"http://127.0.0.1:{port}/health/detailed",
-            f"http://127.0.0.1:{port}",
-            log_dir / f"{name}.log",
-        )
+        """The worker as `jorge up` runs it. crm_sync is two processes (``worker_processes``):
+        this one, the GHL sync (log ``crm_sync.log``, its health and metrics on ``base_url``),
+        and the webhook engine as its companion (``crm_sync.webhooks.log``)."""
+        processes: list[ServiceProcess] = []
+        for process_name, extra in worker_processes(name):
+            port = free_port()
+            env = settings_env(settings) | extra | {"HEALTH_PORT": str(port), "HEALTH_HOST": "127.0.0.1"}
+            log_name = name if not processes else process_name
+            processes.append(
+                cls(
+                    [sys.executable, "-m", "jorge_cli", "worker", name],
+                    env,
+                    f"http://127.0.0.1:{port}/health/detailed",
+                    f"http://127.0.0.1:{port}",
+                    log_dir / f"{log_name}.log",
+                )
+            )
+        main, *companions = processes
+        main.companions = companions
+        return main
+
+    @classmethod
+    def worker_role(cls, role: str, settings: Settings, log_dir: Path) -> ServiceProcess:
+        """One half of crm_sync alone (``role``: one of CRM_SYNC_ROLES), as its Deployment runs it."""
+        process = cls.worker("crm_sync", settings, log_dir)
+        chosen = next(p for p in (process, *process.companions) if p.env["CRM_SYNC_ROLE"] == role)
+        chosen.companions = []
+        return chosen
 
     async def start(self, timeout: float = 90.0) -> ServiceProcess:
+        """Start this process and its companions; return once every one answers its health URL."""
+        await asyncio.gather(self._start_one(timeout), *(c._start_one(timeout) for c in self.companions))
+        return self
+
+    async def _start_one(self, timeout: float) -> None:
         # Generous: a two-worker gateway has taken over 20 s to import on a loaded two-core CI box.
         # A healthy start returns as soon as it answers, so the bound costs nothing.
         with self.log_path.open("ab") as out:
@@ -83,19 +121,24 @@ class ServiceProcess:
                     raise RuntimeError(f"{self.argv[3:]} exited: {self.log_path.read_text()[-3000:]}")
                 try:
                     if (await client.get(self.health_url)).status_code == 200:
-                        return self
+                        return
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.1)
         raise RuntimeError(f"{self.argv[3:]} not healthy in {timeout}s: {self.log_path.read_text()[-3000:]}")
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown, no commit, like a crash."""
+        """SIGKILL: no shutdown, no commit, like a crash (companions too)."""
+        for companion in self.companions:
+            companion.kill()
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s (companions too)."""
+        for companion in self.companions:
+            companion.stop()
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:

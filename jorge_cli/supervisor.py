@@ -19,6 +19,7 @@ import httpx
 from cryptography.fernet import Fernet
 
 from jorge_cli.demo_catalog import load_demo_catalog
+from jorge_cli.service_process import worker_processes
 from jorge_cli.stack import EmbeddedStack, free_port
 from jorge_cli.state import clear_state, read_running_state, write_state
 from jorge_runtime.db import create_pool, migrate
@@ -135,19 +136,21 @@ def _children(settings: Settings, env: dict[str, str], home: Path) -> list[Child
             log_path=home / "logs" / "gateway.log",
         )
     ]
-    for name in WORKERS:
-        port = free_port()
-        children.append(
-            Child(
-                name=name,
-                argv=[python, "-m", "jorge_cli", "worker", name],
-                env={**env, "HEALTH_HOST": "127.0.0.1", "HEALTH_PORT": str(port)},
-                url=f"http://127.0.0.1:{port}",
-                health_url=f"http://127.0.0.1:{port}/health/detailed",
-                ready_url=f"http://127.0.0.1:{port}/health/ready",
-                log_path=home / "logs" / f"{name}.log",
+    for worker in WORKERS:
+        # crm_sync is two processes, its GHL sync and its webhook engine (CRM_SYNC_ROLE).
+        for name, extra in worker_processes(worker):
+            port = free_port()
+            children.append(
+                Child(
+                    name=name,
+                    argv=[python, "-m", "jorge_cli", "worker", worker],
+                    env={**env, **extra, "HEALTH_HOST": "127.0.0.1", "HEALTH_PORT": str(port)},
+                    url=f"http://127.0.0.1:{port}",
+                    health_url=f"http://127.0.0.1:{port}/health/detailed",
+                    ready_url=f"http://127.0.0.1:{port}/health/ready",
+                    log_path=home / "logs" / f"{name}.log",
+                )
             )
-        )
     return children
 
 

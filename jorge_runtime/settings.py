@@ -344,6 +344,22 @@ class Settings(BaseSettings):
     retention_batch_size: int = Field(
         default=5000, ge=100, le=100_000, description="Rows deleted per statement by the purge."
     )
+    kafka_consumer_concurrency: int = Field(
+        default=3,
+        ge=1,
+        le=6,
+        description=(
+            "Kafka consumers per qualifier process: partitions handled in parallel, each still in "
+            "order; its handler mostly waits on PostgreSQL and Kafka round trips, not on the CPU."
+        ),
+    )
+    crm_sync_role: Literal["all", "ghl", "webhooks"] = Field(
+        default="all",
+        description=(
+            "Which half of crm_sync this process runs: the GHL sync, the webhook engine, or both "
+            "in one process (small installations); `jorge up` and Kubernetes run one process per half."
+        ),
+    )
     retention_interval_seconds: float = Field(
         default=3600, ge=0, le=7 * 86_400, description="How often crm_sync runs the purge; 0 = never."
     )

@@ -83,6 +83,16 @@ def consumer_options(settings: Settings, service: str) -> dict[str, Any]:
     }
 
 
+def parallel_consumer_options(settings: Settings, service: str) -> dict[str, Any]:
+    """``consumer_options`` with ``kafka_consumer_concurrency`` consumers in the group (FastStream's
+    ``max_workers``): one per partition share, each committing its own partitions' offsets after
+    its handler returns, so partitions run in parallel and each stays in order (one topic only)."""
+    options = consumer_options(settings, service)
+    if settings.kafka_consumer_concurrency > 1:
+        options["max_workers"] = settings.kafka_consumer_concurrency
+    return options
+
+
 def install_dead_letter_policy(
     broker: KafkaBroker, settings: Settings, service: str, resources: WorkerResources
 ) -> None:

@@ -159,7 +159,14 @@ def consumer_assignment(subscriber: object) -> set[object] | None:
     aiokafka's public ``assignment()`` answers an empty set in both cases, so this reads the
     subscription state it keeps; anything unexpected counts as "not assigned yet".
     """
-    consumer = getattr(subscriber, "consumer", None)
+    subgroup = getattr(subscriber, "consumer_subgroup", None)
+    if subgroup:  # several consumers in one group (max_workers): ready once each is assigned
+        held = [_assignment_of(consumer) for consumer in subgroup]
+        return None if any(tps is None for tps in held) else set().union(*(tps or set() for tps in held))
+    return _assignment_of(getattr(subscriber, "consumer", None))
+
+
+def _assignment_of(consumer: object) -> set[object] | None:
     state = getattr(consumer, "_subscription", None)
     assignment = getattr(getattr(state, "subscription", None), "assignment", None)
     tps = getattr(assignment, "tps", None)

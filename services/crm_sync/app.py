@@ -1,4 +1,9 @@
-"""Composition root of the crm_sync worker: GoHighLevel sync (and webhook delivery)."""
+"""Composition root of the crm_sync worker: GoHighLevel sync and webhook delivery.
+
+``CRM_SYNC_ROLE`` picks the half this process runs: ``ghl`` (the GHL sync), ``webhooks`` (the
+webhook engine) or ``all`` (both, one event loop). Each half has its own broker and consumer
+groups, so each runs and scales as a process of its own and a GHL backlog never queues webhooks.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import logging
 from faststream.asgi import AsgiFastStream
 
 from jorge_runtime.credential_cipher import CredentialCipher
+from jorge_runtime.kafka.background_consumers import BackgroundConsumers
 from jorge_runtime.kafka.broker import KafkaPublisher, create_broker
 from jorge_runtime.retention.policy import RetentionPolicy
 from jorge_runtime.retention.task import PeriodicPurge
@@ -19,7 +25,7 @@ from services.crm_sync.ghl.credential_resolver import CredentialResolver
 from services.crm_sync.ghl.credential_store import CredentialStore
 from services.crm_sync.ghl.failure_router import FailureRouter
 from services.crm_sync.ghl.handlers import SyncHandler
-from services.crm_sync.ghl.install import install_ghl_sync
+from services.crm_sync.ghl.install import GhlSync, install_ghl_sync
 from services.crm_sync.ghl.mapping import parse_custom_fields
 from services.crm_sync.ghl.repository import CrmRepository
 from services.crm_sync.ghl.retry_schedule import parse_delays
@@ -91,31 +97,58 @@ def sync_handler(
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
-    """Wire broker, resources and the GHL sync; nothing connects until the app starts."""
+    """Wire broker, resources and the role's halves; nothing connects until the app starts."""
+    role = settings.crm_sync_role
     broker = create_broker(settings, client_id=f"jorge-{SERVICE}")
     resources = WorkerResources(settings)
     install_dead_letter_policy(broker, settings, SERVICE, resources)
+    side_consumers: dict[str, BackgroundConsumers] = {}
+    ghl = install_ghl_sync(settings, resources) if role in ("all", "ghl") else None
+    # Webhook delivery (services/crm_sync/webhook_delivery/): its own broker and consumer groups,
+    # and a dispatcher task; starts once the pool is open, stops before it closes.
+    webhooks = (
+        install_webhook_delivery(broker, resources, settings, TopicNames(settings.kafka_topic_prefix))
+        if role in ("all", "webhooks")
+        else None
+    )
+    if ghl is not None:
+        side_consumers["kafka_ghl"] = ghl.consumers
+    if webhooks is not None:
+        side_consumers["kafka_webhooks"] = webhooks.consumers
+
+    # Readiness covers the side brokers too: started within the grace period, still consuming.
+    app = worker_app(SERVICE, broker, resources, side_consumers=side_consumers)
+    if ghl is not None:
+        install_ghl_lifecycle(app, ghl, settings, resources)
+    if webhooks is not None:
+        app.schema.add_broker(webhooks.broker)
+        app.on_startup(webhooks.start)
+        app.on_shutdown(webhooks.stop)
+
+    # Retention: one purge per RETENTION_INTERVAL_SECONDS across replicas of either half
+    # (jorge_runtime/retention/task.py).
+    retention = PeriodicPurge(
+        lambda: resources.pool, RetentionPolicy.from_settings(settings), settings.retention_interval_seconds
+    )
+    app.after_startup(retention.start)
+    app.on_shutdown(retention.stop)
+    return app
+
+
+def install_ghl_lifecycle(
+    app: AsgiFastStream, ghl: GhlSync, settings: Settings, resources: WorkerResources
+) -> None:
+    """Build the GHL sync's handler once the pool and Redis are open; start and stop its consumers."""
     # Read now so a malformed CRM_CREDENTIALS_KEY (ConfigError), retry schedule or custom-field
     # mapping stops the worker at start.
     cipher = CredentialCipher.from_setting(settings.crm_credentials_key)
     delays = parse_delays(settings.crm_retry_delays_seconds)
     custom_fields = parse_custom_fields(settings.ghl_custom_fields)
-    ghl = install_ghl_sync(settings, resources)
-    # Webhook delivery (services/crm_sync/webhook_delivery/): its own broker and consumer groups,
-    # and a dispatcher task; starts once the pool is open, stops before it closes.
-    webhooks = install_webhook_delivery(broker, resources, settings, TopicNames(settings.kafka_topic_prefix))
-
-    # Readiness covers the side brokers too: started within the grace period, still consuming.
-    side_consumers = {"kafka_ghl": ghl.consumers, "kafka_webhooks": webhooks.consumers}
-    app = worker_app(SERVICE, broker, resources, side_consumers=side_consumers)
     # The side brokers' topics belong in this worker's AsyncAPI document; the app does not start them.
     app.schema.add_broker(ghl.broker)
-    app.schema.add_broker(webhooks.broker)
-
     clients: list[GhlClient] = []
 
     async def open_ghl_sync() -> None:
-        """Build the sync handler once the pool and Redis are open."""
         client = ghl_client(settings, resources)
         await client.open()
         clients.append(client)
@@ -143,14 +176,3 @@ def create_app(settings: Settings) -> AsgiFastStream:
     app.after_startup(ghl.start)
     app.on_shutdown(ghl.stop)
     app.after_shutdown(close_ghl_client)
-
-    app.on_startup(webhooks.start)
-    app.on_shutdown(webhooks.stop)
-
-    # Retention: one purge per RETENTION_INTERVAL_SECONDS across replicas (jorge_runtime/retention/task.py).
-    retention = PeriodicPurge(
-        lambda: resources.pool, RetentionPolicy.from_settings(settings), settings.retention_interval_seconds
-    )
-    app.after_startup(retention.start)
-    app.on_shutdown(retention.stop)
-    return app

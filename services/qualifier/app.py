@@ -9,8 +9,8 @@ from jorge_runtime.kafka.broker import KafkaPublisher, create_broker
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import (
     WorkerResources,
-    consumer_options,
     install_dead_letter_policy,
+    parallel_consumer_options,
     worker_app,
 )
 from schemas.leads import LeadQualificationRequested, LeadQualified
@@ -49,7 +49,8 @@ def create_app(settings: Settings, engine: QualificationEngine | None = None) ->
     # Declared for the AsyncAPI document; the handler publishes through its outbox.
     broker.publisher(topics(LEAD_QUALIFIED), title="LeadQualified", schema=LeadQualified)
 
-    @broker.subscriber(topics(LEAD_QUALIFICATION_REQUESTED), **consumer_options(settings, SERVICE))
+    # Partitions in parallel: a lead's handling is mostly waiting on PostgreSQL and Kafka.
+    @broker.subscriber(topics(LEAD_QUALIFICATION_REQUESTED), **parallel_consumer_options(settings, SERVICE))
     async def on_lead_qualification_requested(event: LeadQualificationRequested) -> None:
         """Qualify a lead the gateway accepted and publish LeadQualified."""
         await handler.handle(event)

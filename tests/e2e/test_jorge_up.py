@@ -130,7 +130,8 @@ async def test_up_runs_everything_embedded_and_keeps_demo_data(stack_dir: Path) 
             "qualifier",
             "matcher",
             "seller_analyzer",
-            "crm_sync",
+            "crm_sync.ghl",  # crm_sync's two halves, one process each
+            "crm_sync.webhooks",
             "ghl_sandbox",
             "kafka",
             "postgresql",
@@ -140,7 +141,7 @@ async def test_up_runs_everything_embedded_and_keeps_demo_data(stack_dir: Path) 
         assert key in output
         # "up" means every consumer already holds its partitions: the first lead waits for nothing.
         async with httpx.AsyncClient(timeout=5) as client:
-            for name in ("qualifier", "matcher", "seller_analyzer", "crm_sync"):
+            for name in ("qualifier", "matcher", "seller_analyzer", "crm_sync.ghl", "crm_sync.webhooks"):
                 ready = await client.get(f"{first['components'][name]['url']}/health/ready")
                 assert ready.status_code == 200, (name, ready.text)
                 assert ready.json()["partitions_assigned"] >= 6 * ready.json()["consumers"], name

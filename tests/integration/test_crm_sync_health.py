@@ -27,19 +27,25 @@ async def test_side_brokers_are_reported_and_fail_readiness_once_kafka_is_gone(
         "crm_sync", settings.model_copy(update={"retention_interval_seconds": 1}), log_dir
     )
     await worker.start()
+    # crm_sync runs as two processes: the GHL sync (this one) and the webhook engine (its companion).
+    halves = {"kafka_ghl": (worker, 7), "kafka_webhooks": (worker.companions[0], 4)}
+    downs: dict[str, httpx.Response] = {}
     try:
-        async with httpx.AsyncClient(base_url=worker.base_url, timeout=15) as client:
+        for side, (process, consumers) in halves.items():
+            async with httpx.AsyncClient(base_url=process.base_url, timeout=15) as client:
 
-            async def sides_ready() -> dict[str, Any] | None:
-                response = await client.get("/health/detailed")
-                report: dict[str, Any] = response.json()
-                components = report["components"]
-                assert all(components[side]["status"] in ("starting", "ok") for side in SIDES), report
-                assert response.status_code == 200, report  # starting does not fail readiness
-                return report if all(components[side]["status"] == "ok" for side in SIDES) else None
+                async def side_ready(
+                    side: str = side, client: httpx.AsyncClient = client
+                ) -> dict[str, Any] | None:
+                    response = await client.get("/health/detailed")
+                    report: dict[str, Any] = response.json()
+                    components = report["components"]
+                    assert components[side]["status"] in ("starting", "ok"), report
+                    assert set(SIDES) & components.keys() == {side}, "each process runs one half"
+                    assert response.status_code == 200, report  # starting does not fail readiness
+                    return report if components[side]["status"] == "ok" else None
 
-            ready = await eventually(sides_ready, what="side brokers started")
-            for side, consumers in (("kafka_ghl", 7), ("kafka_webhooks", 4)):
+                ready = await eventually(side_ready, what=f"{side} started")
                 assert ready["components"][side] | {"latency_ms": 0} == {
                     "status": "ok",
                     "latency_ms": 0,
@@ -50,21 +56,23 @@ async def test_side_brokers_are_reported_and_fail_readiness_once_kafka_is_gone(
                     "error": None,
                 }
 
-            async def purged() -> bool:
-                finished = await pool.fetchval("SELECT finished_at FROM retention_runs WHERE name = 'purge'")
-                return finished is not None and finished > started_at
+        async def purged() -> bool:
+            finished = await pool.fetchval("SELECT finished_at FROM retention_runs WHERE name = 'purge'")
+            return finished is not None and finished > started_at
 
-            await eventually(purged, what="the periodic purge run by crm_sync")
+        await eventually(purged, what="the periodic purge run by crm_sync")
 
-            broker.stop()
-            down = await client.get("/health/detailed")
+        broker.stop()
+        async with httpx.AsyncClient(timeout=15) as client:
+            for side, (process, _) in halves.items():
+                downs[side] = await client.get(f"{process.base_url}/health/detailed")
     finally:
         worker.stop()
 
-    assert down.status_code == 503
-    components = down.json()["components"]
-    assert components["kafka"]["status"] == "down"
-    for side in SIDES:
+    for side, down in downs.items():
+        assert down.status_code == 503
+        components = down.json()["components"]
+        assert components["kafka"]["status"] == "down"
         assert components[side]["status"] == "down"
         assert components[side]["connected"] is False
         assert components[side]["error"] == "no cluster metadata"

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from jorge_cli.main import WORKER_NAMES, app
+from jorge_cli.service_process import CRM_SYNC_ROLES
 from jorge_runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,11 @@ INFRA_SERVICES = frozenset(INFRA_VARIABLE_PREFIXES)
 SETUP_COMMANDS = {"migrate": ["migrate"], "topics": ["topics"]}
 LONG_RUNNING_COMMANDS = {"gateway": ["gateway"], **{name: ["worker", name] for name in WORKER_NAMES}}
 APP_COMMANDS = {**SETUP_COMMANDS, **LONG_RUNNING_COMMANDS}
+# Kubernetes workload -> its command: crm_sync is one Deployment per half (CRM_SYNC_ROLE).
+K8S_COMMANDS = {
+    **{f"jorge-{name.replace('_', '-')}": argv for name, argv in APP_COMMANDS.items() if name != "crm_sync"},
+    **{f"jorge-crm-sync-{role}": ["worker", "crm_sync"] for role in CRM_SYNC_ROLES},
+}
 
 _INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::?-(?P<default>[^}]*))?\}")
 _SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|_DSN|CREDENTIALS_KEY")
@@ -64,7 +70,15 @@ SECRETS_BY_WORKLOAD = {
     },
     "jorge-matcher": {"DATABASE_URL", "REDIS_URL", "KAFKA_SASL_PASSWORD", "SENTRY_DSN"},
     "jorge-seller-analyzer": {"DATABASE_URL", "REDIS_URL", "KAFKA_SASL_PASSWORD", "SENTRY_DSN"},
-    "jorge-crm-sync": {
+    # crm_sync's webhook half signs with secrets sealed by CRM_CREDENTIALS_KEY and never calls GHL.
+    "jorge-crm-sync-webhooks": {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "KAFKA_SASL_PASSWORD",
+        "SENTRY_DSN",
+        "CRM_CREDENTIALS_KEY",
+    },
+    "jorge-crm-sync-ghl": {
         "DATABASE_URL",
         "REDIS_URL",
         "KAFKA_SASL_PASSWORD",
@@ -359,8 +373,7 @@ def test_k8s_workloads_run_real_commands_with_known_variables(resources: list[di
             assert item["name"] in SETTINGS_VARIABLES | APP_EXTERNAL_VARIABLES, f"{workload}: {item['name']}"
         refs = [source["configMapRef"]["name"] for source in container.get("envFrom", [])]
         assert refs == ["jorge-config"], f"{workload}: envFrom {refs}"
-    expected = {f"jorge-{name.replace('_', '-')}": argv for name, argv in APP_COMMANDS.items()}
-    assert seen == expected
+    assert seen == K8S_COMMANDS
 
 
 def test_k8s_pods_are_hardened_and_sized(resources: list[dict[str, Any]]) -> None:
@@ -398,8 +411,10 @@ def test_k8s_probes_mean_what_they_say(resources: list[dict[str, Any]]) -> None:
     for service in _by_kind(resources, "Service").values():
         assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"], "the admin port stays private"
     deployments = _by_kind(resources, "Deployment")
-    for name in WORKER_NAMES:
-        worker = deployments[f"jorge-{name.replace('_', '-')}"]["spec"]["template"]["spec"]["containers"][0]
+    for name, argv in K8S_COMMANDS.items():
+        if argv[0] != "worker":
+            continue
+        worker = deployments[name]["spec"]["template"]["spec"]["containers"][0]
         assert _probe(worker, "readinessProbe") == ("/health/ready", config.health_port), name
         assert _probe(worker, "livenessProbe") == ("/health", config.health_port), name
 

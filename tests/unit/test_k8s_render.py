@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from jorge_cli.main import WORKER_NAMES
+from jorge_cli.service_process import CRM_SYNC_ROLES
 from jorge_runtime.kafka.broker import create_broker
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources
@@ -146,7 +147,13 @@ def _subscriptions(brokers: list[Any]) -> set[tuple[str, str]]:
     }
 
 
-def consumed(worker: str) -> set[tuple[str, str]]:
+#: Each Deployment of a worker: (worker, CRM_SYNC_ROLE or None) -> Deployment name.
+DEPLOYMENTS: dict[tuple[str, str | None], str] = {
+    (w, None): f"jorge-{w.replace('_', '-')}" for w in WORKER_NAMES if w != "crm_sync"
+} | {("crm_sync", role): f"jorge-crm-sync-{role}" for role in CRM_SYNC_ROLES}
+
+
+def consumed(worker: str, role: str | None = None) -> set[tuple[str, str]]:
     """(consumer group, topic) of every consumer the worker builds (nothing connects)."""
     settings = Settings(
         kafka_bootstrap_servers="kafka:9092",
@@ -160,25 +167,27 @@ def consumed(worker: str) -> set[tuple[str, str]]:
     from services.crm_sync.webhook_delivery import install_webhook_delivery
 
     resources = WorkerResources(settings)
+    if role == "webhooks":
+        hooks = install_webhook_delivery(
+            create_broker(settings, client_id="t"), resources, settings, TopicNames("")
+        )
+        return _subscriptions([hooks.consumers.broker])
     ghl = install_ghl_sync(settings, resources)
-    hooks = install_webhook_delivery(
-        create_broker(settings, client_id="t"), resources, settings, TopicNames("")
-    )
     retry = {("jorge.crm_sync.ghl.retry", TopicNames("")(spec)) for spec in CRM_RETRY_TOPICS}
-    return _subscriptions([ghl.consumers.broker, hooks.consumers.broker]) | retry
+    return _subscriptions([ghl.consumers.broker]) | retry
 
 
-@pytest.mark.parametrize("worker", WORKER_NAMES)
-def test_keda_scales_each_worker_on_its_groups_within_its_partitions(worker: str) -> None:
+@pytest.mark.parametrize(("worker", "role"), sorted(DEPLOYMENTS, key=str), ids=lambda v: str(v))
+def test_keda_scales_each_worker_on_its_groups_within_its_partitions(worker: str, role: str | None) -> None:
     docs = rendered("production")
-    app = f"jorge-{worker.replace('_', '-')}"
+    app = DEPLOYMENTS[(worker, role)]
     scaled = next(
         d for d in docs if d["kind"] == "ScaledObject" and d["spec"]["scaleTargetRef"]["name"] == app
     )
     assert scaled["spec"]["scaleTargetRef"]["kind"] == "Deployment"
     triggers = {(t["metadata"]["consumerGroup"], t["metadata"]["topic"]) for t in scaled["spec"]["triggers"]}
     assert {t["type"] for t in scaled["spec"]["triggers"]} == {"kafka"}
-    groups = consumed(worker)
+    groups = consumed(worker, role)
     # Every consumer group scales its worker, except the retry delay queue (its lag is waiting, not work).
     assert triggers == {(g, t) for g, t in groups if not t.startswith("crm_sync.retry.")}
     most = max(scaled["spec"]["maxReplicaCount"] for scaled in _scalers_of(app))
@@ -189,6 +198,17 @@ def test_keda_scales_each_worker_on_its_groups_within_its_partitions(worker: str
     deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == app)
     assert "replicas" not in deployment["spec"], "KEDA owns the replica count"
     assert any(d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == app for d in docs)
+    if role is not None:
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert {"name": "CRM_SYNC_ROLE", "value": role} in container["env"], app
+
+
+def test_crm_sync_halves_share_no_consumer_group() -> None:
+    """Each half of crm_sync is its own Deployment with its own consumer groups: a GHL backlog
+    is lag on the GHL groups only, and scales (and waits) only the GHL Deployment."""
+    ghl, hooks = consumed("crm_sync", "ghl"), consumed("crm_sync", "webhooks")
+    assert ghl and hooks
+    assert not {group for group, _ in ghl} & {group for group, _ in hooks}
 
 
 def _scalers_of(app: str) -> list[dict[str, Any]]:
