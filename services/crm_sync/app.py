@@ -10,6 +10,7 @@ from jorge_runtime.retention_task import PeriodicPurge
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources, install_dead_letter_policy, worker_app
 from schemas.topics import TopicNames
+from services.crm_sync.follow_ups.install import install_follow_ups
 from services.crm_sync.ghl_install import install_ghl_sync
 from services.crm_sync.webhooks import install_webhook_delivery
 
@@ -39,6 +40,14 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     app.on_startup(webhooks.start)
     app.on_shutdown(webhooks.stop)
+
+    # Follow-up cadences (services/crm_sync/follow_ups/): GHL-sync side; consumers on its broker,
+    # a claim loop once it is open. Added after the GHL sync's hooks, so it opens after it.
+    follow_ups = install_follow_ups(settings, resources, ghl)
+    app.on_startup(follow_ups.open)
+    app.after_startup(follow_ups.start)
+    app.on_shutdown(follow_ups.stop)
+    app.after_shutdown(follow_ups.close)
 
     # Retention: one purge per RETENTION_INTERVAL_SECONDS across replicas (jorge_runtime/retention_task.py).
     retention = PeriodicPurge(
