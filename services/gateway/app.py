@@ -21,7 +21,16 @@ from jorge_runtime.telemetry import FASTAPI_NATIVE_TELEMETRY_OFF, instrument_app
 from jorge_runtime.tenancy import TenancyStore
 from jorge_runtime.webhook_secrets import encrypt_plaintext_at_start, webhook_secret_cipher
 from schemas.topics import TopicNames
-from services.gateway import asyncapi, buyers, idempotency, sellers, tokens, webhooks
+from services.gateway import (
+    asyncapi,
+    buyers,
+    follow_ups,
+    ghl_webhooks,
+    idempotency,
+    sellers,
+    tokens,
+    webhooks,
+)
 from services.gateway.admin_port import AdminPortMiddleware
 from services.gateway.auth import Authenticator
 from services.gateway.dependencies import Gateway
@@ -157,6 +166,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(buyers.router)
     app.include_router(sellers.router)
     app.include_router(webhooks.router)
+    app.include_router(follow_ups.router)  # /v1/leads/{id}/follow-ups, /events, /v1/follow-ups/settings
+    app.include_router(ghl_webhooks.router)  # /v1/ghl/webhooks: GHL's signed webhooks
     app.include_router(asyncapi.router)  # /asyncapi, /asyncapi.json: the event contract
     return app
 
