@@ -23,6 +23,9 @@ CREATE TABLE follow_up_plans (
     status          text NOT NULL CHECK (status IN ('active', 'paused', 'stopped', 'cancelled', 'completed')),
     stop_reason     text,
     source_event_id uuid NOT NULL,     -- the lead.qualified event that started it
+    -- The deployment's KAFKA_TOPIC_PREFIX: replicas claim only their environment's steps, as
+    -- they read only its topics (tests and environments sharing a database stay apart).
+    topic_prefix    text NOT NULL DEFAULT '',
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (organization_id, lead_id)

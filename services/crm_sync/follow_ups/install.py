@@ -75,7 +75,7 @@ class FollowUps:
             max_wait_ms=s.ghl_budget_max_wait_ms,
         )
         await self._client.open()
-        self._repository = FollowUpRepository(self._resources.pool)
+        self._repository = FollowUpRepository(self._resources.pool, s.kafka_topic_prefix)
         runner = StepRunner(
             repository=self._repository,
             contacts=CrmRepository(self._resources.pool),

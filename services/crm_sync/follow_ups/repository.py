@@ -39,8 +39,9 @@ class ClaimedStep:
 class FollowUpRepository:
     """Every query of the follow-up engine."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, topic_prefix: str = "") -> None:
         self._pool = pool
+        self._prefix = topic_prefix
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -65,13 +66,14 @@ class FollowUpRepository:
         async with self._pool.acquire() as conn, conn.transaction():
             created = await conn.fetchval(
                 """INSERT INTO follow_up_plans
-                          (organization_id, lead_id, temperature, status, source_event_id)
-                   VALUES ($1, $2, $3, 'active', $4)
+                          (organization_id, lead_id, temperature, status, source_event_id, topic_prefix)
+                   VALUES ($1, $2, $3, 'active', $4, $5)
                    ON CONFLICT (organization_id, lead_id) DO NOTHING RETURNING true""",
                 organization_id,
                 lead_id,
                 temperature,
                 source_event_id,
+                self._prefix,
             )
             if not created:
                 return False
@@ -93,6 +95,7 @@ class FollowUpRepository:
                    SELECT s.id FROM follow_up_steps s
                      JOIN follow_up_plans p USING (organization_id, lead_id)
                     WHERE s.status = 'pending' AND s.next_attempt_at <= now() AND p.status = 'active'
+                      AND p.topic_prefix = $3
                       AND (s.lease_expires_at IS NULL OR s.lease_expires_at < now())
                     ORDER BY s.next_attempt_at LIMIT $1
                       FOR UPDATE OF s SKIP LOCKED)
@@ -106,6 +109,7 @@ class FollowUpRepository:
                       AS steps_total""",
             limit,
             lease_seconds,
+            self._prefix,
         )
         return [
             ClaimedStep(
@@ -229,9 +233,10 @@ class FollowUpRepository:
             await self._pool.fetchval(
                 """SELECT count(*) FROM follow_up_steps s
                      JOIN follow_up_plans p USING (organization_id, lead_id)
-                    WHERE s.status = 'pending' AND p.status = 'active'
+                    WHERE s.status = 'pending' AND p.status = 'active' AND p.topic_prefix = $2
                       AND s.next_attempt_at < now() - make_interval(secs => $1::float8)""",
                 grace_seconds,
+                self._prefix,
             )
         )
 
