@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.envelope import EventEnvelope
+from schemas.text import Text
 
+#: Days after qualification of one step: more than 0, at most a year.
+CadenceDay = Annotated[float, Field(gt=0, le=365)]
 PlanStatus = Literal["active", "paused", "stopped", "cancelled", "completed"]
 StepStatus = Literal["pending", "done", "skipped", "cancelled", "failed"]
 #: What a lead did that ends its cadence (the stop reason of a plan).
@@ -92,12 +95,14 @@ class FollowUpSettingsBody(BaseModel):
         },
     )
 
-    cadence_days: dict[Literal["default", "hot", "warm", "cold"], list[float]] = Field(
+    cadence_days: dict[Literal["default", "hot", "warm", "cold"], list[CadenceDay]] = Field(
         description="Days after qualification of each step, per temperature; `default` for the others."
     )
-    time_zone: str = Field(default="UTC", max_length=64, description="IANA zone of the quiet hours.")
+    time_zone: Text = Field(default="UTC", max_length=64, description="IANA zone of the quiet hours.")
     quiet_hours: QuietHours | None = None
-    workflow_id: str | None = Field(default=None, max_length=64, description="GHL workflow of each step.")
+    workflow_id: Text | None = Field(
+        default=None, min_length=1, max_length=64, description="GHL workflow of each step."
+    )
     skip_late_after_days: float = Field(
         default=1, gt=0, le=30, description="A step later than this (the platform was down) is skipped."
     )

@@ -15,10 +15,17 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 
 class WebhookSigner:
-    """Signs webhook bodies with a key pair made when the sandbox starts."""
+    """Signs webhook bodies with a key pair made on first use (not at start: a loaded machine
+    takes a while to make one, and most runs of the sandbox never sign)."""
 
     def __init__(self) -> None:
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._private: rsa.RSAPrivateKey | None = None
+
+    @property
+    def _key(self) -> rsa.RSAPrivateKey:
+        if self._private is None:
+            self._private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return self._private
 
     @property
     def public_pem(self) -> str:

@@ -31,7 +31,7 @@ from tests.support.ghl import Sandbox, publish_qualified, qualified_event, topic
 from tests.support.services import ServiceProcess
 from tests.support.webhook_receiver import Receiver
 
-DAY = 2.0  # seconds: the 30-day step comes a minute after qualification
+DAY = 3.0  # seconds: the 30-day step comes 90 s after qualification
 OFFSETS = (3, 7, 30)
 
 
@@ -169,8 +169,8 @@ async def test_three_steps_for_the_silent_lead_none_after_a_reply_nothing_lost_o
                 plan = (await api.get(f"/v1/leads/{lead_id}/follow-ups")).json()
                 return plan if plan["status"] == "stopped" else None
 
-            replied = await eventually(lambda: stopped(replier.payload.lead.lead_id), 30, "the reply to stop")
-            refused = await eventually(lambda: stopped(refuser.payload.lead.lead_id), 30, "the no to stop")
+            replied = await eventually(lambda: stopped(replier.payload.lead.lead_id), 90, "the reply to stop")
+            refused = await eventually(lambda: stopped(refuser.payload.lead.lead_id), 90, "the no to stop")
             assert replied["stop_reason"] == "replied" and refused["stop_reason"] == "not_interested"
 
             # A crash between the silent lead's steps: its second step falls due while crm_sync is down.

@@ -39,13 +39,13 @@ async def test_side_brokers_are_reported_and_fail_readiness_once_kafka_is_gone(
                 return report if all(components[side]["status"] == "ok" for side in SIDES) else None
 
             ready = await eventually(sides_ready, what="side brokers started")
-            for side, consumers in (("kafka_ghl", 7), ("kafka_webhooks", 4)):
+            for side, consumers in (("kafka_ghl", 9), ("kafka_webhooks", 4)):
                 assert ready["components"][side] | {"latency_ms": 0} == {
                     "status": "ok",
                     "latency_ms": 0,
                     "started": True,
                     "connected": True,
-                    "consumers": consumers,  # GHL: 4 intake, 2 lanes, the delay queue
+                    "consumers": consumers,  # GHL: 4 intake, 2 lanes, the delay queue, 2 follow-ups
                     "consumers_running": consumers,
                     "error": None,
                 }
