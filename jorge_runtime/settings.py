@@ -285,6 +285,42 @@ class Settings(BaseSettings):
     crm_max_attempts: int = Field(
         default=12, ge=1, le=1000, description="Tries of one CRM write before it is dead-lettered."
     )
+    # Follow-up cadences (crm_sync, services/crm_sync/follow_ups/; docs/FOLLOW_UPS.md).
+    follow_up_cadence_days: str = Field(
+        default="3,7,30",
+        pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?){0,19}\s*$",
+        description="Days after qualification of each follow-up step, for organisations without their own.",
+    )
+    follow_up_day_seconds: float = Field(
+        default=86_400,
+        gt=0,
+        le=86_400,
+        description="Length of a follow-up day in seconds: 86400 in production; tests make days pass in "
+        "seconds. Quiet hours apply only to real days.",
+    )
+    follow_up_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often each crm_sync replica looks for due follow-up steps.",
+    )
+    follow_up_lease_seconds: float = Field(
+        default=120,
+        gt=0,
+        le=3600,
+        description="How long a claimed step stays a replica's before another takes it.",
+    )
+    ghl_webhook_public_key: str | None = Field(
+        default=None,
+        description="PEM public key verifying GHL's `x-wh-signature`; unset: the key GHL publishes "
+        "(WebhookAuthentication.md). Tests give the sandbox's.",
+    )
+    ghl_webhook_tolerance_seconds: int = Field(
+        default=300,
+        ge=10,
+        le=3600,
+        description="Oldest (or furthest ahead) GHL webhook `timestamp` accepted.",
+    )
     # crm_sync credentials at rest: `jorge up` keeps one in .jorge/crm_credentials_key.
     crm_credentials_key: SecretStr | None = Field(
         default=None,

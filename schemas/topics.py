@@ -45,6 +45,14 @@ WEBHOOK_DELIVERY_REQUESTED = TopicSpec(
     6,
     "Gateway -> crm_sync: a test event or a manual redelivery to send (WebhookDeliveryRequested).",
 )
+LEAD_ENGAGEMENT_RECORDED = TopicSpec(
+    "lead.engagement_recorded",
+    6,
+    "Gateway -> crm_sync: a lead replied, booked, said no or opted out (LeadEngagementRecorded).",
+)
+LEAD_FOLLOW_UP_DUE = TopicSpec(
+    "lead.follow_up_due", 6, "crm_sync -> anyone: a follow-up step was carried out (LeadFollowUpDue)."
+)
 DEAD_LETTER = TopicSpec(
     "dead_letter", 3, "Messages a consumer could not process, with the reason and origin in headers."
 )
@@ -73,6 +81,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     SELLER_ANALYZED,
     SELLER_CONSULTATION_REQUESTED,
     WEBHOOK_DELIVERY_REQUESTED,
+    LEAD_ENGAGEMENT_RECORDED,
+    LEAD_FOLLOW_UP_DUE,
     DEAD_LETTER,
     WEBHOOK_ENDPOINT_DISABLED,
     CRM_LANE_HOT,

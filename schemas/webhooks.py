@@ -19,7 +19,12 @@ from schemas.text import Text
 from schemas.webhook_urls import URL_MAX_LENGTH
 
 #: Events a subscriber can subscribe to (webhook.test is sent on request, to one endpoint).
-WEBHOOK_EVENTS: tuple[str, ...] = ("lead.qualified", "buyer.matched", "seller.analyzed")
+WEBHOOK_EVENTS: tuple[str, ...] = (
+    "lead.qualified",
+    "buyer.matched",
+    "seller.analyzed",
+    "lead.follow_up_due",
+)
 TEST_EVENT = "webhook.test"
 
 SECRET_PREFIX = "whsec_"  # noqa: S105  a public prefix, example or token type, not a secret
@@ -301,7 +306,9 @@ class WebhookPayload(BaseModel):
         }
     )
 
-    event: str = Field(description="lead.qualified, buyer.matched, seller.analyzed or webhook.test.")
+    event: str = Field(
+        description="lead.qualified, buyer.matched, seller.analyzed, lead.follow_up_due or webhook.test."
+    )
     timestamp: datetime
     data: dict[str, Any]
 

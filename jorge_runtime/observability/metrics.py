@@ -94,6 +94,24 @@ GHL_REQUEST_DURATION = Histogram(
     "jorge_ghl_request_duration_seconds", "GoHighLevel call latency.", ["operation"], buckets=API_BUCKETS
 )
 
+# --- Follow-up cadences (crm_sync) ------------------------------------------------------------
+FOLLOW_UP_STEPS = Counter(
+    "jorge_follow_up_steps_total",
+    "Follow-up steps finished, by outcome: done, skipped (too late), failed.",
+    ["outcome"],
+)
+FOLLOW_UP_STOPPED = Counter(
+    "jorge_follow_up_plans_stopped_total",
+    "Follow-up plans ended before their last step, by reason (replied, booked, won, lost, "
+    "not_interested, opted_out, cancelled).",
+    ["reason"],
+)
+FOLLOW_UP_OVERDUE = Gauge(
+    "jorge_follow_up_steps_overdue",
+    "Pending steps of active plans due for longer than the claim interval plus a lease.",
+    multiprocess_mode="livemax",
+)
+
 # --- Webhooks -------------------------------------------------------------------------------
 WEBHOOK_ATTEMPTS = Counter(
     "jorge_webhook_attempts_total",

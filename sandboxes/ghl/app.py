@@ -6,6 +6,8 @@ answers, late answers to calls already carried out, permanent rejections (400/40
 the calls naming a marker, and upserts that create the contact but answer 422;
 ``POST /_sandbox/limits`` changes the per-token limits (e.g. the trial token's 25 per 10 s, or the
 daily window and whether ``x-ratelimit-daily-reset`` is sent);
+``GET /_sandbox/webhook-key`` and ``POST /_sandbox/webhooks/send`` play GHL's signed webhooks
+(InboundMessage, AppointmentCreate...) to a receiver, with a key pair of the sandbox's own;
 ``GET /_sandbox/stats`` counts requests, 429s caused by the limit (``rate_limited``) and injected ones apart.
 """
 
@@ -18,10 +20,12 @@ from dataclasses import asdict, fields
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from sandboxes.ghl.contract import contract
+from sandboxes.ghl.signing import WebhookSigner
 from sandboxes.ghl.state import Contact, Faults, Limits, SandboxState
 
 Body = dict[str, Any]
@@ -36,6 +40,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
     app.state.sandbox = sandbox
 
     spec = contract()
+    signer = WebhookSigner()
 
     async def gate(request: Request) -> JSONResponse | dict[str, str]:
         auth = request.headers.get("authorization", "")
@@ -175,6 +180,35 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
             return gated
         contact = contact_or_none(contact_id)
         return answer({"notes": contact.notes}, 200, gated) if contact else missing(gated, "Contact")
+
+    @app.post("/contacts/{contact_id}/tasks")
+    async def create_task(contact_id: str, request: Request) -> JSONResponse:
+        gated = await gate(request)
+        if isinstance(gated, JSONResponse):
+            return gated
+        contact = contact_or_none(contact_id)
+        if contact is None:
+            return missing(gated, "Contact")
+        return answer({"task": sandbox.add_task(contact, await request.json())}, 201, gated)
+
+    @app.get("/contacts/{contact_id}/tasks")
+    async def list_tasks(contact_id: str, request: Request) -> JSONResponse:
+        gated = await gate(request)
+        if isinstance(gated, JSONResponse):
+            return gated
+        contact = contact_or_none(contact_id)
+        return answer({"tasks": contact.tasks}, 200, gated) if contact else missing(gated, "Contact")
+
+    @app.post("/contacts/{contact_id}/workflow/{workflow_id}")
+    async def add_to_workflow(contact_id: str, workflow_id: str, request: Request) -> JSONResponse:
+        gated = await gate(request)
+        if isinstance(gated, JSONResponse):
+            return gated
+        contact = contact_or_none(contact_id)
+        if contact is None:
+            return missing(gated, "Contact")
+        sandbox.add_to_workflow(contact, workflow_id)
+        return answer({"succeded": True}, 200, gated)
 
     @app.post("/opportunities/")
     async def create_opportunity(request: Request) -> JSONResponse:
@@ -320,6 +354,31 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
         """A location's contact custom fields: ``{"locationId", "fields": [{"name", "fieldKey",
         "dataType", "picklistOptions"?}]}``; ids are made up and returned."""
         return {"customFields": sandbox.define_custom_fields(str(body["locationId"]), body["fields"])}
+
+    @app.get("/_sandbox/webhook-key")
+    async def webhook_key() -> Body:
+        """The public key of the sandbox's webhook signatures (give it to GHL_WEBHOOK_PUBLIC_KEY)."""
+        return {"public_key": signer.public_pem}
+
+    @app.post("/_sandbox/webhooks/send")
+    async def send_webhook(body: Body) -> Body:
+        """Send a signed GHL webhook: ``{"url", "event": {...GHL's body...}, "age_seconds",
+        "webhook_id", "tamper"}``. ``age_seconds`` backdates its timestamp; ``tamper`` changes
+        the body after signing. Answers with the receiver's status and body."""
+        raw, headers = signer.webhook(
+            dict(body["event"]),
+            age_seconds=float(body.get("age_seconds", 0)),
+            webhook_id=body.get("webhook_id"),
+        )
+        if body.get("tamper"):
+            raw = raw.replace(b'"type"', b'"type" ', 1)
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(str(body["url"]), content=raw, headers=headers)
+        try:
+            answered: Any = response.json()
+        except ValueError:
+            answered = response.text
+        return {"status": response.status_code, "body": answered, "sent": json.loads(raw)}
 
     @app.get("/_sandbox/violations")
     async def violations() -> Body:

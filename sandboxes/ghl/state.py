@@ -14,6 +14,9 @@ from typing import Any
 
 from sandboxes.ghl.contract import Problem
 
+#: What the sandbox keeps on a contact that GHL answers through other routes.
+_NOT_IN_CONTACT = ("notes", "tasks", "workflows")
+
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -91,6 +94,8 @@ class Contact:
     tags: list[str] = field(default_factory=list)
     customFields: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    workflows: list[dict[str, Any]] = field(default_factory=list)
     dateAdded: str = field(default_factory=_now_iso)
 
 
@@ -325,6 +330,23 @@ class SandboxState:
         self.stats["notes_created"] += 1
         return note
 
+    def add_task(self, contact: Contact, body: dict[str, Any]) -> dict[str, Any]:
+        task = {
+            "id": _new_id(),
+            "title": str(body["title"]),
+            "body": str(body.get("body", "")),
+            "dueDate": str(body["dueDate"]),
+            "completed": bool(body.get("completed", False)),
+            "contactId": contact.id,
+        }
+        contact.tasks.append(task)
+        self.stats["tasks_created"] += 1
+        return task
+
+    def add_to_workflow(self, contact: Contact, workflow_id: str) -> None:
+        contact.workflows.append({"workflowId": workflow_id, "addedAt": _now_iso()})
+        self.stats["workflow_enrolments"] += 1
+
     # --- opportunities ----------------------------------------------------------------------
     def create_opportunity(self, body: dict[str, Any]) -> dict[str, Any]:
         opportunity = {
@@ -362,7 +384,7 @@ class SandboxState:
 
     def as_ghl(self, contact: Contact) -> dict[str, Any]:
         """The contact as GHL answers it: no nulls, custom fields as ``{id, value}``, no notes."""
-        out = {k: v for k, v in asdict(contact).items() if v is not None and k != "notes"}
+        out = {k: v for k, v in asdict(contact).items() if v is not None and k not in _NOT_IN_CONTACT}
         out["customFields"] = [
             {"id": str(c.get("id") or c.get("key")), "value": c.get("field_value", c.get("value"))}
             for c in contact.customFields

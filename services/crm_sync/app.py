@@ -19,6 +19,7 @@ from jorge_runtime.retention.task import PeriodicPurge
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources, install_dead_letter_policy, worker_app
 from schemas.topics import TopicNames
+from services.crm_sync.follow_ups.install import install_follow_ups
 from services.crm_sync.ghl.budget import BudgetDefaults, GhlBudget
 from services.crm_sync.ghl.client import GhlClient
 from services.crm_sync.ghl.credential_resolver import CredentialResolver
@@ -120,6 +121,13 @@ def create_app(settings: Settings) -> AsgiFastStream:
     app = worker_app(SERVICE, broker, resources, side_consumers=side_consumers)
     if ghl is not None:
         install_ghl_lifecycle(app, ghl, settings, resources)
+        # Follow-up cadences (services/crm_sync/follow_ups/): GHL-sync side; consumers on its
+        # broker, a claim loop once it is open. Added after the GHL sync's hooks, so it opens after it.
+        follow_ups = install_follow_ups(settings, resources, ghl)
+        app.on_startup(follow_ups.open)
+        app.after_startup(follow_ups.start)
+        app.on_shutdown(follow_ups.stop)
+        app.after_shutdown(follow_ups.close)
     if webhooks is not None:
         app.schema.add_broker(webhooks.broker)
         app.on_startup(webhooks.start)

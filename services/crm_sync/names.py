@@ -12,3 +12,7 @@ GHL_CONSUMER = f"{SERVICE}.ghl"
 #: The webhook engine: consumer groups ``{prefix}crm_sync.webhooks.{topic}``, its dead letters and
 #: its outbox, apart from GHL sync's so a slow CRM never delays webhooks.
 WEBHOOK_CONSUMER = f"{SERVICE}.webhooks"
+
+#: Follow-up cadences (GHL-sync side): consumer groups ``{prefix}crm_sync.follow_ups.{topic}`` and
+#: the outbox of their ``lead.follow_up_due`` events.
+FOLLOW_UP_CONSUMER = f"{SERVICE}.follow_ups"

@@ -20,7 +20,18 @@ from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
 from jorge_runtime.webhook_secrets import encrypt_plaintext_at_start, webhook_secret_cipher
 from schemas.topics import TopicNames
-from services.gateway import asyncapi, buyers, health, idempotency, leads, sellers, subscriptions, tokens
+from services.gateway import (
+    asyncapi,
+    buyers,
+    follow_ups,
+    ghl_webhooks,
+    health,
+    idempotency,
+    leads,
+    sellers,
+    subscriptions,
+    tokens,
+)
 from services.gateway.admin_port import AdminPortMiddleware
 from services.gateway.auth import Authenticator
 from services.gateway.buyer_repository import BuyerRepository
@@ -163,6 +174,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(buyers.router)
     app.include_router(sellers.router)
     app.include_router(subscriptions.router)
+    app.include_router(follow_ups.router)  # /v1/leads/{id}/follow-ups, /events, /v1/follow-ups/settings
+    app.include_router(ghl_webhooks.router)  # /v1/ghl/webhooks: GHL's signed webhooks
     app.include_router(asyncapi.router)  # /asyncapi, /asyncapi.json: the event contract
     return app
 

@@ -20,10 +20,12 @@ from faststream.specification.asyncapi.site import ASYNCAPI_CSS_DEFAULT_URL, ASY
 
 from schemas.buyers import BuyerMatchRequested
 from schemas.envelope import EventEnvelope
+from schemas.follow_ups import LeadEngagementRecorded
 from schemas.leads import LeadQualificationRequested
 from schemas.sellers import ConsultationRequested, SellerAnalysisRequested
 from schemas.topics import (
     BUYER_MATCH_REQUESTED,
+    LEAD_ENGAGEMENT_RECORDED,
     LEAD_QUALIFICATION_REQUESTED,
     SELLER_ANALYSIS_REQUESTED,
     SELLER_CONSULTATION_REQUESTED,
@@ -40,6 +42,7 @@ PUBLICATIONS: tuple[tuple[TopicSpec, type[EventEnvelope]], ...] = (
     (SELLER_ANALYSIS_REQUESTED, SellerAnalysisRequested),
     (SELLER_CONSULTATION_REQUESTED, ConsultationRequested),
     (WEBHOOK_DELIVERY_REQUESTED, WebhookDeliveryRequested),
+    (LEAD_ENGAGEMENT_RECORDED, LeadEngagementRecorded),
 )
 
 CONTRACT_PACKAGE = "schemas.contract"

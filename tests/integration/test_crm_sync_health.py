@@ -28,7 +28,7 @@ async def test_side_brokers_are_reported_and_fail_readiness_once_kafka_is_gone(
     )
     await worker.start()
     # crm_sync runs as two processes: the GHL sync (this one) and the webhook engine (its companion).
-    halves = {"kafka_ghl": (worker, 7), "kafka_webhooks": (worker.companions[0], 4)}
+    halves = {"kafka_ghl": (worker, 9), "kafka_webhooks": (worker.companions[0], 4)}
     downs: dict[str, httpx.Response] = {}
     try:
         for side, (process, consumers) in halves.items():
@@ -51,7 +51,7 @@ async def test_side_brokers_are_reported_and_fail_readiness_once_kafka_is_gone(
                     "latency_ms": 0,
                     "started": True,
                     "connected": True,
-                    "consumers": consumers,  # GHL: 4 intake, 2 lanes, the delay queue
+                    "consumers": consumers,  # GHL: 4 intake, 2 lanes, the delay queue, 2 follow-ups
                     "consumers_running": consumers,
                     "error": None,
                 }

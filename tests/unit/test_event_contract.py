@@ -27,7 +27,7 @@ from schemas.envelope import EventEnvelope
 from schemas.leads import LeadQualified
 from schemas.qualification import Qualification
 from schemas.registry import UPCASTERS, event_models, read_event
-from schemas.topics import ALL_TOPICS, DEAD_LETTER, WEBHOOK_ENDPOINT_DISABLED
+from schemas.topics import ALL_TOPICS, DEAD_LETTER, LEAD_FOLLOW_UP_DUE, WEBHOOK_ENDPOINT_DISABLED
 
 ASYNCAPI_3_SCHEMA = REPO / "tests" / "data" / "asyncapi" / "3.0.0-without-$id.json"
 
@@ -75,7 +75,9 @@ def test_every_topic_is_described_with_producers_consumers_headers_and_key(docum
         channel = document["channels"][spec.name]
         assert channel["bindings"]["kafka"]["partitions"] == spec.partitions
         actions = {op["action"] for op in operations if op["channel"]["$ref"] == f"#/channels/{spec.name}"}
-        expected = {"send"} if spec in (DEAD_LETTER, WEBHOOK_ENDPOINT_DISABLED) else {"send", "receive"}
+        # Announcements for others to consume: the platform itself does not read them.
+        announced = (DEAD_LETTER, WEBHOOK_ENDPOINT_DISABLED, LEAD_FOLLOW_UP_DUE)
+        expected = {"send"} if spec in announced else {"send", "receive"}
         assert actions == expected, spec.name
     for message in document["components"]["messages"].values():
         assert message["headers"]["$ref"].startswith("#/components/schemas/")

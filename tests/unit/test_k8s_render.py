@@ -163,6 +163,7 @@ def consumed(worker: str, role: str | None = None) -> set[tuple[str, str]]:
     )
     if worker != "crm_sync":
         return _subscriptions([importlib.import_module(f"services.{worker}.app").create_app(settings).broker])
+    from services.crm_sync.follow_ups.install import install_follow_ups
     from services.crm_sync.ghl.install import install_ghl_sync
     from services.crm_sync.webhook_delivery import install_webhook_delivery
 
@@ -173,6 +174,7 @@ def consumed(worker: str, role: str | None = None) -> set[tuple[str, str]]:
         )
         return _subscriptions([hooks.consumers.broker])
     ghl = install_ghl_sync(settings, resources)
+    install_follow_ups(settings, resources, ghl)  # follow-ups consume on the GHL half's broker
     retry = {("jorge.crm_sync.ghl.retry", TopicNames("")(spec)) for spec in CRM_RETRY_TOPICS}
     return _subscriptions([ghl.consumers.broker]) | retry
 

@@ -32,6 +32,7 @@ PANELS = [
     "External Services",
     "Business Metrics",
     "Alerts",
+    "Follow-ups",
 ]
 
 
@@ -92,7 +93,7 @@ def test_rule_tests_load_the_shipped_rules() -> None:
         assert yaml.safe_load(path.read_text())["rule_files"] == ["../prometheus/rules.yml"], path
 
 
-def test_dashboard_has_the_eight_panels() -> None:
+def test_dashboard_has_its_panels() -> None:
     board = dashboard()
     assert board["title"] == "Jorge Bots Production"
     assert [panel["title"] for panel in board["panels"]] == PANELS

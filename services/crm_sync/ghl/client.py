@@ -343,6 +343,52 @@ class GhlClient:
         listed = answer.body.get("customFields")
         return [f for f in listed if isinstance(f, dict)] if isinstance(listed, list) else []
 
+    async def create_task(
+        self, credentials: GhlCredentials, contact_id: str, fields: dict[str, Any], priority: Priority
+    ) -> str:
+        """POST /contacts/{id}/tasks (CreateTaskParams); the task's id."""
+        answer = await self.call(
+            "create_task",
+            "POST",
+            f"/contacts/{contact_id}/tasks",
+            credentials,
+            priority=priority,
+            json=fields,
+            idempotent=False,
+            scope="contacts.write",
+        )
+        return str((answer.body.get("task") or {}).get("id", ""))
+
+    async def list_tasks(
+        self, credentials: GhlCredentials, contact_id: str, priority: Priority
+    ) -> list[dict[str, Any]]:
+        """GET /contacts/{id}/tasks."""
+        answer = await self.call(
+            "list_tasks",
+            "GET",
+            f"/contacts/{contact_id}/tasks",
+            credentials,
+            priority=priority,
+            scope="contacts.readonly",
+        )
+        tasks = answer.body.get("tasks")
+        return [t for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else []
+
+    async def add_to_workflow(
+        self, credentials: GhlCredentials, contact_id: str, workflow_id: str, priority: Priority
+    ) -> None:
+        """POST /contacts/{id}/workflow/{workflowId}: the contact enters the workflow now."""
+        await self.call(
+            "add_to_workflow",
+            "POST",
+            f"/contacts/{contact_id}/workflow/{workflow_id}",
+            credentials,
+            priority=priority,
+            json={},
+            idempotent=False,
+            scope="contacts.write",
+        )
+
     async def refresh_token(
         self, client_id: str, client_secret: SecretStr, refresh_token: SecretStr
     ) -> RefreshedToken:
