@@ -149,6 +149,8 @@ class StepRunner:
                 wait = (after_quiet_hours(now, cadence, self._day_seconds) - now).total_seconds()
                 await repo.later(step.id, wait, None, counts=False)
                 return "quiet"
+        if not await repo.still_pending(step.id):
+            return "stopped"  # the lead engaged after the claim: nothing is sent
         try:
             return await self._carry_out(step, cadence)
         except BudgetSpent as spent:

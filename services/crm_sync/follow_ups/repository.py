@@ -130,6 +130,17 @@ class FollowUpRepository:
             for r in rows
         ]
 
+    async def still_pending(self, step_id: uuid.UUID) -> bool:
+        """Whether the step is still pending in an active plan (a stop may have landed since the
+        claim)."""
+        status = await self._pool.fetchval(
+            """SELECT s.status FROM follow_up_steps s
+                 JOIN follow_up_plans p USING (organization_id, lead_id)
+                WHERE s.id = $1 AND p.status = 'active'""",
+            step_id,
+        )
+        return bool(status == "pending")
+
     async def task_started(self, step_id: uuid.UUID) -> None:
         await self._pool.execute("UPDATE follow_up_steps SET task_started = true WHERE id = $1", step_id)
 

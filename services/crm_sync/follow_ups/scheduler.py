@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from jorge_runtime.kafka.broker import KafkaPublisher, PublishFailed
 from jorge_runtime.observability.metrics import FOLLOW_UP_OVERDUE
@@ -16,6 +17,9 @@ from services.crm_sync.follow_ups.repository import FollowUpRepository
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 20
+#: Part of the lease a step may still start in; past it, the step goes back to the pool (started
+#: near its lease's end it could outlive it, and a second holder would write a second task).
+LEASE_START_SHARE = 0.5
 #: A staged event older than this was not published by the process that committed it.
 RELAY_AFTER_SECONDS = 30.0
 
@@ -51,8 +55,12 @@ class FollowUpScheduler:
 
     async def tick(self) -> int:
         """One round: claim due steps and carry them out; the number claimed."""
+        claimed_at = time.monotonic()
         steps = await self._repository.claim(CLAIM_BATCH, self._lease)
         for step in steps:
+            if time.monotonic() - claimed_at > self._lease * LEASE_START_SHARE:
+                await self._repository.later(step.id, 0, None, counts=False)  # back to the pool
+                continue
             outcome = await self._runner.run(step)
             log.debug("follow-up step", extra={"outcome": outcome, "step": step.step_number})
         for message in await self._repository.unpublished(RELAY_AFTER_SECONDS):
