@@ -123,6 +123,8 @@ class BackgroundConsumers:
     async def _stop_all(self) -> None:
         for companion in self._companions:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(companion.stop(), self._stop_timeout)
+                async with asyncio.timeout(self._stop_timeout):
+                    await companion.stop()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.broker.stop(), self._stop_timeout)
+            async with asyncio.timeout(self._stop_timeout):
+                await self.broker.stop()

@@ -92,7 +92,8 @@ async def check_consumers(consumers: BackgroundConsumers, grace_seconds: float) 
 async def _timed(check: Callable[[], Awaitable[object]]) -> ComponentHealth:
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT_SECONDS)
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            await check()
     except Exception as exc:
         elapsed = (time.perf_counter() - started) * 1000
         reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__

@@ -204,7 +204,8 @@ class ResultWaiter:
             if self._lost.is_set() or self._conn.is_closed():
                 return
             try:
-                await asyncio.wait_for(self._conn.fetchval("SELECT 1"), 5)
+                async with asyncio.timeout(5):
+                    await self._conn.fetchval("SELECT 1")
             except Exception:  # any failure of a bare SELECT 1 means the connection is unusable
                 return
 
