@@ -14,7 +14,7 @@ DATABASE_URL, REDIS_URL):
    of the limit, and the sustained share of the allowed rate: request i + burst may arrive one
    interval after request i at the earliest, so interval / mean(t[i + burst] - t[i]) is the
    share of the limit used, whether the budget sends in bursts or evenly.
-3. Two locations side by side, the issue's proof at its size: ``--busy-leads`` (500) leads for
+3. Two locations side by side, at production size: ``--busy-leads`` (500) leads for
    one organisation (GHL's real figures) while another organisation's location has spent its
    daily budget (``--spent-leads`` leads, a daily limit of 12 requests whose window resets
    after ``--spent-reset`` seconds, no reset header, as GHL documents). Printed: the busy
