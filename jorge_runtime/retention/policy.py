@@ -15,6 +15,8 @@ deletes; the limits below are why the rules are safe:
   event sent again, never writes twice.
 - crm_dead_letters: only closed ones go (replayed, or discarded by an operator), measured
   from when they were closed; open ones wait for an operator.
+- ghl_webhook_receipts refuse a replayed GHL webhook; past the signature's timestamp
+  tolerance (minutes) a replay is refused by its age anyway, so the ledger's limit is ample.
 
 Qualifications, match sessions, seller analyses and leads are never purged: the API returns
 them with no time limit (a qualification's expires_at is shown, not enforced).
@@ -58,6 +60,7 @@ RULES: tuple[Rule, ...] = (
     Rule("webhook_messages", Limit.WEBHOOKS, "created_at", "messages with a delivery left"),
     Rule("crm_dead_letters", Limit.DEAD_LETTERS, "replayed_at or discarded_at", "open dead letters"),
     Rule("crm_sync_steps", Limit.CRM_STEPS, "updated_at", "steps of open or lately closed dead letters"),
+    Rule("ghl_webhook_receipts", Limit.LEDGER, "received_at", "nothing (a replay that old is stale)"),
 )
 
 TABLES: tuple[str, ...] = tuple(rule.table for rule in RULES)

@@ -120,6 +120,14 @@ _STATEMENTS: dict[str, _Statements] = {
                    SELECT count(*) FROM gone""",  # noqa: S608  constant SQL, values as $n placeholders
         count=f"SELECT count(*) FROM crm_sync_steps s WHERE {_STEPS_FREE}",  # noqa: S608  constant SQL, values as $n placeholders
     ),
+    "ghl_webhook_receipts": _Statements(
+        delete="""WITH doomed AS (SELECT ctid FROM ghl_webhook_receipts WHERE received_at < $1
+                                   LIMIT $2 FOR UPDATE SKIP LOCKED),
+                       gone AS (DELETE FROM ghl_webhook_receipts
+                                 WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed)) RETURNING 1)
+                  SELECT count(*) FROM gone""",
+        count="SELECT count(*) FROM ghl_webhook_receipts WHERE received_at < $1",
+    ),
 }
 
 

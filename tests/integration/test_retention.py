@@ -107,6 +107,10 @@ async def seed(pool: asyncpg.Pool, organization: str, days: float) -> Seeded:
                 RETURNING id""",
             organization, open_failure, replayed_failure, discarded_failure,
         )  # fmt: skip
+        receipt = f"wh-{uuid.uuid4().hex}"
+        await conn.execute(
+            f"INSERT INTO ghl_webhook_receipts (webhook_id, received_at) VALUES ($1, {ago})", receipt
+        )
     return Seeded(
         gone={
             "outbox": [published],
@@ -117,6 +121,7 @@ async def seed(pool: asyncpg.Pool, organization: str, days: float) -> Seeded:
                                (replayed_failure, "note"), (discarded_failure, "tags"),
                                (discarded_failure, "note")],
             "crm_dead_letters": [letters[1]["id"], letters[2]["id"]],
+            "ghl_webhook_receipts": [receipt],
         },
         kept={
             "outbox": [unpublished],
@@ -125,6 +130,7 @@ async def seed(pool: asyncpg.Pool, organization: str, days: float) -> Seeded:
             "webhook_messages": [messages["pending"], messages["flight"]],
             "crm_sync_steps": [(open_failure, "tags"), (open_failure, "note")],
             "crm_dead_letters": [letters[0]["id"]],
+            "ghl_webhook_receipts": [],
         },
     )  # fmt: skip
 
@@ -134,6 +140,7 @@ _EXISTS = {
     "webhook_deliveries": "SELECT count(*) FROM webhook_deliveries WHERE id = ANY($1::text[])",
     "webhook_messages": "SELECT count(*) FROM webhook_messages WHERE id = ANY($1::text[])",
     "crm_dead_letters": "SELECT count(*) FROM crm_dead_letters WHERE id = ANY($1::bigint[])",
+    "ghl_webhook_receipts": "SELECT count(*) FROM ghl_webhook_receipts WHERE webhook_id = ANY($1::text[])",
 }
 
 
@@ -162,6 +169,7 @@ EXPECTED = {
     "webhook_messages": 1,
     "crm_dead_letters": 2,
     "crm_sync_steps": 6,
+    "ghl_webhook_receipts": 1,
 }
 
 
@@ -230,7 +238,7 @@ async def test_jorge_purge_prints_counts_and_dry_run_deletes_nothing(
 
     printed = await asyncio.to_thread(jorge, settings, tmp_path, "purge")
     lines = {line.split()[0]: line.split()[-1] for line in printed.strip().splitlines()}
-    assert lines == {**{t: str(n) for t, n in EXPECTED.items()}, "total": "14"}
+    assert lines == {**{t: str(n) for t, n in EXPECTED.items()}, "total": str(sum(EXPECTED.values()))}
     assert await present(pool, old.gone) == dict.fromkeys(old.gone, 0)
 
 

@@ -54,6 +54,7 @@ def test_each_table_follows_its_own_setting() -> None:
         "webhook_messages": 60,
         "crm_dead_letters": 2,
         "crm_sync_steps": 45,
+        "ghl_webhook_receipts": 9,
     }
     assert policy.cutoff(Limit.CRM_STEPS, NOW) == NOW - timedelta(days=45)
     assert policy.batch_size == 100
