@@ -1,6 +1,6 @@
 """The follow-up schedule on the real PostgreSQL: replicas claiming at once never share a step,
-a lease held by a dead replica expires, a stop cancels what is pending, and a step that fell
-due long before the platform came back is skipped by policy."""
+a lease held by a dead replica expires, a stop cancels what is pending (also a step already
+claimed), and a step that fell due long before the platform came back is skipped by policy."""
 
 from __future__ import annotations
 
@@ -83,12 +83,9 @@ class Untouchable:
         raise AssertionError(f"a step too late to run used {name}")
 
 
-async def test_a_step_that_fell_due_long_before_the_platform_came_back_is_skipped(
-    pool: asyncpg.Pool, organization: str
-) -> None:
-    repo = FollowUpRepository(pool, f"test-{uuid.uuid4().hex[:8]}.")
-    [lead] = await plans(repo, organization, 1, datetime.now(UTC) - timedelta(days=2))
-    runner = StepRunner(
+def runner_without_adapters(repo: FollowUpRepository) -> StepRunner:
+    """A runner whose GHL, contact, webhook and Kafka adapters fail the test if used."""
+    return StepRunner(
         repository=repo,
         contacts=Untouchable(),  # type: ignore[arg-type]
         resolver=Untouchable,  # type: ignore[arg-type]
@@ -102,6 +99,23 @@ async def test_a_step_that_fell_due_long_before_the_platform_came_back_is_skippe
         max_attempts=3,
         max_payload_bytes=20_000,
     )
+
+
+async def test_a_stop_that_lands_after_the_claim_sends_nothing(pool: asyncpg.Pool, organization: str) -> None:
+    repo = FollowUpRepository(pool, f"test-{uuid.uuid4().hex[:8]}.")
+    [lead] = await plans(repo, organization, 1, datetime.now(UTC) - timedelta(seconds=1))
+    steps = await repo.claim(100, 30)
+    assert await repo.stop(organization, lead, "not_interested")  # the lead said no meanwhile
+    runner = runner_without_adapters(repo)
+    assert [await runner.run(s) for s in steps] == ["stopped", "stopped"]
+
+
+async def test_a_step_that_fell_due_long_before_the_platform_came_back_is_skipped(
+    pool: asyncpg.Pool, organization: str
+) -> None:
+    repo = FollowUpRepository(pool, f"test-{uuid.uuid4().hex[:8]}.")
+    [lead] = await plans(repo, organization, 1, datetime.now(UTC) - timedelta(days=2))
+    runner = runner_without_adapters(repo)
     steps = await repo.claim(100, 30)
     assert [await runner.run(s) for s in steps] == ["skipped", "skipped"]
     rows = await pool.fetch(

@@ -58,8 +58,10 @@ class FollowUpScheduler:
         claimed_at = time.monotonic()
         steps = await self._repository.claim(CLAIM_BATCH, self._lease)
         for step in steps:
-            if time.monotonic() - claimed_at > self._lease * LEASE_START_SHARE:
-                await self._repository.later(step.id, 0, None, counts=False)  # back to the pool
+            held = time.monotonic() - claimed_at
+            if held > self._lease * LEASE_START_SHARE:
+                if held < self._lease:  # still ours: back to the pool now (past it, maybe another's)
+                    await self._repository.later(step.id, 0, None, counts=False)
                 continue
             outcome = await self._runner.run(step)
             log.debug("follow-up step", extra={"outcome": outcome, "step": step.step_number})
