@@ -280,6 +280,19 @@ async def qualifier_ms_per_lead(base_url: str) -> float | None:
     return round(total / count * 1000, 1) if count else None
 
 
+async def parked_events(base_url: str) -> int:
+    """How many times crm_sync's GHL side parked an event on the delay topics (budget spent)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"{base_url}/metrics")).text
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("jorge_messages_processed_total{") and 'outcome="parked"' in line
+        )
+    )
+
+
 def pipeline_processes(settings: Settings, work: Path, combined: bool) -> dict[str, ServiceProcess]:
     """The gateway and every worker as `jorge up` runs them, by process name."""
     processes = {"gateway": ServiceProcess.gateway(settings, work)}
@@ -375,6 +388,8 @@ async def measure(args: argparse.Namespace, env: BenchEnvironment, sandbox: Sand
             gentle["ghl_backlog_after"] = await ghl_figures(sandbox, location, ghl_since, leads_so_far)
             log(f"gentle: {gentle}")
         qualifier_ms = await qualifier_ms_per_lead(processes["qualifier"].base_url)
+        ghl_side = processes["crm_sync" if args.combined else "crm_sync.ghl"]
+        parked = await parked_events(ghl_side.base_url)
         rss_end = watch.rss()
         watch.stop()
     finally:
@@ -392,6 +407,7 @@ async def measure(args: argparse.Namespace, env: BenchEnvironment, sandbox: Sand
         "gentle": gentle,
         "bad_signatures": hooks.bad_signatures,
         "qualifier_ms_per_lead": qualifier_ms,
+        "ghl_parked_events": parked,
         "processes": {
             name: {
                 "cpu_ms_per_lead": round(cpu_load[name] * 1000 / args.leads, 2),
@@ -422,6 +438,7 @@ def print_report(report: dict[str, Any]) -> None:
           f"~{backlog['calls_waiting_estimate']} GHL calls waiting on the budget")  # fmt: skip
     print(f"  lead -> webhook    p50 {p['p50']} ms  p95 {p['p95']} ms  p99 {p['p99']} ms")
     print(f"qualifier: {report['qualifier_ms_per_lead']} ms per lead (handler mean)")
+    print(f"GHL side: events parked on the delay topics {report['ghl_parked_events']} times (budget spent)")
     print(f"bad signatures: {report['bad_signatures']}")
     print(f"{'process':<20} {'cpu ms/lead':>12} {'cores':>6} {'rss peak MiB':>13} {'rss end MiB':>12}")
     for name, figures in report["processes"].items():
