@@ -29,6 +29,14 @@ class Settings(BaseSettings):
         default=True, description="On for Apache Kafka; the embedded broker does not support it."
     )
     kafka_publish_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    kafka_fetch_max_wait_ms: int = Field(
+        default=50,
+        ge=1,
+        le=500,
+        description="Longest a consumer's fetch may wait on the broker when there is nothing new. "
+        "Apache Kafka answers as soon as a record arrives; the embedded broker holds the fetch the "
+        "whole wait, so with aiokafka's 500 ms each hop of a lead's way could add half a second.",
+    )
     kafka_replication_factor: int = Field(default=1, ge=1, le=5)
     # Managed clusters (MSK, Confluent Cloud, Aiven) need TLS and usually SASL.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -74,12 +74,13 @@ def consumer_options(settings: Settings, service: str) -> dict[str, Any]:
 
     NACK_ON_ERROR: the offset is committed only after the handler returns; an error seeks
     back. New groups start from the earliest offset so nothing published before they joined
-    is missed.
+    is missed. Fetches wait at most ``kafka_fetch_max_wait_ms`` for new records.
     """
     return {
         "group_id": f"{settings.kafka_consumer_group_prefix}{service}",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "auto_offset_reset": "earliest",
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
     }
 
 

@@ -33,7 +33,6 @@ from services.crm_sync.names import GHL_CONSUMER, SERVICE
 
 # Consumer groups are `{prefix}crm_sync.ghl.{topic}` (GHL_CONSUMER): one per topic, apart from the
 # webhook engine's, so a rebalance or a slow CRM on one never pauses the others.
-FETCH_MAX_WAIT_MS = 100
 INTAKE_TOPICS = (LEAD_QUALIFIED, BUYER_MATCHED, SELLER_ANALYZED, SELLER_CONSULTATION_REQUESTED)
 
 
@@ -101,9 +100,6 @@ def _options(settings: Settings, topic: TopicSpec) -> dict[str, Any]:
     return {
         **consumer_options(settings, SERVICE),
         "group_id": f"{settings.kafka_consumer_group_prefix}{GHL_CONSUMER}.{topic.name}",
-        # Two hops (intake, lane) before GHL: a shorter broker wait keeps a lead's way to the
-        # CRM short when traffic is light (aiokafka's default waits up to 500 ms per fetch).
-        "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
     }
 
 

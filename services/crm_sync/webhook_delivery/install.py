@@ -127,11 +127,9 @@ def install_webhook_delivery(
     )
 
     def options(spec: TopicSpec) -> dict[str, Any]:
-        # A short fetch wait: a webhook should leave as soon as its event is written (the
-        # default 500 ms is felt when the broker does not answer fetches early).
         # Groups `{prefix}crm_sync.webhooks.{topic}`: one per topic, so a rebalance on one topic
         # pauses no other.
-        return consumer_options(settings, f"{WEBHOOK_CONSUMER}.{spec.name}") | {"fetch_max_wait_ms": 50}
+        return consumer_options(settings, f"{WEBHOOK_CONSUMER}.{spec.name}")
 
     broker.publisher(
         topics(WEBHOOK_ENDPOINT_DISABLED), title="WebhookEndpointDisabled", schema=WebhookEndpointDisabled
