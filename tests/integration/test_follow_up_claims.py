@@ -1,6 +1,7 @@
 """The follow-up schedule on the real PostgreSQL: replicas claiming at once never share a step,
 a lease held by a dead replica expires, a stop cancels what is pending (also a step already
-claimed), and a step that fell due long before the platform came back is skipped by policy."""
+claimed), a new inquiry after a plan ended starts a new one, and a step that fell due long
+before the platform came back is skipped by policy."""
 
 from __future__ import annotations
 
@@ -74,6 +75,45 @@ async def test_a_stop_cancels_pending_steps_and_a_paused_plan_is_not_claimed(
         stopped,
     )
     assert reason == "replied"
+
+
+async def test_a_new_qualification_restarts_an_ended_plan_but_not_a_running_cancelled_or_opted_out_one(
+    pool: asyncpg.Pool, organization: str
+) -> None:
+    repo = FollowUpRepository(pool, f"test-{uuid.uuid4().hex[:8]}.")
+    due = datetime.now(UTC) + timedelta(days=1)
+    running, completed, replied, opted_out, cancelled = await plans(repo, organization, 5, due)
+    ended = {completed: "completed", replied: "stopped", opted_out: "stopped", cancelled: "cancelled"}
+    for lead, status in ended.items():
+        await pool.execute(
+            """UPDATE follow_up_plans SET status = $3,
+                      stop_reason = CASE WHEN $3 = 'stopped' THEN $4 END
+                WHERE organization_id = $1 AND lead_id = $2""",
+            organization, lead, status, "opted_out" if lead == opted_out else "replied",
+        )  # fmt: skip
+    started_by = await pool.fetch(
+        "SELECT lead_id, source_event_id FROM follow_up_plans WHERE organization_id = $1", organization
+    )
+    source = {r["lead_id"]: r["source_event_id"] for r in started_by}
+
+    async def qualified_again(lead: str, event_id: uuid.UUID | None = None) -> str | None:
+        return await repo.create_plan(organization, lead, "hot", event_id or uuid.uuid4(), [(1.0, due)])
+
+    assert await qualified_again(completed, source[completed]) is None  # the same event redelivered
+    assert [await qualified_again(lead) for lead in (running, completed, replied, opted_out, cancelled)] == [
+        None, "restarted", "restarted", None, None,
+    ]  # fmt: skip
+    rows = await pool.fetch(
+        """SELECT p.lead_id, p.status, p.stop_reason, p.temperature, count(s.id) AS steps
+             FROM follow_up_plans p JOIN follow_up_steps s USING (organization_id, lead_id)
+            WHERE p.organization_id = $1 GROUP BY 1, 2, 3, 4""",
+        organization,
+    )
+    now = {r["lead_id"]: (r["status"], r["stop_reason"], r["temperature"], r["steps"]) for r in rows}
+    assert now[completed] == now[replied] == ("active", None, "hot", 1)  # the old steps went
+    assert now[running] == ("active", None, "warm", 2)
+    assert now[opted_out] == ("stopped", "opted_out", "warm", 2)
+    assert now[cancelled] == ("cancelled", None, "warm", 2)
 
 
 class Untouchable:

@@ -47,8 +47,9 @@ class PlanStarter:
         self._default_days = default_days
         self._day_seconds = day_seconds
 
-    async def lead_qualified(self, event: LeadQualified) -> bool:
-        """Store the lead's plan (once: a redelivery or a new qualification adds nothing)."""
+    async def lead_qualified(self, event: LeadQualified) -> str | None:
+        """Store the lead's plan: "created", "restarted" (a new inquiry after its last plan ended),
+        or None (a redelivery, or a plan still running, paused, cancelled or opted out of)."""
         temperature = event.payload.qualification.temperature.value
         cadence = await self._repository.cadence(event.organization_id, self._default_days)
         offsets = cadence.offsets(temperature)
@@ -63,7 +64,8 @@ class PlanStarter:
         )
         if created:
             log.info(
-                "follow-up plan scheduled",
+                "follow-up plan %s",
+                created,
                 extra={"organization_id": event.organization_id, "steps": len(offsets)},
             )
         return created

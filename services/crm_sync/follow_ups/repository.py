@@ -61,23 +61,39 @@ class FollowUpRepository:
         temperature: str,
         source_event_id: uuid.UUID,
         steps: list[tuple[float, datetime]],
-    ) -> bool:
-        """Store the plan and its steps; False when the lead has a plan already (a redelivered
-        or repeated qualification does not start a second cadence)."""
+    ) -> str | None:
+        """Store the plan and its steps: "created", "restarted" (a new qualification of a lead
+        whose last plan completed or stopped, except on an opt-out; its old steps go, their GHL
+        tasks stay in GHL), or None: the same event again, a plan still active or paused, or
+        one an operator cancelled or the lead opted out of."""
         async with self._pool.acquire() as conn, conn.transaction():
-            created = await conn.fetchval(
+            inserted = await conn.fetchval(
                 """INSERT INTO follow_up_plans
                           (organization_id, lead_id, temperature, status, source_event_id, topic_prefix)
                    VALUES ($1, $2, $3, 'active', $4, $5)
-                   ON CONFLICT (organization_id, lead_id) DO NOTHING RETURNING true""",
+                   ON CONFLICT (organization_id, lead_id) DO UPDATE
+                      SET temperature = EXCLUDED.temperature, status = 'active', stop_reason = NULL,
+                          source_event_id = EXCLUDED.source_event_id,
+                          topic_prefix = EXCLUDED.topic_prefix, created_at = now(), updated_at = now()
+                    WHERE follow_up_plans.source_event_id <> EXCLUDED.source_event_id
+                      AND (follow_up_plans.status = 'completed'
+                           OR (follow_up_plans.status = 'stopped'
+                               AND follow_up_plans.stop_reason IS DISTINCT FROM 'opted_out'))
+                   RETURNING xmax = 0""",
                 organization_id,
                 lead_id,
                 temperature,
                 source_event_id,
                 self._prefix,
             )
-            if not created:
-                return False
+            if inserted is None:
+                return None
+            if not inserted:
+                await conn.execute(
+                    "DELETE FROM follow_up_steps WHERE organization_id = $1 AND lead_id = $2",
+                    organization_id,
+                    lead_id,
+                )
             await conn.executemany(
                 """INSERT INTO follow_up_steps (id, organization_id, lead_id, step_number, offset_days,
                                                due_at, status, next_attempt_at)
@@ -87,7 +103,7 @@ class FollowUpRepository:
                     for n, (offset, due) in enumerate(steps, start=1)
                 ],
             )
-            return True
+            return "created" if inserted else "restarted"
 
     async def claim(self, limit: int, lease_seconds: float) -> list[ClaimedStep]:
         """Due steps of active plans that nobody holds, leased to this replica."""
