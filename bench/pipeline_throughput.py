@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
@@ -265,30 +267,33 @@ async def ghl_figures(sandbox: Sandbox, location: str, since_epoch: float, leads
     }
 
 
-async def qualifier_ms_per_lead(base_url: str) -> float | None:
-    """The qualifier's mean handling time per lead.qualification_requested message, from /metrics."""
+async def scrape(base_url: str) -> list[Sample]:
+    """Every sample a process's /metrics shows, parsed by prometheus_client."""
     async with httpx.AsyncClient(timeout=10) as client:
         text = (await client.get(f"{base_url}/metrics")).text
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+async def qualifier_ms_per_lead(base_url: str) -> float | None:
+    """The qualifier's mean handling time per lead.qualification_requested message, from /metrics."""
     total = count = 0.0
-    for line in text.splitlines():
-        if line.startswith(QUALIFIER_DURATION) and "lead.qualification_requested" in line:
-            name, value = line.rsplit(" ", 1)
-            if name.startswith(QUALIFIER_DURATION + "_sum"):
-                total += float(value)
-            elif name.startswith(QUALIFIER_DURATION + "_count"):
-                count += float(value)
+    for sample in await scrape(base_url):
+        if not any("lead.qualification_requested" in value for value in sample.labels.values()):
+            continue
+        if sample.name == QUALIFIER_DURATION + "_sum":
+            total += sample.value
+        elif sample.name == QUALIFIER_DURATION + "_count":
+            count += sample.value
     return round(total / count * 1000, 1) if count else None
 
 
 async def parked_events(base_url: str) -> int:
     """How many times crm_sync's GHL side parked an event on the delay topics (budget spent)."""
-    async with httpx.AsyncClient(timeout=10) as client:
-        text = (await client.get(f"{base_url}/metrics")).text
     return int(
         sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("jorge_messages_processed_total{") and 'outcome="parked"' in line
+            sample.value
+            for sample in await scrape(base_url)
+            if sample.name == "jorge_messages_processed_total" and sample.labels.get("outcome") == "parked"
         )
     )
 
