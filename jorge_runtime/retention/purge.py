@@ -45,32 +45,30 @@ _STEPS_FREE = """s.updated_at < $1
                                   WHERE d.event_id = s.event_id
                                     AND COALESCE(d.replayed_at, d.discarded_at, 'infinity') >= $1)"""
 
+
+def _aged(table: str, where: str) -> _Statements:
+    """The batched delete and the dry-run count of the rows of ``table`` (with an alias that
+    ``where`` may use) that ``where`` ($1 the cutoff) says may go."""
+    name = table.split()[0]
+    return _Statements(
+        delete=f"""WITH doomed AS (SELECT ctid FROM {table} WHERE {where}
+                                    LIMIT $2 FOR UPDATE SKIP LOCKED),
+                        gone AS (DELETE FROM {name} WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed))
+                                 RETURNING 1)
+                   SELECT count(*) FROM gone""",  # noqa: S608  constant SQL, values as $n placeholders
+        count=f"SELECT count(*) FROM {table} WHERE {where}",  # noqa: S608  constant SQL, values as $n placeholders
+    )
+
+
+# A processed event whose outbox still owes a message stays: a redelivery must find it.
+_LEDGER_FREE = """processed_at < $1
+                  AND NOT EXISTS (SELECT 1 FROM outbox o
+                                   WHERE o.consumer = p.consumer AND o.source_event_id = p.event_id
+                                     AND o.published_at IS NULL)"""
+
 _STATEMENTS: dict[str, _Statements] = {
-    "outbox": _Statements(
-        delete="""WITH doomed AS (SELECT ctid FROM outbox WHERE published_at < $1
-                                   LIMIT $2 FOR UPDATE SKIP LOCKED),
-                       gone AS (DELETE FROM outbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed))
-                                RETURNING 1)
-                  SELECT count(*) FROM gone""",
-        count="SELECT count(*) FROM outbox WHERE published_at < $1",
-    ),
-    "processed_events": _Statements(
-        delete="""WITH doomed AS (SELECT ctid FROM processed_events p
-                                   WHERE processed_at < $1
-                                     AND NOT EXISTS (SELECT 1 FROM outbox o
-                                                      WHERE o.consumer = p.consumer
-                                                        AND o.source_event_id = p.event_id
-                                                        AND o.published_at IS NULL)
-                                   LIMIT $2 FOR UPDATE SKIP LOCKED),
-                       gone AS (DELETE FROM processed_events WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed))
-                                RETURNING 1)
-                  SELECT count(*) FROM gone""",
-        count="""SELECT count(*) FROM processed_events p
-                  WHERE processed_at < $1
-                    AND NOT EXISTS (SELECT 1 FROM outbox o
-                                     WHERE o.consumer = p.consumer AND o.source_event_id = p.event_id
-                                       AND o.published_at IS NULL)""",
-    ),
+    "outbox": _aged("outbox", "published_at < $1"),
+    "processed_events": _aged("processed_events p", _LEDGER_FREE),
     # Attempts are deleted with their deliveries (one statement, see _purge_deliveries).
     "webhook_attempts": _Statements(
         delete="",
@@ -90,44 +88,19 @@ _STATEMENTS: dict[str, _Statements] = {
         count=f"SELECT count(*) FROM webhook_deliveries d WHERE {_DELIVERY_DONE}",  # noqa: S608  constant SQL, values as $n placeholders
     ),
     "webhook_messages": _Statements(
-        delete="""WITH doomed AS (SELECT ctid FROM webhook_messages m
-                                   WHERE created_at < $1
-                                     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
-                                                      WHERE d.message_id = m.id)
-                                   LIMIT $2 FOR UPDATE SKIP LOCKED),
-                       gone AS (DELETE FROM webhook_messages WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed))
-                                RETURNING 1)
-                  SELECT count(*) FROM gone""",
+        delete=_aged(
+            "webhook_messages m",
+            "created_at < $1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.message_id = m.id)",
+        ).delete,
         # In a dry run the deliveries are still there: count messages none of whose deliveries stays.
         count=f"""SELECT count(*) FROM webhook_messages m
                    WHERE created_at < $1
                      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
                                       WHERE d.message_id = m.id AND NOT ({_DELIVERY_DONE}))""",  # noqa: S608  constant SQL, values as $n placeholders
     ),
-    "crm_dead_letters": _Statements(
-        delete=f"""WITH doomed AS (SELECT ctid FROM crm_dead_letters WHERE {_CLOSED_AT} < $1
-                                    LIMIT $2 FOR UPDATE SKIP LOCKED),
-                        gone AS (DELETE FROM crm_dead_letters WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed))
-                                 RETURNING 1)
-                   SELECT count(*) FROM gone""",  # noqa: S608  constant SQL, values as $n placeholders
-        count=f"SELECT count(*) FROM crm_dead_letters WHERE {_CLOSED_AT} < $1",  # noqa: S608  constant SQL, values as $n placeholders
-    ),
-    "crm_sync_steps": _Statements(
-        delete=f"""WITH doomed AS (SELECT ctid FROM crm_sync_steps s WHERE {_STEPS_FREE}
-                                    LIMIT $2 FOR UPDATE SKIP LOCKED),
-                        gone AS (DELETE FROM crm_sync_steps WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed))
-                                 RETURNING 1)
-                   SELECT count(*) FROM gone""",  # noqa: S608  constant SQL, values as $n placeholders
-        count=f"SELECT count(*) FROM crm_sync_steps s WHERE {_STEPS_FREE}",  # noqa: S608  constant SQL, values as $n placeholders
-    ),
-    "ghl_webhook_receipts": _Statements(
-        delete="""WITH doomed AS (SELECT ctid FROM ghl_webhook_receipts WHERE received_at < $1
-                                   LIMIT $2 FOR UPDATE SKIP LOCKED),
-                       gone AS (DELETE FROM ghl_webhook_receipts
-                                 WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed)) RETURNING 1)
-                  SELECT count(*) FROM gone""",
-        count="SELECT count(*) FROM ghl_webhook_receipts WHERE received_at < $1",
-    ),
+    "crm_dead_letters": _aged("crm_dead_letters", f"{_CLOSED_AT} < $1"),
+    "crm_sync_steps": _aged("crm_sync_steps s", _STEPS_FREE),
+    "ghl_webhook_receipts": _aged("ghl_webhook_receipts", "received_at < $1"),
 }
 
 
