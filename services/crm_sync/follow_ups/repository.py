@@ -79,7 +79,7 @@ class FollowUpRepository:
                       AND (follow_up_plans.status = 'completed'
                            OR (follow_up_plans.status = 'stopped'
                                AND follow_up_plans.stop_reason IS DISTINCT FROM 'opted_out'))
-                   RETURNING xmax = 0""",
+                   RETURNING xmax = 0""",  # true: inserted; false: an ended plan restarted
                 organization_id,
                 lead_id,
                 temperature,
