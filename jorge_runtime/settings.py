@@ -37,6 +37,14 @@ class Settings(BaseSettings):
         "Apache Kafka answers as soon as a record arrives; the embedded broker holds the fetch the "
         "whole wait, so with aiokafka's 500 ms each hop of a lead's way could add half a second.",
     )
+    kafka_commit_interval_ms: int = Field(
+        default=200,
+        ge=0,
+        le=5000,
+        description="How often a consumer commits the offsets of the messages it handled, in one "
+        "request per consumer; 0 commits after every message. A crash redelivers at most this much "
+        "handled work, which every consumer absorbs (jorge_runtime/kafka/offset_commits.py).",
+    )
     kafka_replication_factor: int = Field(default=1, ge=1, le=5)
     # Managed clusters (MSK, Confluent Cloud, Aiven) need TLS and usually SASL.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -18,6 +18,7 @@ from jorge_runtime.heap import freeze_startup_heap
 from jorge_runtime.kafka.background_consumers import BackgroundConsumers
 from jorge_runtime.kafka.broker import KafkaPublisher
 from jorge_runtime.kafka.error_policy import dead_letter_middleware
+from jorge_runtime.kafka.offset_commits import OffsetCommits
 from jorge_runtime.observability.error_reporting import init_error_reporting
 from jorge_runtime.observability.health import check_assignments, check_dependencies, dead_consume_loops
 from jorge_runtime.observability.process_metrics import Sampler, metrics_asgi_app, track_pool, untrack_pool
@@ -28,13 +29,15 @@ from schemas.topics import DEAD_LETTER, TopicNames
 
 
 class WorkerResources:
-    """The pool and Redis client a worker opens at start and closes at stop."""
+    """The pool and Redis client a worker opens at start and closes at stop, and the offsets its
+    consumers handled but have not committed yet."""
 
     def __init__(self, settings: Settings) -> None:
         settings.require("database_url", "redis_url")
         self._settings = settings
         self._pool: asyncpg.Pool | None = None
         self._redis: aioredis.Redis | None = None
+        self.offset_commits = OffsetCommits(settings.kafka_commit_interval_ms / 1000)
 
     @property
     def settings(self) -> Settings:
@@ -69,28 +72,34 @@ class WorkerResources:
             await self._redis.aclose()
 
 
-def consumer_options(settings: Settings, service: str) -> dict[str, Any]:
+def consumer_options(resources: WorkerResources, service: str) -> dict[str, Any]:
     """Subscriber options for at-least-once consumption in the service's own group.
 
-    NACK_ON_ERROR: the offset is committed only after the handler returns; an error seeks
-    back. New groups start from the earliest offset so nothing published before they joined
-    is missed. Fetches wait at most ``kafka_fetch_max_wait_ms`` for new records.
+    NACK_ON_ERROR: a message's offset is committed only after its handler returns (with the
+    other handled offsets, every ``kafka_commit_interval_ms``: see
+    jorge_runtime.kafka.offset_commits); an error seeks back. New groups start from the earliest
+    offset so nothing published before they joined is missed. Fetches wait at most
+    ``kafka_fetch_max_wait_ms`` for new records.
     """
+    settings = resources.settings
+    commits = resources.offset_commits
     return {
         "group_id": f"{settings.kafka_consumer_group_prefix}{service}",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "auto_offset_reset": "earliest",
         "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "parser": commits.parse,
+        "listener": commits.listener(),
     }
 
 
-def parallel_consumer_options(settings: Settings, service: str) -> dict[str, Any]:
+def parallel_consumer_options(resources: WorkerResources, service: str) -> dict[str, Any]:
     """``consumer_options`` with ``kafka_consumer_concurrency`` consumers in the group (FastStream's
     ``max_workers``): one per partition share, each committing its own partitions' offsets after
     its handler returns, so partitions run in parallel and each stays in order (one topic only)."""
-    options = consumer_options(settings, service)
-    if settings.kafka_consumer_concurrency > 1:
-        options["max_workers"] = settings.kafka_consumer_concurrency
+    options = consumer_options(resources, service)
+    if resources.settings.kafka_consumer_concurrency > 1:
+        options["max_workers"] = resources.settings.kafka_consumer_concurrency
     return options
 
 
@@ -191,6 +200,8 @@ def worker_app(
         logger=logging.getLogger(f"jorge.{service}"),
         on_startup=[resources.open, start_metrics],
         after_startup=[freeze_startup_heap],
-        on_shutdown=[stop_metrics],
+        # Handled offsets are committed first; from then on each message commits at once, so
+        # the consumers the other hooks stop leave nothing handled uncommitted.
+        on_shutdown=[resources.offset_commits.close, stop_metrics],
         after_shutdown=[resources.close],
     )

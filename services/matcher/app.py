@@ -32,13 +32,13 @@ def create_app(settings: Settings) -> AsgiFastStream:
     # Declared for the AsyncAPI document; the handler publishes through its outbox.
     broker.publisher(topics(BUYER_MATCHED), title="BuyerMatched", schema=BuyerMatched)
 
-    @broker.subscriber(topics(BUYER_MATCH_REQUESTED), **consumer_options(settings, SERVICE))
+    @broker.subscriber(topics(BUYER_MATCH_REQUESTED), **consumer_options(resources, SERVICE))
     async def on_buyer_match_requested(event: BuyerMatchRequested) -> None:
         """Rank the catalog's homes for a buyer and publish BuyerMatched."""
         await handler.on_match_requested(event)
 
     # A group of its own per topic: the two subscriptions never rebalance each other.
-    @broker.subscriber(topics(LEAD_QUALIFIED), **consumer_options(settings, f"{SERVICE}.leads"))
+    @broker.subscriber(topics(LEAD_QUALIFIED), **consumer_options(resources, f"{SERVICE}.leads"))
     async def on_lead_qualified(event: LeadQualified) -> None:
         """Recommend homes to a qualified buyer lead and publish BuyerMatched."""
         await handler.on_lead_qualified(event)

@@ -50,7 +50,7 @@ def create_app(settings: Settings, engine: QualificationEngine | None = None) ->
     broker.publisher(topics(LEAD_QUALIFIED), title="LeadQualified", schema=LeadQualified)
 
     # Partitions in parallel: a lead's handling is mostly waiting on PostgreSQL and Kafka.
-    @broker.subscriber(topics(LEAD_QUALIFICATION_REQUESTED), **parallel_consumer_options(settings, SERVICE))
+    @broker.subscriber(topics(LEAD_QUALIFICATION_REQUESTED), **parallel_consumer_options(resources, SERVICE))
     async def on_lead_qualification_requested(event: LeadQualificationRequested) -> None:
         """Qualify a lead the gateway accepted and publish LeadQualified."""
         await handler.handle(event)

@@ -31,7 +31,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     # Declared for the AsyncAPI document; the handler publishes through its outbox.
     broker.publisher(topics(SELLER_ANALYZED), title="SellerAnalyzed", schema=SellerAnalyzed)
 
-    @broker.subscriber(topics(SELLER_ANALYSIS_REQUESTED), **consumer_options(settings, SERVICE))
+    @broker.subscriber(topics(SELLER_ANALYSIS_REQUESTED), **consumer_options(resources, SERVICE))
     async def on_seller_analysis_requested(event: SellerAnalysisRequested) -> None:
         """Price a seller's home (a CMA) and publish SellerAnalyzed."""
         await handler.handle(event)

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 import schemas.registry as registry
 from jorge_runtime.kafka.broker import KafkaPublisher, create_broker, event_message
 from jorge_runtime.settings import Settings
-from jorge_runtime.worker import consumer_options
+from jorge_runtime.worker import WorkerResources, consumer_options
 from schemas.envelope import EventEnvelope
 from schemas.leads import LeadQualified
 from schemas.topics import LEAD_QUALIFIED, TopicNames
@@ -43,7 +43,7 @@ async def test_a_v2_consumer_reads_v1_and_v2_events_from_the_real_broker(
     broker = create_broker(settings, client_id="jorge-upcast-test")
     received: asyncio.Queue[_LeadQualifiedV2] = asyncio.Queue()
 
-    @broker.subscriber(topics(LEAD_QUALIFIED), **consumer_options(settings, "upcast-test"))
+    @broker.subscriber(topics(LEAD_QUALIFIED), **consumer_options(WorkerResources(settings), "upcast-test"))
     async def on_event(event: _LeadQualifiedV2) -> None:
         await received.put(event)
 

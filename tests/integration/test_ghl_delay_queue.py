@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from jorge_runtime.kafka.offset_commits import OffsetCommits
 from jorge_runtime.kafka.security import kafka_client_options
 from jorge_runtime.settings import Settings
 from schemas.topics import CRM_RETRY_TOPICS, TopicNames
@@ -32,6 +33,7 @@ async def test_messages_wait_until_due_and_keep_their_order(settings: Settings, 
         group_id=f"{settings.kafka_consumer_group_prefix}delay-test",
         handle=handle,
         reject=reject,
+        commits=OffsetCommits(0.2),
     )
     await queue.start()
     try:

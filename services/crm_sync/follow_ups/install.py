@@ -117,7 +117,7 @@ def install_follow_ups(settings: Settings, resources: WorkerResources, ghl: GhlS
 
     def options(spec: TopicSpec) -> dict[str, Any]:
         return {
-            **consumer_options(settings, SERVICE),
+            **consumer_options(resources, SERVICE),
             "group_id": f"{settings.kafka_consumer_group_prefix}{FOLLOW_UP_CONSUMER}.{spec.name}",
         }
 

@@ -2,8 +2,9 @@
 
 Each delay topic holds messages with one fixed delay, so within a partition due times only
 grow. When the head of a partition is not due yet, the consumer seeks back to it and pauses
-the partition until then; other partitions go on. A message is committed once handled (the
-handler itself reschedules or dead-letters failures). Infrastructure errors (PostgreSQL,
+the partition until then; other partitions go on. A message's offset is committed once it is
+handled (with the others handled, every ``KAFKA_COMMIT_INTERVAL_MS``: the handler itself
+reschedules or dead-letters failures). Infrastructure errors (PostgreSQL,
 Redis, Kafka down) leave the message uncommitted and retry it after a pause. With tracing on,
 each delivery is a consumer span continuing the message's ``traceparent`` (this consumer is
 plain aiokafka, outside FastStream's telemetry middleware), so a retried write stays in the
@@ -23,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from opentelemetry.trace import SpanKind, StatusCode
 
 from jorge_runtime.failures import INFRASTRUCTURE_ERRORS
+from jorge_runtime.kafka.offset_commits import OffsetCommits
 from jorge_runtime.observability.tracing import continued_span
 from services.crm_sync.ghl.budget import Priority
 from services.crm_sync.ghl.lane_message import LaneMessage
@@ -45,9 +47,17 @@ class DelayQueue:
     """One aiokafka consumer over every delay topic, in the service's retry group."""
 
     def __init__(
-        self, *, connection: dict[str, Any], topics: list[str], group_id: str, handle: Handle, reject: Reject
+        self,
+        *,
+        connection: dict[str, Any],
+        topics: list[str],
+        group_id: str,
+        handle: Handle,
+        reject: Reject,
+        commits: OffsetCommits,
     ) -> None:
         self._connection = connection
+        self._commits = commits
         self._topics = topics
         self._group_id = group_id
         self._handle = handle
@@ -57,13 +67,13 @@ class DelayQueue:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
-            *self._topics,
             **self._connection,
             group_id=self._group_id,
             client_id="jorge-crm_sync-retry",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
+        consumer.subscribe(self._topics, listener=self._commits.listener())
         await consumer.start()
         self._consumer = consumer
         self._task = asyncio.create_task(self._run(consumer), name="crm_sync-delay-queue")
@@ -79,6 +89,7 @@ class DelayQueue:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._consumer is not None:
+            await self._commits.flush(self._consumer)
             await self._consumer.stop()
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
@@ -115,7 +126,7 @@ class DelayQueue:
                     consumer.seek(tp, record.offset)
                     await asyncio.sleep(OUTAGE_PAUSE_SECONDS)
                     break
-                await consumer.commit({tp: record.offset + 1})
+                await self._commits.handled(consumer, tp, record.offset)
 
     async def _deliver(self, record: ConsumerRecord[Any, Any], headers: dict[str, str]) -> bool:
         """Hand the message to the sync handler; False if a dependency is down (retry it)."""

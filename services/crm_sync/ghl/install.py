@@ -10,6 +10,7 @@ from faststream.kafka.annotations import KafkaMessage
 from jorge_runtime.kafka.background_consumers import BackgroundConsumers
 from jorge_runtime.kafka.broker import KafkaPublisher, create_broker
 from jorge_runtime.kafka.error_policy import INVALID_MESSAGE_ERRORS, describe, mark_recorded
+from jorge_runtime.kafka.offset_commits import OffsetCommits
 from jorge_runtime.kafka.security import kafka_client_options
 from jorge_runtime.settings import Settings
 from jorge_runtime.worker import WorkerResources, consumer_options, install_dead_letter_policy
@@ -49,6 +50,7 @@ class GhlSync:
         *,
         retry_connection: dict[str, Any],
         retry_group_id: str,
+        commits: OffsetCommits,
     ) -> None:
         self.broker = broker
         self.publisher = publisher
@@ -60,6 +62,7 @@ class GhlSync:
             group_id=retry_group_id,
             handle=self.handle,
             reject=self.reject,
+            commits=commits,
         )
         self.consumers = BackgroundConsumers(
             broker, name="crm_sync-ghl-consumers", companions=[self.delay_queue]
@@ -96,10 +99,10 @@ class GhlSync:
         await self.consumers.stop()
 
 
-def _options(settings: Settings, topic: TopicSpec) -> dict[str, Any]:
+def _options(resources: WorkerResources, topic: TopicSpec) -> dict[str, Any]:
     return {
-        **consumer_options(settings, SERVICE),
-        "group_id": f"{settings.kafka_consumer_group_prefix}{GHL_CONSUMER}.{topic.name}",
+        **consumer_options(resources, SERVICE),
+        "group_id": f"{resources.settings.kafka_consumer_group_prefix}{GHL_CONSUMER}.{topic.name}",
     }
 
 
@@ -119,11 +122,12 @@ def install_ghl_sync(settings: Settings, resources: WorkerResources) -> GhlSync:
         topics,
         retry_connection=kafka_client_options(settings),
         retry_group_id=f"{settings.kafka_consumer_group_prefix}{GHL_CONSUMER}.retry",
+        commits=resources.offset_commits,
     )
 
     for spec in INTAKE_TOPICS:
 
-        @broker.subscriber(topics(spec), **_options(settings, spec))
+        @broker.subscriber(topics(spec), **_options(resources, spec))
         async def on_event(msg: KafkaMessage) -> None:
             """Forward the event to the hot or standard lane."""
             headers = text_headers(msg.headers)
@@ -138,7 +142,7 @@ def install_ghl_sync(settings: Settings, resources: WorkerResources) -> GhlSync:
                 raise
 
     for spec, lane in ((CRM_LANE_HOT, "hot"), (CRM_LANE_STANDARD, "standard")):
-        _subscribe_lane(broker, settings, topics, spec, lane, sync)  # type: ignore[arg-type]
+        _subscribe_lane(broker, resources, topics, spec, lane, sync)  # type: ignore[arg-type]
 
     # Declared for the AsyncAPI document; the intake and the outcomes publish through KafkaPublisher.
     for spec in (CRM_LANE_HOT, CRM_LANE_STANDARD, *CRM_RETRY_TOPICS):
@@ -149,13 +153,13 @@ def install_ghl_sync(settings: Settings, resources: WorkerResources) -> GhlSync:
 
 def _subscribe_lane(
     broker: KafkaBroker,
-    settings: Settings,
+    resources: WorkerResources,
     topics: TopicNames,
     spec: TopicSpec,
     lane: Priority,
     sync: GhlSync,
 ) -> None:
-    @broker.subscriber(topics(spec), **_options(settings, spec))
+    @broker.subscriber(topics(spec), **_options(resources, spec))
     async def on_lane(msg: KafkaMessage) -> None:
         """Write the event to GHL (retries and dead letters are the handler's business)."""
         headers = text_headers(msg.headers)

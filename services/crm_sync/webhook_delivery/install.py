@@ -129,7 +129,7 @@ def install_webhook_delivery(
     def options(spec: TopicSpec) -> dict[str, Any]:
         # Groups `{prefix}crm_sync.webhooks.{topic}`: one per topic, so a rebalance on one topic
         # pauses no other.
-        return consumer_options(settings, f"{WEBHOOK_CONSUMER}.{spec.name}")
+        return consumer_options(resources, f"{WEBHOOK_CONSUMER}.{spec.name}")
 
     broker.publisher(
         topics(WEBHOOK_ENDPOINT_DISABLED), title="WebhookEndpointDisabled", schema=WebhookEndpointDisabled
