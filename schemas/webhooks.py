@@ -61,6 +61,10 @@ def new_delivery_id() -> str:
     return _new_id("wd")
 
 
+#: ``new_delivery_id`` as PostgreSQL makes it, for statements that create deliveries per endpoint.
+DELIVERY_ID_SQL = "'wd_' || substr(md5(gen_random_uuid()::text), 1, 24)"
+
+
 def new_attempt_id() -> str:
     """An attempt id: one HTTP request of a delivery (wa_<24 hex>)."""
     return _new_id("wa")

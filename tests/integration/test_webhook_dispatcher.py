@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -360,11 +361,12 @@ async def test_fan_out_is_once_per_event_and_only_to_subscribers(
     await fan_out.buyer_matched(event)  # Kafka redelivers: nothing more is stored
     await fan_out.buyer_matched(matched("failed"))  # not announced
     rows = await pool.fetch(
-        """SELECT d.endpoint_id, m.event_type, m.payload FROM webhook_deliveries d
+        """SELECT d.id, d.endpoint_id, m.event_type, m.payload FROM webhook_deliveries d
              JOIN webhook_messages m ON m.id = d.message_id WHERE m.organization_id = $1""",
         organization,
     )
     assert [(r["endpoint_id"], r["event_type"]) for r in rows] == [(subscribed, "buyer.matched")]
+    assert re.fullmatch(r"wd_[0-9a-f]{24}", rows[0]["id"])  # as new_delivery_id makes them
     body = rows[0]["payload"]
     assert body["event"] == "buyer.matched" and body["data"]["match_session_id"] == "match-completed"
     assert body["data"]["result"]["next_actions"] == ["Widen the search"]

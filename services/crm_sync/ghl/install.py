@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaMessage
 
 from jorge_runtime.kafka.background_consumers import BackgroundConsumers
 from jorge_runtime.kafka.broker import KafkaPublisher, create_broker
@@ -128,8 +128,9 @@ def install_ghl_sync(settings: Settings, resources: WorkerResources) -> GhlSync:
     for spec in INTAKE_TOPICS:
 
         @broker.subscriber(topics(spec), **_options(resources, spec))
-        async def on_event(msg: KafkaMessage) -> None:
+        async def on_event() -> None:
             """Forward the event to the hot or standard lane."""
+            msg = current_message(broker)
             headers = text_headers(msg.headers)
             key = _key(msg.raw_message)
             try:
@@ -160,8 +161,9 @@ def _subscribe_lane(
     sync: GhlSync,
 ) -> None:
     @broker.subscriber(topics(spec), **_options(resources, spec))
-    async def on_lane(msg: KafkaMessage) -> None:
+    async def on_lane() -> None:
         """Write the event to GHL (retries and dead letters are the handler's business)."""
+        msg = current_message(broker)
         headers = text_headers(msg.headers)
         key = _key(msg.raw_message)
         message = LaneMessage(msg.body, headers, key, lane, attempt_of(headers))
@@ -171,6 +173,13 @@ def _subscribe_lane(
             await sync.handler.failures.record_invalid(message, error)
             mark_recorded(error)
             raise
+
+
+def current_message(broker: KafkaBroker) -> KafkaMessage:
+    """The message being handled, raw. Read from the broker's context rather than injected as a
+    ``KafkaMessage`` parameter: fast_depends resolves such a parameter in a worker thread, one
+    thread hop (and a task group) per message."""
+    return cast(KafkaMessage, broker.context.get_local("message"))
 
 
 def _key(record: Any) -> str | None:

@@ -17,7 +17,7 @@ import asyncpg
 from jorge_runtime.db import DbConnection
 from jorge_runtime.idempotency import claim_unpublished_outbox, mark_outbox_published, stage_outbox
 from jorge_runtime.kafka.broker import OutgoingMessage
-from schemas.webhooks import RESPONSE_BODY_MAX_BYTES, new_attempt_id, new_delivery_id
+from schemas.webhooks import DELIVERY_ID_SQL, RESPONSE_BODY_MAX_BYTES, new_attempt_id
 
 # Endpoints with due work and a free slot, oldest due first; locked so that two replicas never
 # count the same endpoint's requests in flight at once (the count is exact, not a guess).
@@ -75,6 +75,26 @@ UPDATE webhook_deliveries
        next_attempt_at = CASE WHEN next_trigger = 'manual' THEN now() ELSE $4 END,
        last_response_code = $5, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
  WHERE id = $1 AND lease_token = $2"""
+
+
+# The message once per event (its source event id is unique), only if someone subscribes, and a
+# due delivery per active subscribed endpoint; the count of deliveries created.
+_FAN_OUT = f"""
+WITH endpoints AS (
+    SELECT id FROM webhook_endpoints
+     WHERE organization_id = $2 AND status = 'active' AND $3 = ANY(events)
+), message AS (
+    INSERT INTO webhook_messages (id, organization_id, event_type, payload, source_event_id, trace_context)
+    SELECT $1::text, $2::text, $3::text, $4::jsonb, $5::uuid, $6::jsonb
+     WHERE EXISTS (SELECT 1 FROM endpoints)
+    ON CONFLICT (source_event_id) DO NOTHING
+    RETURNING id
+), deliveries AS (
+    INSERT INTO webhook_deliveries (id, endpoint_id, message_id, next_attempt_at)
+    SELECT {DELIVERY_ID_SQL}, endpoints.id, message.id, now() FROM endpoints CROSS JOIN message
+    RETURNING 1
+)
+SELECT count(*) FROM deliveries"""  # noqa: S608  constant SQL, values as $n placeholders
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,19 +192,10 @@ class DeliveryRepository:
         ``trace_context`` (W3C, from ``jorge_runtime.observability.tracing.trace_context``) makes the
         deliveries' attempts part of the event's trace. Returns the number of deliveries created
         (0 when nobody subscribes or the event was already fanned out)."""
-        async with conn.transaction():
-            endpoints = await conn.fetch(
-                """SELECT id FROM webhook_endpoints
-                    WHERE organization_id = $1 AND status = 'active' AND $2 = ANY(events)""",
-                organization_id,
-                event_type,
-            )
-            if not endpoints:
-                return 0
-            created = await conn.fetchval(
-                """INSERT INTO webhook_messages (id, organization_id, event_type, payload, source_event_id,
-                                                trace_context)
-                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source_event_id) DO NOTHING RETURNING true""",
+        # One statement, atomic without a transaction: one round trip instead of five.
+        return int(
+            await conn.fetchval(
+                _FAN_OUT,
                 message_id,
                 organization_id,
                 event_type,
@@ -192,14 +203,7 @@ class DeliveryRepository:
                 source_event_id,
                 trace_context or None,
             )
-            if not created:
-                return 0
-            await conn.executemany(
-                """INSERT INTO webhook_deliveries (id, endpoint_id, message_id, next_attempt_at)
-                   VALUES ($1, $2, $3, now())""",
-                [(new_delivery_id(), e["id"], message_id) for e in endpoints],
-            )
-            return len(endpoints)
+        )
 
     async def claim(
         self, pool: asyncpg.Pool, *, max_endpoints: int, limit: int, lease_seconds: float
