@@ -42,8 +42,9 @@ class BackgroundConsumers:
     embedded broker; starting every subscriber at once joins them in parallel. Until Kafka
     answers the start is retried with backoff, so the worker's HTTP side and other consumers
     come up regardless. Stopping is bounded: a consumer stopped while still joining its group
-    can wait on the coordinator for long, and since offsets are committed per message, giving
-    up on a clean leave loses nothing.
+    can wait on the coordinator for long, and since handled offsets are committed before the
+    consumers stop (the worker's shutdown closes its OffsetCommits first), giving up on a clean
+    leave loses nothing.
     """
 
     def __init__(

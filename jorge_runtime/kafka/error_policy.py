@@ -1,8 +1,9 @@
 """The consumer error policy: poison goes to the dead letters, outages are waited out.
 
 Installed as a broker middleware inside FastStream's acknowledgement middleware, which runs
-with ``AckPolicy.NACK_ON_ERROR``: returning normally commits the offset, raising seeks back
-so the same message is delivered again.
+with ``AckPolicy.NACK_ON_ERROR``: returning normally lets the offset be committed (with the
+others handled, jorge_runtime/kafka/offset_commits.py), raising seeks back so the same message
+is delivered again.
 
 - An invalid message (it can never be processed as it is) is dead-lettered at once.
 - Any other failure first asks whether a dependency (Kafka, PostgreSQL, Redis) is down. If one

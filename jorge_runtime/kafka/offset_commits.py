@@ -28,6 +28,8 @@ from faststream.message import StreamMessage
 
 log = logging.getLogger(__name__)
 
+#: Times a commit that failed for a passing reason is tried again before its offsets are dropped.
+RETRIES = 5
 OriginalParser = Callable[[ConsumerRecord[Any, Any]], Awaitable[StreamMessage[Any]]]
 
 
@@ -37,6 +39,7 @@ class OffsetCommits:
     def __init__(self, interval_seconds: float) -> None:
         self._interval = interval_seconds
         self._pending: dict[AIOKafkaConsumer, dict[TopicPartition, int]] = {}
+        self._failures: dict[AIOKafkaConsumer, int] = {}
         self._locks: weakref.WeakKeyDictionary[AIOKafkaConsumer, asyncio.Lock] = weakref.WeakKeyDictionary()
         self._recorded = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -58,8 +61,10 @@ class OffsetCommits:
     ) -> None:
         """Commit what is recorded now: of one consumer or all, of some partitions or all.
 
-        A commit that fails (the consumer stopped, or lost the partitions to a rebalance) is
-        dropped: those messages are delivered again, to whichever consumer owns them next."""
+        A commit that fails for a passing reason (a broker that does not answer) is tried again
+        at the next interval, up to ``RETRIES`` times; any other failure (the consumer stopped, or
+        lost the partitions to a rebalance) drops the offsets: those messages are delivered
+        again, to whichever consumer owns them next."""
         wanted = None if partitions is None else set(partitions)
         for owner in [consumer] if consumer is not None else list(self._pending):
             # One commit at a time per consumer, so an older offset never lands after a newer one.
@@ -70,11 +75,19 @@ class OffsetCommits:
                     continue
                 try:
                     await owner.commit(offsets)
-                except Exception as error:  # whatever the cause, those messages come again
+                except Exception as error:
+                    self._failures[owner] = self._failures.get(owner, 0) + 1
+                    again = getattr(error, "retriable", False) and self._failures[owner] <= RETRIES
                     log.warning(
-                        "offsets not committed; handled messages will be redelivered",
+                        "offsets not committed; trying again"
+                        if again
+                        else "offsets not committed; handled messages will be redelivered",
                         extra={"error": type(error).__name__, "partitions": len(offsets)},
                     )
+                    if again:
+                        self._recorded.set()
+                        continue
+                self._failures.pop(owner, None)
                 for tp, offset in offsets.items():
                     if pending.get(tp) == offset:
                         del pending[tp]
