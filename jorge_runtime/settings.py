@@ -34,8 +34,9 @@ class Settings(BaseSettings):
         ge=1,
         le=500,
         description="Longest a consumer's fetch may wait on the broker when there is nothing new. "
-        "Apache Kafka answers as soon as a record arrives; the embedded broker holds the fetch the "
-        "whole wait, so with aiokafka's 500 ms each hop of a lead's way could add half a second.",
+        "Apache Kafka answers as soon as a record arrives; the embedded broker, on a topic of several "
+        "partitions, only at the wait's end, so with aiokafka's 500 ms each hop of a lead's way could "
+        "add half a second.",
     )
     kafka_commit_interval_ms: int = Field(
         default=200,

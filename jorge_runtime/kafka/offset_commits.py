@@ -139,9 +139,6 @@ class _DeferredAck:
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self._consumer.seek(partition, offset)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._consumer, name)
-
 
 class _CommitOnRevoke(ConsumerRebalanceListener):
     def __init__(self, commits: OffsetCommits) -> None:

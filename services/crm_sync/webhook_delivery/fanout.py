@@ -59,17 +59,16 @@ class FanOut:
 
     async def _fan_out(self, event: EventEnvelope, event_type: str, data: dict[str, Any]) -> None:
         body = render(event_type, event.occurred_at, data, self._max_payload_bytes)
-        async with self._resources.pool.acquire() as conn:
-            created = await self._repository.fan_out(
-                conn,
-                organization_id=event.organization_id,
-                event_type=event_type,
-                source_event_id=event.event_id,
-                message_id=new_message_id(),
-                payload=body,
-                # The consumer span's context: the dispatcher's attempts continue this trace.
-                trace_context=trace_context(),
-            )
+        created = await self._repository.fan_out(
+            self._resources.pool,
+            organization_id=event.organization_id,
+            event_type=event_type,
+            source_event_id=event.event_id,
+            message_id=new_message_id(),
+            payload=body,
+            # The consumer span's context: the dispatcher's attempts continue this trace.
+            trace_context=trace_context(),
+        )
         if created:
             log.info("webhook message stored", extra={"event": event_type, "deliveries": created})
             self._wake()

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from jorge_runtime.db import DbConnection
+from jorge_runtime.db import DbConnection, Executor
 from jorge_runtime.idempotency import claim_unpublished_outbox, mark_outbox_published, stage_outbox
 from jorge_runtime.kafka.broker import OutgoingMessage
 from schemas.webhooks import DELIVERY_ID_SQL, RESPONSE_BODY_MAX_BYTES, new_attempt_id
@@ -178,7 +178,7 @@ class DeliveryRepository:
 
     async def fan_out(
         self,
-        conn: DbConnection,
+        db: Executor,
         *,
         organization_id: str,
         event_type: str,
@@ -194,7 +194,7 @@ class DeliveryRepository:
         (0 when nobody subscribes or the event was already fanned out)."""
         # One statement, atomic without a transaction: one round trip instead of five.
         return int(
-            await conn.fetchval(
+            await db.fetchval(
                 _FAN_OUT,
                 message_id,
                 organization_id,
