@@ -71,6 +71,22 @@ async def mark_outbox_published(db: Executor, message_ids: Sequence[str | uuid.U
     await db.execute(_MARK_PUBLISHED, [m if isinstance(m, uuid.UUID) else uuid.UUID(m) for m in message_ids])
 
 
+# The claim, and the event's messages staged only if the claim succeeded: a data-modifying CTE
+# runs whether or not the outer query reads it, so the join on `claimed` makes staging conditional.
+_CLAIM_AND_STAGE = """
+WITH claimed AS (
+    INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
+    ON CONFLICT DO NOTHING RETURNING event_id
+), staged AS (
+    INSERT INTO outbox (message_id, consumer, source_event_id, topic, message_key, headers, body)
+    SELECT m.message_id, $1, claimed.event_id, m.topic, m.message_key, m.headers, m.body
+      FROM claimed,
+           unnest($3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::bytea[])
+               AS m(message_id, topic, message_key, headers, body)
+)
+SELECT EXISTS (SELECT 1 FROM claimed)"""
+
+
 class EventLedger:
     """One consumer's record of handled events and of the messages it owes."""
 
@@ -107,21 +123,23 @@ class EventLedger:
         return [_staged_message(r) for r in rows if r["message_id"] is not None]
 
     async def record(self, conn: DbConnection, event_id: uuid.UUID, messages: list[OutgoingMessage]) -> bool:
-        """Inside the caller's transaction: claim the event and stage its messages.
+        """Inside the caller's transaction: claim the event and stage its messages, in one
+        statement (one round trip whatever the number of messages).
 
-        Returns False when another delivery of the same event claimed it first; the caller
-        then rolls back its own writes.
+        Returns False when another delivery of the same event claimed it first; nothing is
+        staged and the caller then rolls back its own writes.
         """
-        claimed = await conn.fetchval(
-            """INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
-               ON CONFLICT DO NOTHING RETURNING true""",
+        claimed: bool = await conn.fetchval(
+            _CLAIM_AND_STAGE,
             self.consumer,
             event_id,
+            [uuid.UUID(m.message_id) for m in messages],
+            [m.topic for m in messages],
+            [m.key for m in messages],
+            [m.headers for m in messages],
+            [m.body for m in messages],
         )
-        if not claimed:
-            return False
-        await conn.executemany(_STAGE, [_outbox_row(self.consumer, m, event_id) for m in messages])
-        return True
+        return claimed
 
     async def store(
         self,
