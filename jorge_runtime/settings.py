@@ -33,10 +33,18 @@ class Settings(BaseSettings):
         default=50,
         ge=1,
         le=500,
-        description="Longest a consumer's fetch may wait on the broker when there is nothing new. "
-        "Apache Kafka answers as soon as a record arrives; the embedded broker, on a topic of several "
-        "partitions, only at the wait's end, so with aiokafka's 500 ms each hop of a lead's way could "
-        "add half a second.",
+        description="Longest a consumer's fetch may wait on the broker when there is nothing new, on "
+        "a lead's way. Apache Kafka answers as soon as a record arrives; the embedded broker looks "
+        "again at 0, 1/2, 3/4... of the wait, so with aiokafka's 500 ms a record could wait 250 ms "
+        "per hop.",
+    )
+    kafka_background_fetch_max_wait_ms: int = Field(
+        default=500,
+        ge=1,
+        le=2000,
+        description="The same bound for subscriptions that no lead's webhook and no waiting HTTP "
+        "caller depends on (GHL sync, follow-ups, the matcher's lead recommendations, buyer and "
+        "seller webhooks): idle, they poll ten times less often.",
     )
     kafka_commit_interval_ms: int = Field(
         default=200,

@@ -72,22 +72,27 @@ class WorkerResources:
             await self._redis.aclose()
 
 
-def consumer_options(resources: WorkerResources, service: str) -> dict[str, Any]:
+def consumer_options(resources: WorkerResources, service: str, *, background: bool = False) -> dict[str, Any]:
     """Subscriber options for at-least-once consumption in the service's own group.
 
     NACK_ON_ERROR: a message's offset is committed only after its handler returns (with the
     other handled offsets, every ``kafka_commit_interval_ms``: see
     jorge_runtime.kafka.offset_commits); an error seeks back. New groups start from the earliest
     offset so nothing published before they joined is missed. Fetches wait at most
-    ``kafka_fetch_max_wait_ms`` for new records.
+    ``kafka_fetch_max_wait_ms`` for new records, or ``kafka_background_fetch_max_wait_ms`` for a
+    ``background`` subscription (one that neither a lead's webhook nor a waiting HTTP caller
+    depends on): the embedded broker re-reads its partitions until a fetch's wait ends, so each
+    idle consumer with a short wait costs it CPU, and a record waits for its next look (at
+    most half the wait).
     """
     settings = resources.settings
     commits = resources.offset_commits
+    wait = settings.kafka_background_fetch_max_wait_ms if background else settings.kafka_fetch_max_wait_ms
     return {
         "group_id": f"{settings.kafka_consumer_group_prefix}{service}",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "auto_offset_reset": "earliest",
-        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "fetch_max_wait_ms": wait,
         "parser": commits.parse,
         "listener": commits.listener(),
     }

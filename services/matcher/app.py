@@ -38,7 +38,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
         await handler.on_match_requested(event)
 
     # A group of its own per topic: the two subscriptions never rebalance each other.
-    @broker.subscriber(topics(LEAD_QUALIFIED), **consumer_options(resources, f"{SERVICE}.leads"))
+    @broker.subscriber(
+        topics(LEAD_QUALIFIED), **consumer_options(resources, f"{SERVICE}.leads", background=True)
+    )
     async def on_lead_qualified(event: LeadQualified) -> None:
         """Recommend homes to a qualified buyer lead and publish BuyerMatched."""
         await handler.on_lead_qualified(event)

@@ -117,7 +117,7 @@ def install_follow_ups(settings: Settings, resources: WorkerResources, ghl: GhlS
 
     def options(spec: TopicSpec) -> dict[str, Any]:
         return {
-            **consumer_options(resources, SERVICE),
+            **consumer_options(resources, SERVICE, background=True),  # plans count in days
             "group_id": f"{settings.kafka_consumer_group_prefix}{FOLLOW_UP_CONSUMER}.{spec.name}",
         }
 

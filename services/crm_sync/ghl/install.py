@@ -101,7 +101,8 @@ class GhlSync:
 
 def _options(resources: WorkerResources, topic: TopicSpec) -> dict[str, Any]:
     return {
-        **consumer_options(resources, SERVICE),
+        # GHL's budget (10 calls a second on the sandbox) sets the pace, not the fetch's wait.
+        **consumer_options(resources, SERVICE, background=True),
         "group_id": f"{resources.settings.kafka_consumer_group_prefix}{GHL_CONSUMER}.{topic.name}",
     }
 

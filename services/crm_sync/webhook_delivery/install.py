@@ -128,8 +128,9 @@ def install_webhook_delivery(
 
     def options(spec: TopicSpec) -> dict[str, Any]:
         # Groups `{prefix}crm_sync.webhooks.{topic}`: one per topic, so a rebalance on one topic
-        # pauses no other.
-        return consumer_options(resources, f"{WEBHOOK_CONSUMER}.{spec.name}")
+        # pauses no other. Leads' webhooks and the deliveries someone asked for are prompt.
+        prompt = spec in (LEAD_QUALIFIED, WEBHOOK_DELIVERY_REQUESTED)
+        return consumer_options(resources, f"{WEBHOOK_CONSUMER}.{spec.name}", background=not prompt)
 
     broker.publisher(
         topics(WEBHOOK_ENDPOINT_DISABLED), title="WebhookEndpointDisabled", schema=WebhookEndpointDisabled
