@@ -24,11 +24,21 @@ class StackError(Exception):
     """An embedded component could not start; the message says which and where its log is."""
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, and not one this process
+    handed out before: ports are chosen for several processes before any of them binds, and
+    the kernel may offer a just-released port again (a worker once took the gateway's port and
+    answered its health check)."""
+    while True:
+        with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, logfile: Path) -> None:
