@@ -24,6 +24,18 @@ async def notify_result(conn: DbConnection, kind: str, result_id: str) -> None:
 
     Call it inside the transaction that writes the result (status completed or failed).
     """
-    if ":" in kind:
-        raise ValueError(f"a result kind cannot contain ':' ({kind!r})")
+    _check_kind(kind)
     await conn.execute("SELECT pg_notify($1, $2 || ':' || $3)", RESULTS_CHANNEL, kind, result_id)
+
+
+def notify_result_sql(kind: str, result_id_parameter: str) -> str:
+    """``notify_result`` as an SQL expression, for the statement that stores the result: the
+    notification is sent when that statement's transaction commits. ``result_id_parameter`` is
+    the statement's placeholder for the result id (``"$9"``)."""
+    _check_kind(kind)
+    return f"pg_notify('{RESULTS_CHANNEL}', '{kind}:' || {result_id_parameter}::text)"
+
+
+def _check_kind(kind: str) -> None:
+    if not kind.isidentifier():
+        raise ValueError(f"a result kind is a plain identifier ({kind!r})")

@@ -3,21 +3,19 @@
 One module for both because the gateway stores a lead and opens its qualification in one
 statement (one round trip per accepted request), and most readers join the two. Writers: the
 gateway (lead and open qualification), the qualifier (the result; also the lead, if the
-gateway's transaction never committed) and its backfill. Readers: the gateway, crm_sync (a
+gateway's transaction never committed: in one statement with its event claim, so that statement
+lives in services/qualifier/repository.py) and its backfill. Readers: the gateway, crm_sync (a
 person's contact details), the qualifier's backfill and the MCP server.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from jorge_runtime.db import DbConnection, Executor
-from schemas.leads import LeadToQualify, QualifyLeadRequest
-from schemas.qualification import Qualification
+from schemas.leads import QualifyLeadRequest
 
 # The lead and its new qualification in one statement; the partial unique index answers 409.
 _OPEN_QUALIFICATION = """
@@ -40,28 +38,6 @@ _CLOSE_STALE = """
 UPDATE qualifications SET status = 'failed', failure_reason = 'timed out'
  WHERE organization_id = $1 AND lead_id = $2 AND status = 'in_progress'
    AND created_at < now() - make_interval(secs => $3)"""
-
-_INSERT_LEAD_IF_MISSING = """
-INSERT INTO leads (organization_id, lead_id, name, phone, email, message, property_address, source)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-ON CONFLICT (organization_id, lead_id) DO NOTHING"""
-
-_SAVE_COMPLETED = """
-INSERT INTO qualifications (qualification_id, organization_id, lead_id, status, engine,
-                            result, correlation_id, completed_at, expires_at, model,
-                            input_tokens, output_tokens, cache_read_tokens,
-                            cache_write_tokens, cost_usd, fallback_reason)
-VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, now() + make_interval(days => $8),
-        $9, $10, $11, $12, $13, $14, $15)
-ON CONFLICT (qualification_id) DO UPDATE
-   SET status = 'completed', engine = EXCLUDED.engine, result = EXCLUDED.result,
-       completed_at = EXCLUDED.completed_at, failure_reason = NULL,
-       model = EXCLUDED.model, input_tokens = EXCLUDED.input_tokens,
-       output_tokens = EXCLUDED.output_tokens,
-       cache_read_tokens = EXCLUDED.cache_read_tokens,
-       cache_write_tokens = EXCLUDED.cache_write_tokens,
-       cost_usd = EXCLUDED.cost_usd, fallback_reason = EXCLUDED.fallback_reason
- WHERE qualifications.organization_id = EXCLUDED.organization_id"""
 
 _LATEST_FOR_API = """
 SELECT qualification_id, lead_id, status, engine, result, created_at, completed_at, expires_at,
@@ -116,49 +92,6 @@ async def close_stale_qualification(
     """Fail the lead's open qualification if it is older than the limit; True if one was closed."""
     closed = await conn.execute(_CLOSE_STALE, organization_id, lead_id, stale_after_seconds)
     return bool(closed != "UPDATE 0")
-
-
-async def insert_lead_if_missing(conn: DbConnection, organization_id: str, lead: LeadToQualify) -> None:
-    """Store the lead unless it is stored already (what is stored wins)."""
-    await conn.execute(
-        _INSERT_LEAD_IF_MISSING,
-        organization_id, lead.lead_id, lead.name, lead.phone, lead.email, lead.message,
-        lead.property_address, lead.source,
-    )  # fmt: skip
-
-
-async def save_completed_qualification(
-    conn: DbConnection,
-    *,
-    organization_id: str,
-    qualification_id: str,
-    lead_id: str,
-    qualification: Qualification,
-    correlation_id: str,
-    completed_at: datetime,
-    expires_after_days: int,
-) -> None:
-    """Mark the qualification completed with its result and usage, creating the row if missing.
-    A qualification id of another organisation is left alone."""
-    usage = qualification.usage
-    await conn.execute(
-        _SAVE_COMPLETED,
-        qualification_id,
-        organization_id,
-        lead_id,
-        qualification.engine,
-        qualification.model_dump(mode="json"),
-        correlation_id,
-        completed_at,
-        expires_after_days,
-        qualification.model,
-        usage.input_tokens if usage else None,
-        usage.output_tokens if usage else None,
-        usage.cache_read_tokens if usage else None,
-        usage.cache_write_tokens if usage else None,
-        Decimal(str(usage.cost_usd)) if usage else None,
-        qualification.fallback_reason,
-    )
 
 
 async def find_lead(conn: Executor, organization_id: str, lead_id: str) -> asyncpg.Record | None:

@@ -1,18 +1,17 @@
 """The ``match_sessions`` table: a buyer's match request and the matcher's ranked homes.
 
 Writers: the gateway (a pending session with the request) and the matcher (the result; also the
-session, if the gateway's transaction never committed). Readers: the gateway (the session, and
+session, if the gateway's transaction never committed: in one statement with its event claim,
+in services/matcher/repository.py). Readers: the gateway (the session, and
 a qualification's recommended homes, read with the qualification in ``tables.leads``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import asyncpg
 
 from jorge_runtime.db import DbConnection, Executor
-from schemas.buyers import BuyerMatchRequestedPayload, MatchResults
+from schemas.buyers import BuyerMatchRequestedPayload
 
 #: The status of a session by id (for a waiting request: anything but pending is final).
 STATUS_BY_ID = "SELECT status FROM match_sessions WHERE id = $1"
@@ -30,37 +29,6 @@ async def open_pending(
         request.buyer_id,
         request.model_dump(mode="json"),
         correlation_id,
-    )
-
-
-async def save_completed(
-    conn: DbConnection,
-    *,
-    organization_id: str,
-    request: BuyerMatchRequestedPayload,
-    result: MatchResults,
-    correlation_id: str,
-    completed_at: datetime,
-    qualification_id: str | None = None,
-) -> None:
-    """Store the completed session, creating it if missing. A session id of another
-    organisation is left alone."""
-    await conn.execute(
-        """INSERT INTO match_sessions (id, organization_id, buyer_id, status, request, result,
-                                       correlation_id, completed_at, qualification_id)
-           VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, $8)
-           ON CONFLICT (id) DO UPDATE
-              SET status = 'completed', result = EXCLUDED.result, failure_reason = NULL,
-                  completed_at = EXCLUDED.completed_at
-            WHERE match_sessions.organization_id = EXCLUDED.organization_id""",
-        request.match_session_id,
-        organization_id,
-        request.buyer_id,
-        request.model_dump(mode="json"),
-        result.model_dump(mode="json"),
-        correlation_id,
-        completed_at,
-        qualification_id,
     )
 
 

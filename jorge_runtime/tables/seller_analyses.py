@@ -1,19 +1,19 @@
 """The ``seller_analyses`` table: a seller's home to price and the analyzer's CMA.
 
 Writers: the gateway (a pending analysis with the request) and the seller analyzer (completed
-or failed; also the analysis, if the gateway's transaction never committed). Readers: the
+or failed; also the analysis, if the gateway's transaction never committed: in one statement
+with its event claim, in services/seller_analyzer/repository.py). Readers: the
 gateway, crm_sync (the priced home's address) and the MCP server.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from jorge_runtime.db import DbConnection, Executor
-from schemas.sellers import SellerAnalysisRequestedPayload, SellerAnalysisResult
+from schemas.sellers import SellerAnalysisRequestedPayload
 
 #: The status of an analysis by id (for a waiting request: anything but pending is final).
 STATUS_BY_ID = "SELECT status FROM seller_analyses WHERE id = $1"
@@ -31,38 +31,6 @@ async def open_pending(
         request.seller_id,
         request.model_dump(mode="json"),
         correlation_id,
-    )
-
-
-async def save_outcome(
-    conn: DbConnection,
-    *,
-    organization_id: str,
-    request: SellerAnalysisRequestedPayload,
-    result: SellerAnalysisResult | None,
-    failure_reason: str | None,
-    correlation_id: str,
-    completed_at: datetime,
-) -> None:
-    """Store the analysis as completed (with its CMA) or failed (with the reason), creating it
-    if missing. An analysis id of another organisation is left alone."""
-    await conn.execute(
-        """INSERT INTO seller_analyses (id, organization_id, seller_id, status, request, result,
-                                        failure_reason, correlation_id, completed_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-           ON CONFLICT (id) DO UPDATE
-              SET status = EXCLUDED.status, result = EXCLUDED.result,
-                  failure_reason = EXCLUDED.failure_reason, completed_at = EXCLUDED.completed_at
-            WHERE seller_analyses.organization_id = EXCLUDED.organization_id""",
-        request.analysis_id,
-        organization_id,
-        request.seller_id,
-        "completed" if result is not None else "failed",
-        request.model_dump(mode="json"),
-        result.model_dump(mode="json") if result is not None else None,
-        failure_reason,
-        correlation_id,
-        completed_at,
     )
 
 

@@ -106,18 +106,16 @@ class MatchHandler:
             ),
         )
         messages = [event_message(matched, topic=self._topics(BUYER_MATCHED), key=request.buyer_id)]
-        stored = await ledger.store(
+        stored = await self._repository.save_completed_once(
+            ledger,
             event.event_id,
             messages,
-            lambda conn: self._repository.save_completed(
-                conn,
-                organization_id=event.organization_id,
-                request=request,
-                result=result,
-                correlation_id=event.correlation_id,
-                completed_at=completed_at,
-                qualification_id=qualification_id,
-            ),
+            organization_id=event.organization_id,
+            request=request,
+            result=result,
+            correlation_id=event.correlation_id,
+            completed_at=completed_at,
+            qualification_id=qualification_id,
         )
         if not stored:
             return []  # a concurrent delivery of the same event won; it publishes

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import anthropic
 import asyncpg
 
+from jorge_runtime.idempotency import EventLedger
+from jorge_runtime.kafka.broker import OutgoingMessage
 from jorge_runtime.tables.leads import find_lead, has_qualification_from, latest_completed_per_lead
 from schemas.envelope import utc_now
 from schemas.leads import LeadToQualify, new_qualification_id
@@ -25,6 +28,9 @@ from services.qualifier.prompts import InvalidAnswer, parse_answer
 from services.qualifier.repository import QualificationRepository
 
 log = logging.getLogger(__name__)
+
+#: The ledger in which a collect claims each lead of a batch.
+BACKFILL_CONSUMER = "qualifier.backfill"
 
 
 @dataclass(frozen=True)
@@ -147,17 +153,24 @@ async def _store(
     row = await find_lead(pool, organization_id, lead_id)
     if row is None:
         return 0  # the lead was deleted since the batch was submitted
-    # One row per lead and batch: collecting the same batch twice must not add a second one.
-    async with pool.acquire() as conn, conn.transaction():
-        if await has_qualification_from(conn, organization_id, lead_id, f"backfill:{batch_id}"):
-            return 0
-        await repository.save_completed(
-            conn,
-            organization_id=organization_id,
-            qualification_id=new_qualification_id(),
-            lead=LeadToQualify(**dict(row)),
-            qualification=qualification,
-            correlation_id=f"backfill:{batch_id}",
-            completed_at=utc_now(),
-        )
-    return 1
+    correlation_id = f"backfill:{batch_id}"
+    # One row per lead and batch: collecting the same batch twice must not add a second one
+    # (the check finds a finished collect; the claim, on an id of its own, a concurrent one).
+    if await has_qualification_from(pool, organization_id, lead_id, correlation_id):
+        return 0
+    stored = await repository.save_completed_once(
+        EventLedger(pool, BACKFILL_CONSUMER, _publishes_nothing),
+        uuid.uuid5(uuid.NAMESPACE_URL, f"jorge:{correlation_id}:{organization_id}:{lead_id}"),
+        [],
+        organization_id=organization_id,
+        qualification_id=new_qualification_id(),
+        lead=LeadToQualify(**dict(row)),
+        qualification=qualification,
+        correlation_id=correlation_id,
+        completed_at=utc_now(),
+    )
+    return 1 if stored else 0
+
+
+async def _publishes_nothing(message: OutgoingMessage) -> None:
+    raise AssertionError("a backfill stages no messages")

@@ -38,7 +38,7 @@ class QualifyLeadHandler:
         self._topics = topics
 
     async def handle(self, event: LeadQualificationRequested) -> None:
-        """Qualify the lead once; store the result and LeadQualified in one transaction."""
+        """Qualify the lead once; store the result and LeadQualified in one statement."""
         ledger = EventLedger(self._resources.pool, SERVICE, self._publisher.publish)
         await ledger.handle_once(event.event_id, lambda: self._qualify_and_store(event, ledger))
 
@@ -60,18 +60,16 @@ class QualifyLeadHandler:
             ),
         )
         messages = [event_message(qualified, topic=self._topics(LEAD_QUALIFIED), key=lead.lead_id)]
-        stored = await ledger.store(
+        stored = await self._repository.save_completed_once(
+            ledger,
             event.event_id,
             messages,
-            lambda conn: self._repository.save_completed(
-                conn,
-                organization_id=event.organization_id,
-                qualification_id=event.payload.qualification_id,
-                lead=lead,
-                qualification=qualification,
-                correlation_id=event.correlation_id,
-                completed_at=completed_at,
-            ),
+            organization_id=event.organization_id,
+            qualification_id=event.payload.qualification_id,
+            lead=lead,
+            qualification=qualification,
+            correlation_id=event.correlation_id,
+            completed_at=completed_at,
         )
         if not stored:
             return []  # a concurrent delivery of the same event won; it publishes

@@ -70,7 +70,7 @@ class AnalyzeHandler:
         self._topics = topics
 
     async def handle(self, event: SellerAnalysisRequested) -> None:
-        """Price the home once; store the outcome and SellerAnalyzed in one transaction."""
+        """Price the home once; store the outcome and SellerAnalyzed in one statement."""
         ledger = EventLedger(self._resources.pool, SERVICE, self._publisher.publish)
         await ledger.handle_once(event.event_id, lambda: self._analyze_and_store(event, ledger))
 
@@ -157,18 +157,16 @@ class AnalyzeHandler:
             ),
         )
         messages = [event_message(analyzed, topic=self._topics(SELLER_ANALYZED), key=request.seller_id)]
-        stored = await ledger.store(
+        stored = await self._repository.save_once(
+            ledger,
             event.event_id,
             messages,
-            lambda conn: self._repository.save(
-                conn,
-                organization_id=event.organization_id,
-                request=request,
-                result=result,
-                failure_reason=reason,
-                correlation_id=event.correlation_id,
-                completed_at=completed_at,
-            ),
+            organization_id=event.organization_id,
+            request=request,
+            result=result,
+            failure_reason=reason,
+            correlation_id=event.correlation_id,
+            completed_at=completed_at,
         )
         if not stored:
             return []  # a concurrent delivery of the same event won; it publishes

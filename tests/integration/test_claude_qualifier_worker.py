@@ -15,16 +15,13 @@ from pydantic import SecretStr
 
 from jorge_runtime.settings import Settings
 from sandboxes.fake_anthropic import FakeAnthropic, MalformedToolInput, RateLimited, Slow
-from schemas.envelope import utc_now
 from schemas.leads import LeadQualificationRequested, LeadQualificationRequestedPayload, LeadToQualify
 from schemas.topics import LEAD_QUALIFIED, TopicNames
 from services.qualifier import backfill
 from services.qualifier.claude import ClaudeConfig, ClaudeQualificationEngine
 from services.qualifier.pricing import estimate_cost
-from services.qualifier.repository import QualificationRepository
-from services.qualifier.rules import qualify_lead
 from tests.support.fake_claude import REPLY, rules_responder
-from tests.support.leads import publish_events, wait_for_completed
+from tests.support.leads import publish_events, store_qualified, wait_for_completed
 from tests.support.services import REPO, ServiceProcess, read_topic, settings_env
 
 
@@ -132,24 +129,14 @@ async def test_claude_decides_retries_429_and_falls_back_on_timeout_and_bad_answ
 async def test_backfill_requalifies_rules_leads_through_the_batches_api(
     pool: asyncpg.Pool, organization: str, fake: FakeAnthropic
 ) -> None:
-    repository = QualificationRepository(expires_after_days=7)
     messages = {
         "a": "Pre-approved for $700k, 3 bed in Upland, moving within 2 months",
         "b": "Thinking of selling my condo in Ontario next year",
         "c": "marker-batch-bad Need a rental asap",
     }
-    async with pool.acquire() as conn:
-        for name, text in messages.items():
-            lead = LeadToQualify(lead_id=f"lead-{name}", email=f"{name}@example.com", message=text)
-            await repository.save_completed(
-                conn,
-                organization_id=organization,
-                qualification_id=f"qual-{organization}-{name}",
-                lead=lead,
-                qualification=qualify_lead(lead),
-                correlation_id=f"req-{name}",
-                completed_at=utc_now(),
-            )
+    for name, text in messages.items():
+        lead = LeadToQualify(lead_id=f"lead-{name}", email=f"{name}@example.com", message=text)
+        await store_qualified(pool, organization, lead, f"qual-{organization}-{name}", f"req-{name}")
     fake.script(MalformedToolInput(), marker="marker-batch-bad")
     client = anthropic.AsyncAnthropic(api_key="sk-ant-test", base_url=fake.url, max_retries=0)
     claude = ClaudeQualificationEngine(client, ClaudeConfig())
@@ -193,11 +180,7 @@ async def test_jorge_backfill_submits_then_collects_from_the_command_line(
     lead = LeadToQualify(
         lead_id="lead-cli", email="cli@example.com", message="Cash buyer, condo in Ontario asap"
     )
-    async with pool.acquire() as conn:
-        await QualificationRepository(7).save_completed(
-            conn, organization_id=organization, qualification_id=f"qual-{organization}-cli", lead=lead,
-            qualification=qualify_lead(lead), correlation_id="req-cli", completed_at=utc_now(),
-        )  # fmt: skip
+    await store_qualified(pool, organization, lead, f"qual-{organization}-cli", "req-cli")
     env = settings_env(settings) | {
         "ANTHROPIC_API_KEY": "sk-ant-test",
         "ANTHROPIC_BASE_URL": fake.url,

@@ -13,10 +13,8 @@ from typer.testing import CliRunner
 
 from jorge_cli.main import app
 from jorge_cli.mcp_server import build_server
-from schemas.envelope import utc_now
 from schemas.leads import LeadToQualify
-from services.qualifier.repository import QualificationRepository
-from services.qualifier.rules import qualify_lead
+from tests.support.leads import store_qualified
 
 
 async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -34,11 +32,7 @@ async def seed(pool: asyncpg.Pool, organization: str) -> None:
         phone="+19095550143",
         message="Pre-approved, 3 bed in Upland in 2 months",
     )
-    async with pool.acquire() as conn:
-        await QualificationRepository(7).save_completed(
-            conn, organization_id=organization, qualification_id=f"qual-{organization}-mcp", lead=lead,
-            qualification=qualify_lead(lead), correlation_id="req-mcp", completed_at=utc_now(),
-        )  # fmt: skip
+    await store_qualified(pool, organization, lead, f"qual-{organization}-mcp", "req-mcp")
     recent = date.today() - timedelta(days=40)
     await pool.executemany(
         """INSERT INTO catalog_properties (organization_id, listing_id, standard_status, city,

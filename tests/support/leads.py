@@ -1,5 +1,6 @@
 """Leads for the tests: a sample hot buyer, publishing qualification requests, a qualification
-engine that fails on purpose, and waiting for qualifications to complete."""
+engine that fails on purpose, storing a qualified lead as the qualifier does, and waiting for
+qualifications to complete."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from typing import Any
 import asyncpg
 import httpx
 
+from jorge_runtime.idempotency import EventLedger
+from jorge_runtime.kafka.broker import OutgoingMessage
 from jorge_runtime.settings import Settings
+from schemas.envelope import utc_now
 from schemas.leads import LeadQualificationRequested, LeadQualificationRequestedPayload, LeadToQualify
 from schemas.qualification import Qualification
 from schemas.topics import LEAD_QUALIFICATION_REQUESTED, TopicNames
 from services.qualifier.engine import QualificationEngine
-from services.qualifier.rules import RulesQualificationEngine
+from services.qualifier.repository import QualificationRepository
+from services.qualifier.rules import RulesQualificationEngine, qualify_lead
 from tests.support.services import produce
 from tests.support.waiting import eventually
 
@@ -131,3 +136,20 @@ async def wait_until_qualified(
         return None
 
     return await eventually(completed, timeout, f"{lead_id} completed")
+
+
+async def _nothing_to_publish(message: OutgoingMessage) -> None:
+    raise AssertionError("a stored qualification publishes nothing here")
+
+
+async def store_qualified(
+    pool: asyncpg.Pool, organization_id: str, lead: LeadToQualify, qualification_id: str, correlation_id: str
+) -> None:
+    """Store ``lead`` qualified by the rules, through the qualifier's own statement (a fresh
+    event, nothing staged to publish)."""
+    ledger = EventLedger(pool, "test-seed", _nothing_to_publish)
+    stored = await QualificationRepository(expires_after_days=7).save_completed_once(
+        ledger, uuid.uuid4(), [], organization_id=organization_id, qualification_id=qualification_id,
+        lead=lead, qualification=qualify_lead(lead), correlation_id=correlation_id, completed_at=utc_now(),
+    )  # fmt: skip
+    assert stored
