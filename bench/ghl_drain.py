@@ -45,6 +45,7 @@ import httpx
 from pydantic import SecretStr
 
 from bench.environment import bench_environment, log
+from bench.pipeline_throughput import cpu_seconds, parked_events
 from jorge_cli.service_process import ServiceProcess
 from jorge_runtime.credential_cipher import CredentialCipher, generate_key
 from jorge_runtime.settings import Settings
@@ -141,6 +142,7 @@ async def drain_phase(
         spent_events = [qualified_event(spent_org, n, hot=False) for n in range(spent_leads)]
         await publish_qualified(settings.kafka_bootstrap_servers, topics, spent_events)
     limited_before = (await sandbox.stats()).get(f"rate_limited:token-{location}", 0)
+    cost_before = await _waiting_cost(workers)
     events = [qualified_event(org, n, hot=n % 3 == 0) for n in range(leads)]
     await publish_qualified(settings.kafka_bootstrap_servers, topics, events)
     log(
@@ -160,9 +162,28 @@ async def drain_phase(
     times = sorted(by_location[f"token-{location}"])
     limited = (await sandbox.stats()).get(f"rate_limited:token-{location}", 0) - limited_before
     result = _rates(times, leads, len(workers), limited) | _books(await sandbox.contacts(location), events)
+    cost_after = await _waiting_cost(workers)
+    cost = {name: cost_after[name] - cost_before[name] for name in cost_after}
+    result |= {
+        "workers_cpu_ms_per_lead": round(cost["cpu_seconds"] * 1000 / leads, 2),
+        "parked": int(cost["parked"]),
+        "parked_until_turn": int(cost["parked_until_turn"]),
+    }
     if spent is not None:
         result["spent_location"] = await _spent_outcome(sandbox, spent_location, spent_events, spent[2])
     return result
+
+
+async def _waiting_cost(workers: list[ServiceProcess]) -> dict[str, float]:
+    """What the workers spent so far: CPU seconds, and events parked on a spent budget or parked
+    again because they came back before their turn."""
+    total = {"cpu_seconds": 0.0, "parked": 0.0, "parked_until_turn": 0.0}
+    for worker in workers:
+        assert worker.process is not None
+        total["cpu_seconds"] += cpu_seconds(worker.process.pid)
+        total["parked"] += await parked_events(worker.base_url)
+        total["parked_until_turn"] += await parked_events(worker.base_url, "parked_until_turn")
+    return total
 
 
 def _books(contacts: list[dict[str, Any]], events: list[Any]) -> dict[str, int]:
@@ -343,6 +364,10 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"  429s caused by the limit: {drain['rate_limited_429']}; "
         f"most requests in any {GHL_INTERVAL_MS // 1000} s: {drain['max_in_any_window']}"
+    )
+    print(
+        f"  cost of waiting: workers' CPU {drain['workers_cpu_ms_per_lead']} ms per lead; events parked "
+        f"{drain['parked']} times on a spent budget, {drain['parked_until_turn']} more back before their turn"
     )
     both = result["two_locations"]
     spent = both["spent_location"]

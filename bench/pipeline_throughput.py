@@ -287,13 +287,15 @@ async def qualifier_ms_per_lead(base_url: str) -> float | None:
     return round(total / count * 1000, 1) if count else None
 
 
-async def parked_events(base_url: str) -> int:
-    """How many times crm_sync's GHL side parked an event on the delay topics (budget spent)."""
+async def parked_events(base_url: str, outcome: str = "parked") -> int:
+    """How many times crm_sync's GHL side parked an event on the delay topics: on a spent budget
+    (``parked``), or again because it came back before its turn (``parked_until_turn``: no
+    database, Redis or GHL work)."""
     return int(
         sum(
             sample.value
             for sample in await scrape(base_url)
-            if sample.name == "jorge_messages_processed_total" and sample.labels.get("outcome") == "parked"
+            if sample.name == "jorge_messages_processed_total" and sample.labels.get("outcome") == outcome
         )
     )
 
@@ -395,6 +397,7 @@ async def measure(args: argparse.Namespace, env: BenchEnvironment, sandbox: Sand
         qualifier_ms = await qualifier_ms_per_lead(processes["qualifier"].base_url)
         ghl_side = processes["crm_sync" if args.combined else "crm_sync.ghl"]
         parked = await parked_events(ghl_side.base_url)
+        parked_until_turn = await parked_events(ghl_side.base_url, "parked_until_turn")
         rss_end = watch.rss()
         watch.stop()
     finally:
@@ -413,6 +416,7 @@ async def measure(args: argparse.Namespace, env: BenchEnvironment, sandbox: Sand
         "bad_signatures": hooks.bad_signatures,
         "qualifier_ms_per_lead": qualifier_ms,
         "ghl_parked_events": parked,
+        "ghl_parked_until_turn": parked_until_turn,
         "processes": {
             name: {
                 "cpu_ms_per_lead": round(cpu_load[name] * 1000 / args.leads, 2),
@@ -443,7 +447,8 @@ def print_report(report: dict[str, Any]) -> None:
           f"~{backlog['calls_waiting_estimate']} GHL calls waiting on the budget")  # fmt: skip
     print(f"  lead -> webhook    p50 {p['p50']} ms  p95 {p['p95']} ms  p99 {p['p99']} ms")
     print(f"qualifier: {report['qualifier_ms_per_lead']} ms per lead (handler mean)")
-    print(f"GHL side: events parked on the delay topics {report['ghl_parked_events']} times (budget spent)")
+    print(f"GHL side: events parked on the delay topics {report['ghl_parked_events']} times (budget spent), "
+          f"{report['ghl_parked_until_turn']} more back before their turn")  # fmt: skip
     print(f"bad signatures: {report['bad_signatures']}")
     print(f"{'process':<20} {'cpu ms/lead':>12} {'cores':>6} {'rss peak MiB':>13} {'rss end MiB':>12}")
     for name, figures in report["processes"].items():

@@ -77,6 +77,7 @@ def sync_handler(
         publisher=publisher,
         resolver=resolver,
         writer=CrmWriter(client, repository, WrittenFields(resources.redis)),
+        budget=client.budget,
         repository=repository,
         failures=FailureRouter(
             pool=pool,

@@ -5,7 +5,19 @@ from __future__ import annotations
 import pytest
 
 from services.crm_sync.ghl.delay_queue import due_at
-from services.crm_sync.ghl.retry_schedule import RetryStep, attempt_of, next_retry, parse_delays
+from services.crm_sync.ghl.retry_schedule import (
+    ATTEMPT_HEADER,
+    NOT_BEFORE_HEADER,
+    QUEUED_HEADER,
+    RetryStep,
+    attempt_of,
+    early_by_ms,
+    next_retry,
+    parse_delays,
+    queued_calls,
+    queued_header,
+    without_queue_headers,
+)
 
 DELAYS = parse_delays("10,60,600,3600,21600")
 
@@ -45,3 +57,14 @@ def test_attempt_and_due_time_come_from_headers() -> None:
     assert attempt_of({"crm-attempt": "junk"}) == 1
     assert due_at({"crm-due-at": "1700000000500"}) == 1_700_000_000.5
     assert due_at({}) == 0.0
+
+
+def test_a_parked_message_says_its_turn_and_what_it_counts_in_its_locations_queue() -> None:
+    queued = queued_header("loc-a b", "hot", 4)
+    headers = {NOT_BEFORE_HEADER: "10500", QUEUED_HEADER: queued, ATTEMPT_HEADER: "2"}
+    assert early_by_ms(headers, now_ms=10_000) == 500
+    assert early_by_ms(headers, now_ms=11_000) == 0  # due
+    assert early_by_ms({}, now_ms=0) == 0  # never parked
+    assert queued_calls(headers) == ("loc-a b", "hot", 4)
+    assert queued_calls({QUEUED_HEADER: "4 warm loc"}) is None and queued_calls({}) is None
+    assert without_queue_headers(headers) == {ATTEMPT_HEADER: "2"}  # a retry later counts nothing

@@ -8,7 +8,9 @@ settings and then follow GHL's X-RateLimit-* headers, because real tokens differ
 allows 25 per 10 s). The margin absorbs network jitter between our grant and GHL's arrival time,
 so our own traffic never causes a 429. When the budget is spent, callers wait; hot callers
 register as waiters and standard ones yield to them. When GHL says its daily budget is spent
-but not when it resets, one probe request goes out per ``daily_probe_ms`` (see _OBSERVE).
+but not when it resets, one probe request goes out per ``daily_probe_ms`` (see _OBSERVE). Events
+parked on a spent budget are counted per location (see join_queue), so each stays parked about
+as long as the calls ahead of it take.
 """
 
 from __future__ import annotations
@@ -195,6 +197,33 @@ return {burst - redis.call('ZCARD', log), daily_left}
 """
 )
 
+# KEYS[1] = key prefix of the location. ARGV: default burst, interval ms, priority, calls
+# (negative: the event's turn came, its calls leave the queue), the budget's own wait ms.
+# Returns how long a parked event with `calls` requests should wait: the budget's wait, or the
+# time the calls parked before it take at the location's rate, whichever is longer. Hot calls
+# wait only for hot ones (standard requests yield to them), standard ones for both.
+_QUEUE = """
+local p = KEYS[1]
+local key = p .. 'queued:' .. ARGV[3]
+local calls = tonumber(ARGV[4])
+if calls < 0 then
+  if redis.call('DECRBY', key, -calls) <= 0 then redis.call('DEL', key) end
+  return 0
+end
+local lim = redis.call('HMGET', p .. 'limits', 'burst', 'interval')
+local burst = tonumber(lim[1]) or tonumber(ARGV[1])
+local interval = tonumber(lim[2]) or tonumber(ARGV[2])
+local ahead = math.max(0, tonumber(redis.call('GET', p .. 'queued:hot') or '0'))
+if ARGV[3] ~= 'hot' then
+  ahead = ahead + math.max(0, tonumber(redis.call('GET', p .. 'queued:standard') or '0'))
+end
+redis.call('INCRBY', key, calls)
+local wait = math.max(tonumber(ARGV[5]), math.ceil(ahead * interval / burst))
+-- Outlives the last parked event's wait; one lost on the way only shortens later estimates.
+if redis.call('PTTL', key) < wait + 60000 then redis.call('PEXPIRE', key, wait + 60000) end
+return wait
+"""
+
 
 #: Stale grants given up in a row at most (a machine too loaded for any fresh one still sends).
 _MAX_STALE = 3
@@ -239,6 +268,7 @@ class GhlBudget:
         self._max_poll = max_poll_seconds
         self._acquire = redis.register_script(_ACQUIRE)
         self._observe = redis.register_script(_OBSERVE)
+        self._queue = redis.register_script(_QUEUE)
 
     def _key(self, location: str) -> str:
         # The hash tag keeps one location's keys on one cluster slot.
@@ -328,3 +358,20 @@ class GhlBudget:
         )
         GHL_BUDGET_REMAINING.labels(location, "burst").set(int(burst_left))
         GHL_BUDGET_REMAINING.labels(location, "daily").set(int(daily_left))
+
+    async def join_queue(self, location: str, priority: Priority, calls: int, wait_ms: int) -> int:
+        """Count an event with ``calls`` requests as parked at ``location`` (its budget spent for
+        ``wait_ms``) and return how long it should stay parked: until the calls parked before it
+        (hot ones only, for a hot event) would have gone out at the location's rate, if that is
+        later. So a backlog comes back about when the budget can take it, each event about once,
+        instead of every event every few seconds (which made the cost of waiting grow with the
+        square of the backlog). A count, not a reservation: whoever finds budget uses it."""
+        d = self._defaults
+        key = self._key(location)
+        wait = await self._queue(keys=[key], args=[d.burst, d.interval_ms, priority, calls, wait_ms])
+        return int(wait)
+
+    async def leave_queue(self, location: str, priority: Priority, calls: int) -> None:
+        """The parked event's turn came: its ``calls`` no longer wait at ``location``."""
+        d = self._defaults
+        await self._queue(keys=[self._key(location)], args=[d.burst, d.interval_ms, priority, -calls, 0])

@@ -96,6 +96,11 @@ class GhlClient:
         self._max_wait_ms = max_wait_ms
         self._http: httpx.AsyncClient | None = None
 
+    @property
+    def budget(self) -> GhlBudget:
+        """The locations' shared budget every call of this client waits on."""
+        return self._budget
+
     async def open(self) -> None:
         self._http = httpx.AsyncClient(
             base_url=self._base_url,

@@ -15,6 +15,7 @@ from jorge_runtime.kafka.broker import KafkaPublisher, OutgoingMessage
 from jorge_runtime.kafka.error_policy import describe
 from jorge_runtime.observability.metrics import DEAD_LETTERED, MESSAGES_PROCESSED
 from schemas.topics import CRM_RETRY_TOPICS, DEAD_LETTER, TopicNames
+from services.crm_sync.ghl.budget import Priority
 from services.crm_sync.ghl.client import GhlError
 from services.crm_sync.ghl.events import AnyEvent
 from services.crm_sync.ghl.lane_message import LaneMessage
@@ -24,7 +25,10 @@ from services.crm_sync.ghl.retry_schedule import (
     DUE_AT_HEADER,
     LANE_HEADER,
     LAST_ERROR_HEADER,
+    NOT_BEFORE_HEADER,
+    QUEUED_HEADER,
     next_retry,
+    queued_header,
 )
 from services.crm_sync.names import SERVICE
 
@@ -96,26 +100,45 @@ class FailureRouter:
             },
         )
 
-    async def park(self, message: LaneMessage, wait_ms: int, event: AnyEvent) -> None:
-        """The location's budget is spent for ``wait_ms``: send the event to the delay topic with
-        the longest delay not past that (it parks again if it comes back early), keeping its
-        attempt number: waiting for GHL's budget is not a failure."""
+    def turn_window_ms(self) -> int:
+        """How early a parked event may come back and still take its turn: the shortest delay
+        (parking it again could only bring it back later than its turn)."""
+        return int(self._delays[0] * 1000)
+
+    async def park(
+        self,
+        message: LaneMessage,
+        wait_ms: int,
+        event: AnyEvent,
+        *,
+        queued: tuple[str, Priority, int] | None = None,
+        outcome: str = "parked",
+    ) -> None:
+        """Send the event to the delay topic with the longest delay not past ``wait_ms`` (it is
+        parked again, at little cost, if it comes back early), keeping its attempt number:
+        waiting for GHL's budget is not a failure. ``queued``: the location, priority and calls
+        it now counts in that location's queue (see GhlBudget.join_queue); without it, the
+        message keeps what it counted (parked again before its turn)."""
         tier = max(
             [0, *(i for i, d in enumerate(self._delays[: len(CRM_RETRY_TOPICS)]) if d * 1000 <= wait_ms)]
         )
         delay = self._delays[tier]
+        now = time.time()
         parked_headers = {
             **message.headers,
             ATTEMPT_HEADER: str(message.attempt),
-            DUE_AT_HEADER: str(int((time.time() + delay) * 1000)),
+            DUE_AT_HEADER: str(int((now + delay) * 1000)),
             LANE_HEADER: message.lane,
-            LAST_ERROR_HEADER: f"GHL budget spent for {wait_ms} ms",
         }
+        if queued is not None:
+            parked_headers[NOT_BEFORE_HEADER] = str(int(now * 1000) + wait_ms)
+            parked_headers[QUEUED_HEADER] = queued_header(*queued)
+            parked_headers[LAST_ERROR_HEADER] = f"GHL budget spent for {wait_ms} ms"
         topic = self._topics(CRM_RETRY_TOPICS[tier])
         await self._publisher.publish(
             OutgoingMessage(str(event.event_id), topic, message.key, message.body, parked_headers)
         )
-        MESSAGES_PROCESSED.labels(SERVICE, event.event_type, "parked").inc()
+        MESSAGES_PROCESSED.labels(SERVICE, event.event_type, outcome).inc()
 
     async def dead_letter(
         self,

@@ -3,7 +3,9 @@ GHL once, schedules transient failures on the delay topics and dead-letters perm
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +19,7 @@ from schemas.buyers import BuyerMatched
 from schemas.leads import LeadQualified
 from schemas.sellers import ConsultationRequested, SellerAnalyzed
 from schemas.topics import CRM_LANE_HOT, CRM_LANE_STANDARD, TopicNames
-from services.crm_sync.ghl.budget import BudgetSpent, Priority
+from services.crm_sync.ghl.budget import BudgetSpent, GhlBudget, Priority
 from services.crm_sync.ghl.client import (
     GhlCredentials,
     GhlRejectedError,
@@ -38,7 +40,12 @@ from services.crm_sync.ghl.mapping import (
     seller_analyzed_plan,
 )
 from services.crm_sync.ghl.repository import CrmRepository, PersonBusy
-from services.crm_sync.ghl.retry_schedule import LANE_HEADER
+from services.crm_sync.ghl.retry_schedule import (
+    LANE_HEADER,
+    early_by_ms,
+    queued_calls,
+    without_queue_headers,
+)
 from services.crm_sync.ghl.waiting_room import WaitingRoom
 from services.crm_sync.ghl.writer import CrmWriter, NoContactDetails
 from services.crm_sync.names import GHL_CONSUMER, SERVICE
@@ -85,6 +92,7 @@ class SyncHandler:
         publisher: KafkaPublisher,
         resolver: CredentialResolver,
         writer: CrmWriter,
+        budget: GhlBudget,
         repository: CrmRepository,
         failures: FailureRouter,
         waiting: WaitingRoom,
@@ -94,6 +102,7 @@ class SyncHandler:
         self._publisher = publisher
         self.resolver = resolver
         self._writer = writer
+        self._budget = budget
         self.repository = repository
         self.failures = failures
         self.waiting = waiting
@@ -104,6 +113,15 @@ class SyncHandler:
         """Sync one event; transient failures go to a delay topic, permanent ones to dead letters.
         Infrastructure errors (PostgreSQL, Redis, Kafka) propagate: the caller redelivers."""
         event = AnyEvent.model_validate_json(message.body)
+        early_ms = early_by_ms(message.headers, int(time.time() * 1000))
+        if early_ms > self.failures.turn_window_ms():
+            # Parked on a spent budget and back before its turn: parked again, nothing else read.
+            await self.failures.park(message, early_ms, event, outcome="parked_until_turn")
+            return
+        had_turn = (queued := queued_calls(message.headers)) is not None
+        if queued is not None:
+            await self._budget.leave_queue(*queued)
+            message = dataclasses.replace(message, headers=without_queue_headers(message.headers))
         ledger = EventLedger(self._pool, GHL_CONSUMER, self._publisher.publish)
         if await ledger.outstanding(event.event_id) is not None:
             MESSAGES_PROCESSED.labels(SERVICE, event.event_type, "duplicate").inc()
@@ -145,6 +163,7 @@ class SyncHandler:
             MESSAGES_PROCESSED.labels(SERVICE, event.event_type, "waiting").inc()
             return
         outcome = "ok"
+        plan: CrmPlan | None = None
         try:
             plan = await self._plan(event, message.body, credentials)
             if plan is None:
@@ -167,7 +186,12 @@ class SyncHandler:
         except NoContactDetails:
             outcome = "skipped"
         except BudgetSpent as spent:
-            await self.failures.park(message, spent.wait_ms, event)
+            calls = plan.expected_calls if plan is not None else 1
+            priority = plan.priority if plan is not None else message.lane
+            wait_ms = await self._budget.join_queue(spent.location, priority, calls, spent.wait_ms)
+            if had_turn:  # its turn came and others took the budget meanwhile: it stays at the head
+                wait_ms = spent.wait_ms
+            await self.failures.park(message, wait_ms, event, queued=(spent.location, priority, calls))
             return
         except (GhlTransientError, PersonBusy) as error:
             await self.failures.retry(message, error, event)

@@ -60,6 +60,12 @@ class CrmPlan:
     priority: Priority = "standard"
     custom_fields: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
+    @property
+    def expected_calls(self) -> int:
+        """The GHL requests this plan takes when its person is new: a duplicate search and the
+        contact's upsert, its tags, its note, and its opportunity (a search, then a write)."""
+        return 2 + bool(self.tags) + bool(self.note) + (2 if self.opportunity else 0)
+
 
 def parse_custom_fields(spec: str) -> dict[str, str]:
     """``timeline=contact.timeline,budget_max=AbC123`` -> {qualification field: GHL key or id}."""

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import cast
+
+from services.crm_sync.ghl.budget import Priority
 
 #: Headers a retried message carries, besides the event's own.
 ATTEMPT_HEADER = "crm-attempt"
 DUE_AT_HEADER = "crm-due-at"
 LANE_HEADER = "crm-lane"
 LAST_ERROR_HEADER = "crm-last-error"
+#: A parked event's turn (epoch ms) and what it counts in its location's queue
+#: ("<calls> <priority> <location>").
+NOT_BEFORE_HEADER = "crm-not-before"
+QUEUED_HEADER = "crm-queued"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +57,28 @@ def attempt_of(headers: dict[str, str]) -> int:
     """This delivery's attempt number: 1 unless the message came back from a delay topic."""
     raw = headers.get(ATTEMPT_HEADER, "")
     return int(raw) if raw.isdigit() and int(raw) >= 1 else 1
+
+
+def queued_calls(headers: dict[str, str]) -> tuple[str, Priority, int] | None:
+    """The location, priority and number of calls a parked message counts in that location's queue."""
+    calls, _, rest = headers.get(QUEUED_HEADER, "").partition(" ")
+    priority, _, location = rest.partition(" ")
+    if not calls.isdigit() or priority not in ("hot", "standard") or not location:
+        return None
+    return location, cast(Priority, priority), int(calls)
+
+
+def queued_header(location: str, priority: Priority, calls: int) -> str:
+    """The QUEUED_HEADER value of ``calls`` of ``priority`` parked at ``location``."""
+    return f"{calls} {priority} {location}"
+
+
+def early_by_ms(headers: dict[str, str], now_ms: int) -> int:
+    """How long before its turn a parked message came back (0 if due, or never parked)."""
+    raw = headers.get(NOT_BEFORE_HEADER, "")
+    return max(0, int(raw) - now_ms) if raw.isdigit() else 0
+
+
+def without_queue_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The headers of a message whose turn came: it no longer counts in a queue."""
+    return {k: v for k, v in headers.items() if k not in (NOT_BEFORE_HEADER, QUEUED_HEADER)}
