@@ -94,7 +94,8 @@ _CLAIM_AND_STAGE = f"WITH {CLAIM_CTES}\nSELECT EXISTS (SELECT 1 FROM claimed)"  
 class EventLedger:
     """One consumer's record of handled events and of the messages it owes."""
 
-    def __init__(self, pool: asyncpg.Pool, consumer: str, publish: Publish) -> None:
+    def __init__(self, pool: asyncpg.Pool, consumer: str, publish: Publish | None = None) -> None:
+        """``publish`` may be left out by a caller that only claims events and stages nothing."""
         self._pool = pool
         self.consumer = consumer
         self._publish = publish
@@ -166,6 +167,9 @@ class EventLedger:
 
     async def publish(self, messages: list[OutgoingMessage]) -> None:
         """Publish staged messages in order and mark each as sent once acknowledged."""
+        if messages and self._publish is None:
+            raise RuntimeError(f"ledger {self.consumer} has messages to publish but no publisher")
         for message in messages:
+            assert self._publish is not None
             await self._publish(message)
             await mark_outbox_published(self._pool, [message.message_id])

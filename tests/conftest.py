@@ -17,11 +17,13 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from jorge_cli.stack import EmbeddedStack, StackUrls
 from jorge_runtime.db import create_pool, migrate
 from jorge_runtime.kafka.admin import ensure_topics
+from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
 from schemas.topics import TopicNames
 from services.gateway.tenancy import TenancyStore
@@ -112,6 +114,15 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(settings.database_url, min_size=1, max_size=4)
     yield pool
     await pool.close()
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    """A Redis client on the stack's Redis (the one every worker creates)."""
+    assert settings.redis_url
+    client = create_redis(settings.redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

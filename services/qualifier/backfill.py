@@ -19,7 +19,6 @@ import anthropic
 import asyncpg
 
 from jorge_runtime.idempotency import EventLedger
-from jorge_runtime.kafka.broker import OutgoingMessage
 from jorge_runtime.tables.leads import find_lead, has_qualification_from, latest_completed_per_lead
 from schemas.envelope import utc_now
 from schemas.leads import LeadToQualify, new_qualification_id
@@ -159,7 +158,7 @@ async def _store(
     if await has_qualification_from(pool, organization_id, lead_id, correlation_id):
         return 0
     stored = await repository.save_completed_once(
-        EventLedger(pool, BACKFILL_CONSUMER, _publishes_nothing),
+        EventLedger(pool, BACKFILL_CONSUMER),
         uuid.uuid5(uuid.NAMESPACE_URL, f"jorge:{correlation_id}:{organization_id}:{lead_id}"),
         [],
         organization_id=organization_id,
@@ -170,7 +169,3 @@ async def _store(
         completed_at=utc_now(),
     )
     return 1 if stored else 0
-
-
-async def _publishes_nothing(message: OutgoingMessage) -> None:
-    raise AssertionError("a backfill stages no messages")

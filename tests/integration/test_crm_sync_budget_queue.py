@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 import redis.asyncio as aioredis
 
 from jorge_runtime.kafka.broker import KafkaPublisher, OutgoingMessage
-from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
 from schemas.topics import CRM_RETRY_TOPICS, TopicNames
 from services.crm_sync.ghl.budget import BudgetDefaults, GhlBudget
@@ -31,14 +28,6 @@ from services.crm_sync.ghl.written_fields import WrittenFields
 from tests.support.ghl import qualified_event
 
 DELAYS = (10.0, 60.0, 600.0, 3600.0, 21600.0)
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    assert settings.redis_url
-    client = create_redis(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 def budget_of(redis: aioredis.Redis) -> GhlBudget:

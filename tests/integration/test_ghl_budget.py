@@ -15,7 +15,6 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
 from services.crm_sync.ghl.budget import BudgetDefaults, GhlBudget
 from services.crm_sync.ghl.client import API_VERSION, GhlClient, GhlCredentials, GhlTransientError
@@ -24,14 +23,6 @@ from tests.support.ghl import Sandbox
 # The margin covers the time between our grant and the sandbox counting the request. Forty
 # requests at once on a loaded two-core CI machine have taken more than 100 ms between the two.
 MARGIN_MS = 300
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    assert settings.redis_url
-    client = create_redis(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

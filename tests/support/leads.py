@@ -13,7 +13,6 @@ import asyncpg
 import httpx
 
 from jorge_runtime.idempotency import EventLedger
-from jorge_runtime.kafka.broker import OutgoingMessage
 from jorge_runtime.settings import Settings
 from schemas.envelope import utc_now
 from schemas.leads import LeadQualificationRequested, LeadQualificationRequestedPayload, LeadToQualify
@@ -138,16 +137,12 @@ async def wait_until_qualified(
     return await eventually(completed, timeout, f"{lead_id} completed")
 
 
-async def _nothing_to_publish(message: OutgoingMessage) -> None:
-    raise AssertionError("a stored qualification publishes nothing here")
-
-
 async def store_qualified(
     pool: asyncpg.Pool, organization_id: str, lead: LeadToQualify, qualification_id: str, correlation_id: str
 ) -> None:
     """Store ``lead`` qualified by the rules, through the qualifier's own statement (a fresh
     event, nothing staged to publish)."""
-    ledger = EventLedger(pool, "test-seed", _nothing_to_publish)
+    ledger = EventLedger(pool, "test-seed")
     stored = await QualificationRepository(expires_after_days=7).save_completed_once(
         ledger, uuid.uuid4(), [], organization_id=organization_id, qualification_id=qualification_id,
         lead=lead, qualification=qualify_lead(lead), correlation_id=correlation_id, completed_at=utc_now(),

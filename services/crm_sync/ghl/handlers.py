@@ -118,7 +118,7 @@ class SyncHandler:
             # Parked on a spent budget and back before its turn: parked again, nothing else read.
             await self.failures.park(message, early_ms, event, outcome="parked_until_turn")
             return
-        had_turn = (queued := queued_calls(message.headers)) is not None
+        queued = queued_calls(message.headers)
         if queued is not None:
             await self._budget.leave_queue(*queued)
             message = dataclasses.replace(message, headers=without_queue_headers(message.headers))
@@ -189,7 +189,7 @@ class SyncHandler:
             calls = plan.expected_calls if plan is not None else 1
             priority = plan.priority if plan is not None else message.lane
             wait_ms = await self._budget.join_queue(spent.location, priority, calls, spent.wait_ms)
-            if had_turn:  # its turn came and others took the budget meanwhile: it stays at the head
+            if queued is not None:  # its turn came and others took the budget meanwhile: it stays at the head
                 wait_ms = spent.wait_ms
             await self.failures.park(message, wait_ms, event, queued=(spent.location, priority, calls))
             return
