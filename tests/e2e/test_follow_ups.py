@@ -219,6 +219,22 @@ async def test_three_steps_for_the_silent_lead_none_after_a_reply_nothing_lost_o
     assert len({r.json()["event_id"] for r in records}) == 3 + done
 
 
+async def test_settings_come_back_exactly_as_they_were_sent(api: httpx.AsyncClient) -> None:
+    # Schemathesis found a GET that failed after a PUT of a tiny skip_late_after_days: the
+    # column was single precision, stored it as 0, and 0 is not a valid answer.
+    sent = {
+        "cadence_days": {"default": [1.1, 2.5e-7, 365], "hot": [0.3]},
+        "time_zone": "Europe/Paris",
+        "quiet_hours": {"start_hour": 21, "end_hour": 8},
+        "workflow_id": "wf-nurture",
+        "skip_late_after_days": 1e-50,
+    }
+    put = await api.put("/v1/follow-ups/settings", json=sent)
+    assert put.status_code == 200 and put.json() == sent, put.text
+    got = await api.get("/v1/follow-ups/settings")
+    assert got.status_code == 200 and got.json() == sent, got.text
+
+
 async def test_ghl_webhooks_with_a_bad_signature_an_old_timestamp_or_a_replayed_id_are_refused(
     fu_settings: Settings, organization: str, sandbox: Sandbox, fu_gateway: ServiceProcess
 ) -> None:

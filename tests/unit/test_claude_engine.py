@@ -165,4 +165,6 @@ async def test_after_consecutive_failures_leads_skip_claude_for_a_while(fresh: F
     reasons = [(await claude.qualify(lead(n=n))).fallback_reason for n in range(3)]
     await claude.aclose()
     assert reasons == ["timeout", "timeout", "circuit_open"]
-    assert len(fresh.requests) == 2  # the third lead never waited on the API
+    # circuit_open: the third lead never called the API. A timed-out one may not have reached it
+    # either (on a loaded machine 0.2 s can pass in connecting), so at most two requests.
+    assert len(fresh.requests) <= 2
