@@ -1,10 +1,10 @@
 """The ``leads`` and ``qualifications`` tables: a lead and the qualifications made of it.
 
-One module for both because the gateway stores a lead and opens its qualification in one
-statement (one round trip per accepted request), and most readers join the two. Writers: the
-gateway (lead and open qualification), the qualifier (the result; also the lead, if the
-gateway's transaction never committed: in one statement with its event claim, so that statement
-lives in services/qualifier/repository.py) and its backfill. Readers: the gateway, crm_sync (a
+One module for both because most readers join the two. Writers: the gateway (the lead and its
+open qualification, with the request's event in one statement: services/gateway/lead_repository.py),
+the qualifier (the result; also the lead, if the gateway's statement never ran: in one statement
+with its event claim, so that statement lives in services/qualifier/repository.py) and its
+backfill. Readers: the gateway, crm_sync (a
 person's contact details), the qualifier's backfill and the MCP server.
 """
 
@@ -14,25 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from jorge_runtime.db import DbConnection, Executor
-from schemas.leads import QualifyLeadRequest
-
-# The lead and its new qualification in one statement; the partial unique index answers 409.
-_OPEN_QUALIFICATION = """
-WITH lead AS (
-    INSERT INTO leads (organization_id, lead_id, name, phone, email, message, property_address, source)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-    ON CONFLICT (organization_id, lead_id) DO UPDATE
-       SET name = EXCLUDED.name, phone = EXCLUDED.phone, email = EXCLUDED.email,
-           message = EXCLUDED.message, property_address = EXCLUDED.property_address,
-           source = EXCLUDED.source, updated_at = now()
-    RETURNING organization_id, lead_id
-)
-INSERT INTO qualifications (qualification_id, organization_id, lead_id, status, correlation_id, expires_at)
-SELECT $9, organization_id, lead_id, 'in_progress', $10, now() + make_interval(days => $11) FROM lead
-ON CONFLICT (organization_id, lead_id) WHERE status = 'in_progress' DO NOTHING
-RETURNING created_at, expires_at,
-          (SELECT schedule_showing_url FROM organizations WHERE organization_id = $1) AS booking"""
+from jorge_runtime.db import Executor
 
 _CLOSE_STALE = """
 UPDATE qualifications SET status = 'failed', failure_reason = 'timed out'
@@ -69,25 +51,8 @@ SELECT DISTINCT ON (q.organization_id, q.lead_id)
 STATUS_BY_ID = "SELECT status FROM qualifications WHERE qualification_id = $1"
 
 
-async def open_qualification(
-    conn: DbConnection,
-    organization_id: str,
-    lead: QualifyLeadRequest,
-    qualification_id: str,
-    correlation_id: str,
-    expires_after_days: int,
-) -> asyncpg.Record | None:
-    """Upsert the lead and open its qualification: (created_at, expires_at, booking), or None
-    when the lead already has an open qualification."""
-    return await conn.fetchrow(
-        _OPEN_QUALIFICATION,
-        organization_id, lead.lead_id, lead.name, lead.phone, lead.email, lead.message,
-        lead.property_address, lead.source, qualification_id, correlation_id, expires_after_days,
-    )  # fmt: skip
-
-
 async def close_stale_qualification(
-    conn: DbConnection, organization_id: str, lead_id: str, stale_after_seconds: int
+    conn: Executor, organization_id: str, lead_id: str, stale_after_seconds: int
 ) -> bool:
     """Fail the lead's open qualification if it is older than the limit; True if one was closed."""
     closed = await conn.execute(_CLOSE_STALE, organization_id, lead_id, stale_after_seconds)

@@ -13,7 +13,7 @@ and body, is recorded before it is sent. Then:
 - an answer holding a signing secret is stored without it and never replayed: the retry gets
   409 `idempotency_key_secret_not_replayed` (a secret is shown once, and never kept in clear).
 
-The transaction that accepts work (publishing.store_and_publish) also marks the key committed:
+What accepts work (publishing: its transaction or its one statement) also marks the key committed:
 if the gateway dies after that commit but before recording the answer, a retry is never run a
 second time; it gets 409 `idempotency_key_outcome_unknown` and should read the resource.
 """

@@ -23,10 +23,36 @@ import asyncpg
 from jorge_runtime.db import DbConnection
 from jorge_runtime.idempotency import claim_unpublished_outbox, mark_outbox_published, stage_outbox
 from jorge_runtime.kafka.broker import KafkaPublisher, OutgoingMessage, PublishFailed
+from services.gateway.idempotency import Claim
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "gateway"  # the outbox's consumer column for the gateway's own rows
+
+#: A route's writes, its event's outbox row and its idempotency mark in one statement
+#: (publishing.accept_and_publish): the row and the mark are written only if the route's CTE
+#: ``accepted`` has a row (at most one). The same statements as ``stage`` and
+#: ``IdempotencyStore.mark_committed``, which do it in a transaction. Parameters $1-$9
+#: (``accept_parameters``); the route's own start at $10.
+ACCEPT_CTES = """
+staged AS (
+    INSERT INTO outbox (message_id, consumer, source_event_id, topic, message_key, headers, body)
+    SELECT $1, $2, $1, $3, $4, $5, $6 FROM accepted
+), committed AS (
+    UPDATE idempotency_keys SET committed_at = now()
+     WHERE organization_id = $7 AND idempotency_key = $8 AND locked_until = $9
+       AND EXISTS (SELECT 1 FROM accepted)
+)"""
+
+
+def accept_parameters(message: OutgoingMessage, claim: Claim | None) -> tuple[object, ...]:
+    """Parameters $1-$9 of ``ACCEPT_CTES``: the event's outbox row and the request's key claim
+    (nulls without an Idempotency-Key: the mark then updates nothing)."""
+    return (
+        uuid.UUID(message.message_id), CONSUMER, message.topic, message.key, message.headers, message.body,
+        claim.organization_id if claim else None, claim.key if claim else None,
+        claim.locked_until if claim else None,
+    )  # fmt: skip
 
 
 class BusState:

@@ -1,15 +1,25 @@
-"""The gateway's one way to accept work: store the request and its event in one transaction."""
+"""The gateway's one way to accept work: store the request and its event together, then publish.
+
+Two forms of the same promise. ``store_and_publish`` runs the route's writes and stages the
+event in one transaction. ``accept_and_publish`` does it in one statement (one round trip
+instead of BEGIN, the writes, the outbox row, the idempotency mark and COMMIT), for a route
+whose writes fit in CTEs and whose event is known before they run: the busiest one, POST
+/v1/leads/qualify.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import asyncpg
+
 from jorge_runtime.db import DbConnection
 from jorge_runtime.kafka.broker import OutgoingMessage
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import bus_unavailable
 from services.gateway.idempotency import current_claim
+from services.gateway.outbox import accept_parameters
 
 T = TypeVar("T")
 
@@ -35,3 +45,22 @@ async def store_and_publish(
             await gw.idempotency.mark_committed(conn, claim)
     await gw.outbox.publish_committed(outgoing)
     return stored
+
+
+async def accept_and_publish(
+    gw: Gateway, message: OutgoingMessage, statement: str, *parameters: object
+) -> asyncpg.Record | None:
+    """Run ``statement`` (``WITH`` + the route's CTEs, the last named ``accepted``, + ``,`` +
+    ``outbox.ACCEPT_CTES`` + a SELECT from ``accepted``; the route's parameters from $10) and publish
+    ``message`` if it was accepted. Its row, or None when ``accepted`` had none: then nothing
+    was written, nothing is published, and the route says why (e.g. 409). Same promise as
+    ``store_and_publish``: a 503 only before anything is written.
+    """
+    if gw.outbox.bus.known_down:
+        raise bus_unavailable("Kafka is unreachable")
+    row: asyncpg.Record | None = await gw.pool.fetchrow(
+        statement, *accept_parameters(message, current_claim.get()), *parameters
+    )
+    if row is not None:
+        await gw.outbox.publish_committed(message)
+    return row

@@ -47,6 +47,14 @@ async def test_same_key_same_body_replays_the_first_answer_and_other_body_is_422
     assert again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
+    # Accepted with the lead in one statement: a gateway dying before recording the answer
+    # leaves a committed key, and the retry is never run a second time.
+    assert await pool.fetchval(
+        """SELECT committed_at IS NOT NULL FROM idempotency_keys
+            WHERE organization_id = $1 AND idempotency_key = $2""",
+        organization,
+        key["Idempotency-Key"],
+    )
 
     other = await client.post("/v1/leads/qualify", json={**LEAD, "message": "selling"}, headers=key)
     assert other.status_code == 422

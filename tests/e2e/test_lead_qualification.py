@@ -100,16 +100,35 @@ async def test_invalid_body_lists_each_problem(client: httpx.AsyncClient) -> Non
     assert malformed.status_code == 400 and malformed.json()["error"] == "invalid_json"
 
 
-async def test_second_request_while_in_progress_is_409(client: httpx.AsyncClient) -> None:
+async def test_second_request_while_in_progress_is_409_and_changes_nothing(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, organization: str
+) -> None:
     # No qualifier runs here, so the first qualification stays open.
     first = await client.post("/v1/leads/qualify", json=HOT_BUYER)
     assert first.status_code == 201
-    second = await client.post("/v1/leads/qualify", json=HOT_BUYER)
+    second = await client.post(
+        "/v1/leads/qualify", json={**HOT_BUYER, "name": "Someone Else"}, headers={"Idempotency-Key": "k-409"}
+    )
     assert second.status_code == 409
     assert second.json()["error"] == "lead_already_in_qualification"
     view = await client.get("/v1/leads/lead-001/qualification")
     assert view.json()["status"] == "in_progress"
     assert view.json()["qualification_id"] == first.json()["qualification_id"]
+    # The refused request wrote nothing: not the lead's new name, not an event; its key keeps
+    # the 409 as its answer but was never marked committed.
+    lead = await pool.fetchval(
+        "SELECT name FROM leads WHERE organization_id = $1 AND lead_id = 'lead-001'", organization
+    )
+    assert lead == HOT_BUYER["name"]
+    events = await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE consumer = 'gateway' AND convert_from(body, 'UTF8') LIKE $1",
+        f"%{organization}%",
+    )
+    assert events == 1
+    key = await pool.fetchrow(
+        "SELECT status, committed_at FROM idempotency_keys WHERE organization_id = $1", organization
+    )
+    assert key is not None and (key["status"], key["committed_at"]) == (409, None)
 
 
 async def test_credentials_are_required_and_checked(gateway: ServiceProcess) -> None:
