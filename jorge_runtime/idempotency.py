@@ -101,16 +101,32 @@ class EventLedger:
         self._publish = publish
 
     async def handle_once(
-        self, event_id: uuid.UUID, compute_and_store: Callable[[], Awaitable[list[OutgoingMessage]]]
+        self,
+        event_id: uuid.UUID,
+        compute_and_store: Callable[[], Awaitable[list[OutgoingMessage] | None]],
+        *,
+        look_first: bool = True,
     ) -> None:
         """Run ``compute_and_store`` unless the event was handled before, then publish what is
         still owed. ``compute_and_store`` claims the event with its own writes (``claim_and_write``,
-        or ``record`` in its transaction) and returns the messages it staged, or none when a
-        concurrent delivery won."""
-        outstanding = await self.outstanding(event_id)
-        if outstanding is None:
+        or ``record`` in its transaction) and returns the messages it staged, or None when the
+        event was claimed before (a redelivery, or a concurrent delivery that won).
+
+        ``look_first=False`` is for a computation cheap enough to redo on the rare redelivery (no
+        paid API call): the event is computed and claimed at once, and looked up only when the
+        claim was lost, one round trip fewer per event. A delivery that loses to a concurrent one
+        (a rebalance) may then publish the winner's messages too: same event ids, consumers drop
+        the second copy.
+        """
+        if look_first:
+            outstanding = await self.outstanding(event_id)
+            if outstanding is None:
+                outstanding = await compute_and_store()
+        else:
             outstanding = await compute_and_store()
-        await self.publish(outstanding)
+            if outstanding is None:
+                outstanding = await self.outstanding(event_id)
+        await self.publish(outstanding or [])
 
     async def outstanding(self, event_id: uuid.UUID) -> list[OutgoingMessage] | None:
         """None if the event was never handled; else the messages still to publish (often none)."""

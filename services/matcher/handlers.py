@@ -68,8 +68,11 @@ class MatchHandler:
         self, event: EventEnvelope, request: BuyerMatchRequestedPayload, qualification_id: str | None
     ) -> None:
         ledger = EventLedger(self._resources.pool, SERVICE, self._publisher.publish)
+        # A match is one catalog query: cheaper to redo on a rare redelivery than to look first.
         await ledger.handle_once(
-            event.event_id, lambda: self._match_and_store(event, request, qualification_id, ledger)
+            event.event_id,
+            lambda: self._match_and_store(event, request, qualification_id, ledger),
+            look_first=False,
         )
 
     async def _match_and_store(
@@ -78,7 +81,7 @@ class MatchHandler:
         request: BuyerMatchRequestedPayload,
         qualification_id: str | None,
         ledger: EventLedger,
-    ) -> list[OutgoingMessage]:
+    ) -> list[OutgoingMessage] | None:
         preferences = request.preferences
         low, high = price_window(preferences)
         homes = await self._catalog.active_listings(
@@ -118,7 +121,7 @@ class MatchHandler:
             qualification_id=qualification_id,
         )
         if not stored:
-            return []  # a concurrent delivery of the same event won; it publishes
+            return None  # claimed before: a redelivery, or a concurrent delivery that won
         BUYERS_MATCHED.labels(outcome="matched" if result.matches else "no_matches").inc()
         log.info(
             "buyer matched",

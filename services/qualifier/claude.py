@@ -154,6 +154,7 @@ class ClaudeQualificationEngine(QualificationEngine):
     """Qualifies with Claude; never raises for an API problem: the rules engine answers then."""
 
     name = ENGINE_NAME
+    costly = True
 
     def __init__(
         self,

@@ -12,6 +12,9 @@ class QualificationEngine(ABC):
     """Turns what a lead wrote into a Qualification; the worker never knows which engine runs."""
 
     name: str
+    #: Qualifying calls a paid API: a redelivered event is looked up before it is qualified
+    #: again (EventLedger.handle_once's look_first); a free engine qualifies and claims at once.
+    costly: bool = False
 
     @abstractmethod
     async def qualify(self, lead: LeadToQualify) -> Qualification:

@@ -40,11 +40,13 @@ class QualifyLeadHandler:
     async def handle(self, event: LeadQualificationRequested) -> None:
         """Qualify the lead once; store the result and LeadQualified in one statement."""
         ledger = EventLedger(self._resources.pool, SERVICE, self._publisher.publish)
-        await ledger.handle_once(event.event_id, lambda: self._qualify_and_store(event, ledger))
+        await ledger.handle_once(
+            event.event_id, lambda: self._qualify_and_store(event, ledger), look_first=self._engine.costly
+        )
 
     async def _qualify_and_store(
         self, event: LeadQualificationRequested, ledger: EventLedger
-    ) -> list[OutgoingMessage]:
+    ) -> list[OutgoingMessage] | None:
         lead = event.payload.lead
         qualification = await self._engine.qualify(lead)
         completed_at = utc_now()
@@ -72,7 +74,7 @@ class QualifyLeadHandler:
             completed_at=completed_at,
         )
         if not stored:
-            return []  # a concurrent delivery of the same event won; it publishes
+            return None  # claimed before: a redelivery, or a concurrent delivery that won
         LEADS_QUALIFIED.labels(
             qualification.engine, qualification.intent.value, qualification.temperature.value
         ).inc()

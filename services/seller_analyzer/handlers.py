@@ -133,7 +133,7 @@ class AnalyzeHandler:
 
     async def _analyze_and_store(
         self, event: SellerAnalysisRequested, ledger: EventLedger
-    ) -> list[OutgoingMessage]:
+    ) -> list[OutgoingMessage] | None:
         request = event.payload
         result: SellerAnalysisResult | None = None
         failure: CmaError | None = None
@@ -169,7 +169,7 @@ class AnalyzeHandler:
             completed_at=completed_at,
         )
         if not stored:
-            return []  # a concurrent delivery of the same event won; it publishes
+            return None  # claimed before: a redelivery, or a concurrent delivery that won
         SELLERS_ANALYZED.labels(outcome=failure.code if failure else "completed").inc()
         log.info(
             "seller analyzed",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
+import pytest
 
 from jorge_runtime.idempotency import EventLedger
 from jorge_runtime.kafka.broker import OutgoingMessage
@@ -39,3 +40,42 @@ async def test_the_first_claim_stages_the_messages_and_a_second_changes_nothing(
     async with pool.acquire() as conn, conn.transaction():
         assert await ledger.record(conn, quiet, [])
     assert await ledger.outstanding(quiet) == []
+
+
+@pytest.mark.parametrize("look_first", [True, False], ids=["looks-first", "claims-first"])
+async def test_handle_once_publishes_what_is_owed_and_nothing_twice(
+    pool: asyncpg.Pool, look_first: bool
+) -> None:
+    published: list[OutgoingMessage] = []
+    computed: list[uuid.UUID] = []
+
+    async def publish(message: OutgoingMessage) -> None:
+        published.append(message)
+
+    ledger = EventLedger(pool, f"test-{uuid.uuid4().hex[:8]}", publish)
+
+    async def handle(event_id: uuid.UUID) -> None:
+        async def store() -> list[OutgoingMessage] | None:
+            computed.append(event_id)
+            staged = [message(len(computed))]
+            async with pool.acquire() as conn, conn.transaction():
+                return staged if await ledger.record(conn, event_id, staged) else None
+
+        await ledger.handle_once(event_id, store, look_first=look_first)
+
+    # A process that died after storing, before publishing: the redelivery owes the message.
+    handled = uuid.uuid4()
+    async with pool.acquire() as conn, conn.transaction():
+        assert await ledger.record(conn, handled, [first := message(0)])
+    await handle(handled)
+    assert published == [first]
+    await handle(handled)  # published and marked: a further redelivery owes nothing
+    assert published == [first]
+    # Looking first never computes a handled event again; claiming first computes, loses the
+    # claim, and publishes only what is still owed.
+    assert len(computed) == (0 if look_first else 2)
+
+    fresh = uuid.uuid4()  # a new event: computed, claimed and published once either way
+    await handle(fresh)
+    await handle(fresh)
+    assert len(published) == 2 and published[1].message_id != first.message_id
