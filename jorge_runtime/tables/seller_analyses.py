@@ -1,8 +1,9 @@
 """The ``seller_analyses`` table: a seller's home to price and the analyzer's CMA.
 
-Writers: the gateway (a pending analysis with the request) and the seller analyzer (completed
-or failed; also the analysis, if the gateway's transaction never committed: in one statement
-with its event claim, in services/seller_analyzer/repository.py). Readers: the
+Writers: the gateway (a pending analysis with the request, in one statement with its event:
+services/gateway/seller_repository.py) and the seller analyzer (completed or failed; also the
+analysis, if the gateway's statement never ran: in one statement with its event claim, in
+services/seller_analyzer/repository.py). Readers: the
 gateway, crm_sync (the priced home's address) and the MCP server.
 """
 
@@ -12,26 +13,10 @@ from typing import Any
 
 import asyncpg
 
-from jorge_runtime.db import DbConnection, Executor
-from schemas.sellers import SellerAnalysisRequestedPayload
+from jorge_runtime.db import Executor
 
 #: The status of an analysis by id (for a waiting request: anything but pending is final).
 STATUS_BY_ID = "SELECT status FROM seller_analyses WHERE id = $1"
-
-
-async def open_pending(
-    conn: DbConnection, organization_id: str, request: SellerAnalysisRequestedPayload, correlation_id: str
-) -> None:
-    """Record a pending analysis."""
-    await conn.execute(
-        """INSERT INTO seller_analyses (id, organization_id, seller_id, status, request, correlation_id)
-           VALUES ($1, $2, $3, 'pending', $4, $5)""",
-        request.analysis_id,
-        organization_id,
-        request.seller_id,
-        request.model_dump(mode="json"),
-        correlation_id,
-    )
 
 
 async def find(conn: Executor, organization_id: str, analysis_id: str) -> asyncpg.Record | None:

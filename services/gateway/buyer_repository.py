@@ -6,9 +6,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from jorge_runtime.db import DbConnection, Executor
+from jorge_runtime.db import Executor
 from jorge_runtime.tables import match_sessions
 from schemas.buyers import BuyerMatchRequestedPayload, BuyerPreferences, MatchResults, MatchSessionView
+from services.gateway.outbox import ACCEPT_CTES, Accept
+
+# The buyer's preferences and a pending match session, with the request's event.
+_OPEN_SESSION = f"""
+WITH preferences AS (
+    INSERT INTO buyer_preferences (organization_id, buyer_id, document) VALUES ($10, $11, $12)
+    ON CONFLICT (organization_id, buyer_id) DO UPDATE SET document = EXCLUDED.document, updated_at = now()
+), accepted AS (
+    INSERT INTO match_sessions (id, organization_id, buyer_id, status, request, correlation_id)
+    VALUES ($13, $10, $11, 'pending', $14, $15)
+    RETURNING id
+), {ACCEPT_CTES}
+SELECT id FROM accepted"""  # noqa: S608  constant SQL, values as $n placeholders
 
 
 class BuyerRepository:
@@ -42,14 +55,14 @@ class BuyerRepository:
         return {**row["document"], "buyer_id": buyer_id, "updated_at": row["updated_at"]}
 
     async def open_session(
-        self,
-        conn: DbConnection,
-        organization_id: str,
-        request: BuyerMatchRequestedPayload,
-        correlation_id: str,
+        self, accept: Accept, organization_id: str, request: BuyerMatchRequestedPayload, correlation_id: str
     ) -> None:
-        """Record a pending match session, inside the caller's transaction."""
-        await match_sessions.open_pending(conn, organization_id, request, correlation_id)
+        """Store the buyer's preferences and a pending match session with the request's event."""
+        await accept(
+            _OPEN_SESSION,
+            organization_id, request.buyer_id, request.preferences.model_dump(mode="json"),
+            request.match_session_id, request.model_dump(mode="json"), correlation_id,
+        )  # fmt: skip
 
     async def session(self, conn: Executor, organization_id: str, session_id: str) -> MatchSessionView | None:
         """The session as the API shows it, or None if it is not this organisation's."""

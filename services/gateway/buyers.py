@@ -1,7 +1,7 @@
 """Gateway routes for /v1/buyers: store a buyer's search, hand it to the matcher, read results.
 
 The gateway never matches: it stores the preferences and a pending match session and
-stages BuyerMatchRequested in one transaction (publishing.store_and_publish), then publishes it.
+stages BuyerMatchRequested in one statement (publishing.accepting), then publishes it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Request
 
-from jorge_runtime.db import DbConnection
 from jorge_runtime.kafka.broker import event_message
 from jorge_runtime.results import MATCH_SESSION
 from schemas.buyers import (
@@ -29,7 +28,7 @@ from schemas.buyers import (
 from schemas.topics import BUYER_MATCH_REQUESTED
 from services.gateway.dependencies import CallerDep, GatewayDep
 from services.gateway.errors import BUS_DOWN, ApiError, documented_errors
-from services.gateway.publishing import store_and_publish
+from services.gateway.publishing import accepting
 from services.gateway.results import WAIT_QUERY, accepted_or_result
 
 router = APIRouter(tags=["buyers"])
@@ -92,11 +91,9 @@ async def match_properties(
     )
     message = event_message(event, topic=gw.topics(BUYER_MATCH_REQUESTED), key=body.buyer_id)
 
-    async def write(conn: DbConnection) -> None:
-        await gw.buyers.save_preferences(conn, caller.organization_id, body.buyer_id, payload.preferences)
-        await gw.buyers.open_session(conn, caller.organization_id, payload, request.state.request_id)
-
-    await store_and_publish(gw, write, message)
+    await gw.buyers.open_session(
+        accepting(gw, message), caller.organization_id, payload, request.state.request_id
+    )
     session_id = payload.match_session_id
     accepted = MatchAccepted(
         match_session_id=session_id,

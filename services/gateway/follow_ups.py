@@ -23,7 +23,8 @@ from schemas.leads import LEAD_ID_PATTERN
 from schemas.topics import LEAD_ENGAGEMENT_RECORDED
 from services.gateway.dependencies import Gateway, authenticated_caller, gateway
 from services.gateway.errors import API_ERRORS, ApiError
-from services.gateway.publishing import store_and_publish
+from services.gateway.outbox import EVENT_ONLY
+from services.gateway.publishing import accepting
 from services.gateway.tenancy import Caller
 
 router = APIRouter(tags=["follow-ups"])
@@ -137,10 +138,7 @@ async def record_lead_event(
     )
     message = event_message(event, topic=gw.topics(LEAD_ENGAGEMENT_RECORDED), key=lead_id)
 
-    async def nothing_else(conn: DbConnection) -> None:
-        """The event is the whole record: crm_sync stops the plan from it."""
-
-    await store_and_publish(gw, nothing_else, message)
+    await accepting(gw, message)(EVENT_ONLY)  # the event is the whole record: crm_sync stops the plan
     return LeadEventAccepted(event_id=str(event.event_id), lead_id=lead_id, type=body.type)
 
 

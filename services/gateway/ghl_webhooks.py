@@ -19,15 +19,22 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from jorge_runtime.db import DbConnection
 from jorge_runtime.kafka.broker import event_message
 from schemas.follow_ups import GHL_STOP_WEBHOOKS, LeadEngagementRecorded, LeadEngagementRecordedPayload
 from schemas.topics import LEAD_ENGAGEMENT_RECORDED
 from services.gateway.dependencies import Gateway, gateway
 from services.gateway.errors import API_ERRORS, ApiError
-from services.gateway.publishing import store_and_publish
+from services.gateway.outbox import ACCEPT_CTES
+from services.gateway.publishing import accepting
 
 router = APIRouter(tags=["ghl"])
+
+# The webhook's id among the receipts, with its event; no row when GHL's id was seen before.
+_REMEMBER = f"""
+WITH accepted AS (
+    INSERT INTO ghl_webhook_receipts (webhook_id) VALUES ($10) ON CONFLICT DO NOTHING RETURNING webhook_id
+), {ACCEPT_CTES}
+SELECT true FROM accepted"""  # noqa: S608  constant SQL, values as $n placeholders
 
 SIGNATURE_HEADER = "x-wh-signature"
 #: The key GHL publishes for `x-wh-signature` (WebhookAuthentication.md); GHL_WEBHOOK_PUBLIC_KEY overrides.
@@ -152,22 +159,8 @@ async def receive_ghl_webhook(request: Request, gw: Gateway = Depends(gateway)) 
     )
     message = event_message(event, topic=gw.topics(LEAD_ENGAGEMENT_RECORDED), key=contact_id or location_id)
 
-    async def remember(conn: DbConnection) -> None:
-        first = await conn.fetchval(
-            "INSERT INTO ghl_webhook_receipts (webhook_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true",
-            webhook_id,
-        )
-        if not first:
-            raise _Replayed  # rolls the transaction back: nothing is published
-
-    try:
-        await store_and_publish(gw, remember, message)
-    except _Replayed:
+    if await accepting(gw, message)(_REMEMBER, webhook_id) is None:  # nothing stored, nothing published
         raise ApiError(
             409, "webhook_replayed", f"Webhook {webhook_id} was accepted before; a replay is refused."
-        ) from None
+        )
     return JSONResponse({"status": "accepted", "event_id": str(event.event_id)}, status_code=202)
-
-
-class _Replayed(Exception):
-    """The webhookId is in the receipts already."""

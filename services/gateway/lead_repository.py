@@ -3,7 +3,6 @@ but for the statement that opens a qualification with the request's event, here)
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,10 +11,7 @@ import asyncpg
 
 from jorge_runtime.tables import leads
 from schemas.leads import QualifyLeadRequest, schedule_showing_url
-from services.gateway.outbox import ACCEPT_CTES
-
-#: Runs a statement with the request's event (publishing.accept_and_publish bound to it).
-Accept = Callable[..., Awaitable[asyncpg.Record | None]]
+from services.gateway.outbox import ACCEPT_CTES, Accept
 
 # The qualification first, the lead only if it was opened: a 409 (the partial unique index
 # found an open one) changes nothing, not even the lead's details. The foreign key is checked

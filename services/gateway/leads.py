@@ -2,12 +2,11 @@
 qualifier, read the result.
 
 The gateway never qualifies: it stores the request and stages LeadQualificationRequested in one
-statement (publishing.accept_and_publish), then publishes it.
+statement (publishing.accepting), then publishes it.
 """
 
 from __future__ import annotations
 
-import asyncpg
 from fastapi import APIRouter, Path, Request
 
 from jorge_runtime.kafka.broker import event_message
@@ -28,7 +27,7 @@ from schemas.topics import LEAD_QUALIFICATION_REQUESTED
 from services.gateway.dependencies import CallerDep, GatewayDep
 from services.gateway.errors import API_ERRORS, ApiError
 from services.gateway.lead_repository import LeadAlreadyInQualification
-from services.gateway.publishing import accept_and_publish
+from services.gateway.publishing import accepting
 from services.gateway.results import WAIT_QUERY
 
 router = APIRouter()
@@ -64,12 +63,14 @@ async def qualify_lead(
     )
     message = event_message(event, topic=gw.topics(LEAD_QUALIFICATION_REQUESTED), key=body.lead_id)
 
-    async def accept(statement: str, *parameters: object) -> asyncpg.Record | None:
-        return await accept_and_publish(gw, message, statement, *parameters)
-
     try:
         opened = await gw.leads.open_qualification(
-            accept, gw.pool, caller.organization_id, body, qualification_id, request.state.request_id
+            accepting(gw, message),
+            gw.pool,
+            caller.organization_id,
+            body,
+            qualification_id,
+            request.state.request_id,
         )
     except LeadAlreadyInQualification:
         raise ApiError(

@@ -45,6 +45,14 @@ staged AS (
 )"""
 
 
+#: The statement of a request whose event is the whole record: the event (and the mark) alone.
+EVENT_ONLY = f"WITH accepted AS (SELECT 1), {ACCEPT_CTES}\nSELECT true FROM accepted"  # noqa: S608  constant SQL
+
+#: Runs a repository's statement (its CTEs + ``ACCEPT_CTES``) with the request's event staged, and
+#: publishes the event if accepted: ``publishing.accepting(gw, message)``. The row, or None.
+Accept = Callable[..., Awaitable[asyncpg.Record | None]]
+
+
 def accept_parameters(message: OutgoingMessage, claim: Claim | None) -> tuple[object, ...]:
     """Parameters $1-$9 of ``ACCEPT_CTES``: the event's outbox row and the request's key claim
     (nulls without an Idempotency-Key: the mark then updates nothing)."""

@@ -1,10 +1,11 @@
 """The gateway's one way to accept work: store the request and its event together, then publish.
 
-Two forms of the same promise. ``store_and_publish`` runs the route's writes and stages the
-event in one transaction. ``accept_and_publish`` does it in one statement (one round trip
-instead of BEGIN, the writes, the outbox row, the idempotency mark and COMMIT), for a route
-whose writes fit in CTEs and whose event is known before they run: the busiest one, POST
-/v1/leads/qualify.
+Two forms of the same promise. ``accept_and_publish`` stores the request, its event's outbox row
+and its idempotency mark in one statement (one round trip instead of BEGIN, the writes, the
+outbox row, the mark and COMMIT): every intake route (leads, buyers, sellers, consultations,
+lead events, GHL webhooks), whose event is known before its writes. ``store_and_publish`` does
+it in a transaction, for routes that read and check state before they write, or build the event
+from what they wrote (webhook endpoints' test events and redeliveries).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from jorge_runtime.kafka.broker import OutgoingMessage
 from services.gateway.dependencies import Gateway
 from services.gateway.errors import bus_unavailable
 from services.gateway.idempotency import current_claim
-from services.gateway.outbox import accept_parameters
+from services.gateway.outbox import Accept, accept_parameters
 
 T = TypeVar("T")
 
@@ -64,3 +65,12 @@ async def accept_and_publish(
     if row is not None:
         await gw.outbox.publish_committed(message)
     return row
+
+
+def accepting(gw: Gateway, message: OutgoingMessage) -> Accept:
+    """The ``Accept`` a route hands its repository: ``accept_and_publish`` with ``message``."""
+
+    async def accept(statement: str, *parameters: object) -> asyncpg.Record | None:
+        return await accept_and_publish(gw, message, statement, *parameters)
+
+    return accept

@@ -5,14 +5,33 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from jorge_runtime.db import DbConnection, Executor
-from jorge_runtime.tables import seller_analyses, seller_consultations
+from jorge_runtime.db import Executor
+from jorge_runtime.tables import seller_analyses
 from schemas.sellers import (
     ConsultationRequestedPayload,
     SellerAnalysisRequestedPayload,
     SellerAnalysisResult,
     SellerAnalysisView,
 )
+from services.gateway.outbox import ACCEPT_CTES, Accept
+
+# A pending analysis, with the request's event.
+_OPEN_ANALYSIS = f"""
+WITH accepted AS (
+    INSERT INTO seller_analyses (id, organization_id, seller_id, status, request, correlation_id)
+    VALUES ($10, $11, $12, 'pending', $13, $14)
+    RETURNING id
+), {ACCEPT_CTES}
+SELECT id FROM accepted"""  # noqa: S608  constant SQL, values as $n placeholders
+
+# A consultation request, with the request's event.
+_REQUEST_CONSULTATION = f"""
+WITH accepted AS (
+    INSERT INTO seller_consultations (id, organization_id, seller_id, status, request, correlation_id)
+    VALUES ($10, $11, $12, 'requested', $13, $14)
+    RETURNING created_at
+), {ACCEPT_CTES}
+SELECT created_at FROM accepted"""  # noqa: S608  constant SQL, values as $n placeholders
 
 
 class SellerRepository:
@@ -20,13 +39,17 @@ class SellerRepository:
 
     async def open_analysis(
         self,
-        conn: DbConnection,
+        accept: Accept,
         organization_id: str,
         request: SellerAnalysisRequestedPayload,
         correlation_id: str,
     ) -> None:
-        """Record a pending analysis, inside the caller's transaction."""
-        await seller_analyses.open_pending(conn, organization_id, request, correlation_id)
+        """Store a pending analysis with the request's event."""
+        await accept(
+            _OPEN_ANALYSIS,
+            request.analysis_id, organization_id, request.seller_id, request.model_dump(mode="json"),
+            correlation_id,
+        )  # fmt: skip
 
     async def analysis(
         self, conn: Executor, organization_id: str, analysis_id: str
@@ -49,11 +72,14 @@ class SellerRepository:
         )
 
     async def request_consultation(
-        self,
-        conn: DbConnection,
-        organization_id: str,
-        request: ConsultationRequestedPayload,
-        correlation_id: str,
+        self, accept: Accept, organization_id: str, request: ConsultationRequestedPayload, correlation_id: str
     ) -> datetime:
-        """Record a consultation request, inside the caller's transaction; its created_at."""
-        return await seller_consultations.insert_request(conn, organization_id, request, correlation_id)
+        """Store a consultation request with the request's event; its created_at."""
+        row = await accept(
+            _REQUEST_CONSULTATION,
+            request.consultation_id, organization_id, request.seller_id,
+            request.request.model_dump(mode="json"), correlation_id,
+        )  # fmt: skip
+        assert row is not None  # a fresh id: always inserted
+        created_at: datetime = row["created_at"]
+        return created_at

@@ -1,8 +1,8 @@
 """Gateway routes for /v1/sellers: store a home to price or a consultation request, publish it,
 read the analysis.
 
-The gateway never prices: it stores the request and stages its event in one transaction
-(publishing.store_and_publish), then publishes it; the seller analyzer and crm_sync do the work.
+The gateway never prices: it stores the request and stages its event in one statement
+(publishing.accepting), then publishes it; the seller analyzer and crm_sync do the work.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Request
 
-from jorge_runtime.db import DbConnection
 from jorge_runtime.kafka.broker import event_message
 from jorge_runtime.results import SELLER_ANALYSIS
 from schemas.sellers import (
@@ -33,7 +32,7 @@ from schemas.sellers import (
 from schemas.topics import SELLER_ANALYSIS_REQUESTED, SELLER_CONSULTATION_REQUESTED
 from services.gateway.dependencies import CallerDep, GatewayDep
 from services.gateway.errors import BUS_DOWN, ApiError, documented_errors
-from services.gateway.publishing import store_and_publish
+from services.gateway.publishing import accepting
 from services.gateway.results import WAIT_QUERY, accepted_or_result
 
 router = APIRouter(tags=["sellers"])
@@ -83,10 +82,9 @@ async def analyze_property(
     )
     message = event_message(event, topic=gw.topics(SELLER_ANALYSIS_REQUESTED), key=body.seller_id)
 
-    async def write(conn: DbConnection) -> None:
-        await gw.sellers.open_analysis(conn, caller.organization_id, payload, request.state.request_id)
-
-    await store_and_publish(gw, write, message)
+    await gw.sellers.open_analysis(
+        accepting(gw, message), caller.organization_id, payload, request.state.request_id
+    )
     analysis_id = payload.analysis_id
     accepted = AnalysisAccepted(
         analysis_id=analysis_id, seller_id=body.seller_id, result_url=f"/v1/sellers/analyses/{analysis_id}"
@@ -154,12 +152,9 @@ async def schedule_consultation(
     )
     message = event_message(event, topic=gw.topics(SELLER_CONSULTATION_REQUESTED), key=seller_id)
 
-    async def write(conn: DbConnection) -> datetime:
-        return await gw.sellers.request_consultation(
-            conn, caller.organization_id, payload, request.state.request_id
-        )
-
-    created_at = await store_and_publish(gw, write, message)
+    created_at = await gw.sellers.request_consultation(
+        accepting(gw, message), caller.organization_id, payload, request.state.request_id
+    )
     return ConsultationView(
         consultation_id=payload.consultation_id,
         seller_id=seller_id,
