@@ -16,6 +16,12 @@ INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    # PostgreSQL shutting down or crashed: the statement in flight gets one of these.
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    # A pooled connection reused while its protocol still consumes the error of a server going
+    # away ("another operation is in progress"): seen when PostgreSQL restarts under load.
+    asyncpg.exceptions.InternalClientError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     KafkaConnectionError,

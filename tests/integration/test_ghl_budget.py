@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from jorge_runtime.settings import Settings
-from services.crm_sync.ghl.budget import BudgetDefaults, GhlBudget
+from services.crm_sync.ghl.budget import BudgetDefaults, BudgetSpent, GhlBudget
 from services.crm_sync.ghl.client import API_VERSION, GhlClient, GhlCredentials, GhlTransientError
 from tests.support.ghl import Sandbox
 
@@ -213,6 +213,25 @@ async def test_ghl_saying_the_day_is_spent_without_a_reset_rests_the_location_un
             for task in waiting:
                 task.cancel()
             await client.close()
+
+
+async def test_our_count_spent_without_ghl_saying_so_probes_instead_of_waiting_for_midnight(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    # CI saw a location parked for minutes: GHL's day (no reset header, so not the UTC day we
+    # assume) reset between our requests, its answers never said "spent", our count did.
+    budget = GhlBudget(redis, BudgetDefaults(margin_ms=0, daily_probe_ms=300), max_poll_seconds=0.02)
+    location = f"loc-{uuid.uuid4().hex[:8]}"
+    answer = {"x-ratelimit-limit-daily": "4", "x-ratelimit-daily-remaining": "3"}
+    for _ in range(4):
+        await budget.observe(location, answer, 200, await budget.acquire(location))
+    with pytest.raises(BudgetSpent) as spent:
+        await budget.acquire(location, max_wait_ms=50)
+    assert spent.value.wait_ms <= 300  # one probe interval, not until UTC midnight
+    await asyncio.sleep(0.35)
+    probe = await budget.acquire(location, max_wait_ms=50)  # the one probe
+    await budget.observe(location, answer, 200, probe)  # GHL has budget: its count decides again
+    await budget.acquire(location, max_wait_ms=50)
 
 
 async def test_an_answer_from_before_ghls_reset_leaves_the_new_window_alone(

@@ -88,10 +88,18 @@ if used >= burst then
   return deny(tonumber(entry[2]) + span - now + 1)
 end
 local probing = lim[6] == '1'
-local dkey, _, dend = daily_window(p, now)
+local dkey, _, dend, confirmed = daily_window(p, now)
 local dused = tonumber(redis.call('GET', dkey) or '0')
 -- While GHL says the day is spent, its probe answers decide, not our count.
-if dused >= daily and not probing then return deny(dend - now) end
+if dused >= daily and not probing then
+  if confirmed then return deny(dend - now) end
+  -- Our count is spent but GHL never said so, nor when its day ends (its window is not the UTC
+  -- day we assumed, and may have reset meanwhile): rest one probe interval, then probe, as if
+  -- GHL had said "spent". Waiting for UTC midnight parked a location for hours.
+  local rest = now + math.min(tonumber(ARGV[8]), dend - now)
+  redis.call('HSET', lk, 'dspent', '1', 'probe_until', rest)
+  return deny(rest - now)
+end
 if is_hot then
   redis.call('ZREM', hot, ARGV[6])
 else
