@@ -13,6 +13,8 @@ from schemas.text import Text
 
 #: Days after qualification of one step: more than 0, at most a year.
 CadenceDay = Annotated[float, Field(gt=0, le=365)]
+#: One temperature's steps: 1 to 20 days after qualification.
+Cadence = Annotated[list[CadenceDay], Field(min_length=1, max_length=20)]
 PlanStatus = Literal["active", "paused", "stopped", "cancelled", "completed"]
 StepStatus = Literal["pending", "done", "skipped", "cancelled", "failed"]
 #: What a lead did that ends its cadence (the stop reason of a plan).
@@ -95,7 +97,7 @@ class FollowUpSettingsBody(BaseModel):
         },
     )
 
-    cadence_days: dict[Literal["default", "hot", "warm", "cold"], list[CadenceDay]] = Field(
+    cadence_days: dict[Literal["default", "hot", "warm", "cold"], Cadence] = Field(
         description="Days after qualification of each step, per temperature; `default` for the others."
     )
     time_zone: Text = Field(default="UTC", max_length=64, description="IANA zone of the quiet hours.")
@@ -111,8 +113,8 @@ class FollowUpSettingsBody(BaseModel):
 class QuietHours(BaseModel):
     """Hours of the organisation's day when no step is sent: [start_hour, end_hour), may wrap midnight."""
 
-    start_hour: int = Field(ge=0, le=23)
-    end_hour: int = Field(ge=0, le=23)
+    start_hour: int = Field(ge=0, le=23, strict=True)  # strict: JSON's false is not hour 0
+    end_hour: int = Field(ge=0, le=23, strict=True)
 
 
 FollowUpSettingsBody.model_rebuild()

@@ -7,13 +7,23 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 
-def _storable(value: str) -> str:
+def is_storable(value: str) -> bool:
+    """True if PostgreSQL can store ``value`` and every consumer decode it: no NUL, no lone
+    surrogate (for text that does not pass through a model, e.g. a GHL webhook's fields)."""
     if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+        return False
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+        return False
+    return True
+
+
+def _storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if not is_storable(value):
+        raise ValueError("must be valid Unicode text (no lone surrogates)")
     return value
 
 

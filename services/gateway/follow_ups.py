@@ -178,9 +178,6 @@ async def put_follow_up_settings(
         raise ApiError(
             422, "validation_error", f"Unknown time zone {body.time_zone!r} (IANA names)."
         ) from None
-    for temperature, days in body.cadence_days.items():
-        if not days or len(days) > 20:
-            raise ApiError(422, "validation_error", f"cadence_days.{temperature}: 1 to 20 days.")
     quiet = body.quiet_hours
     await gw.pool.execute(
         """INSERT INTO follow_up_settings (organization_id, cadence_days, time_zone, quiet_start_hour,

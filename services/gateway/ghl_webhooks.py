@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 
 from jorge_runtime.kafka.broker import event_message
 from schemas.follow_ups import GHL_STOP_WEBHOOKS, LeadEngagementRecorded, LeadEngagementRecordedPayload
+from schemas.text import is_storable
 from schemas.topics import LEAD_ENGAGEMENT_RECORDED
 from services.gateway.dependencies import Gateway, gateway
 from services.gateway.errors import API_ERRORS, ApiError
@@ -86,6 +87,25 @@ def timestamp_fresh(value: Any, now: datetime, tolerance_seconds: int) -> bool:
     return abs((now - at).total_seconds()) <= tolerance_seconds
 
 
+def parse_payload(body: bytes) -> dict[str, Any]:
+    """The signed body as a JSON object whose every string PostgreSQL can store; 400 otherwise
+    (GHL's signature proves who sent it, not that it is well formed)."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_json", "The body is not JSON (or is nested too deep).") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_json", "The body is not a JSON object.")
+    for name, value in payload.items():
+        if not is_storable(name) or (isinstance(value, str) and not is_storable(value)):
+            raise ApiError(
+                400,
+                "invalid_payload",
+                f"Field {name!a} holds text that cannot be stored (NUL or a lone surrogate).",
+            )
+    return payload
+
+
 def _text(value: Any) -> str | None:
     return str(value) if isinstance(value, str | int) and str(value) else None
 
@@ -106,12 +126,7 @@ async def receive_ghl_webhook(request: Request, gw: Gateway = Depends(gateway)) 
             "invalid_signature",
             f"The {SIGNATURE_HEADER} header is missing or is not GHL's signature of the body.",
         )
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        raise ApiError(400, "invalid_json", "The body is not JSON.") from None
-    if not isinstance(payload, dict):
-        raise ApiError(400, "invalid_json", "The body is not a JSON object.")
+    payload = parse_payload(body)
     tolerance = settings.ghl_webhook_tolerance_seconds
     if not timestamp_fresh(payload.get("timestamp"), datetime.now(UTC), tolerance):
         raise ApiError(

@@ -95,7 +95,7 @@ def fingerprint(method: str, path: str, body: bytes) -> bytes:
     """What makes two requests "the same": method, path and the JSON body, key order aside."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: the bytes decide
         canonical = body
     return hashlib.sha256(b"%s %s\n%s" % (method.encode(), path.encode(), canonical)).digest()
 

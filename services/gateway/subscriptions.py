@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -100,17 +101,25 @@ def _encode_cursor(row: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+#: The id in a cursor: an endpoint's or a delivery's (the two lists that page).
+_ROW_ID = re.compile(r"w[ed]_[0-9a-f]{24}")
+
+
 def _decode_cursor(cursor: str | None) -> Position | None:
     if cursor is None:
         return None
+    invalid = ApiError(400, "invalid_cursor", "cursor is not a next_cursor this API returned.")
     try:
         created_at, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        position = (datetime.fromisoformat(created_at), str(row_id))
-    except (ValueError, TypeError, binascii.Error):
-        raise ApiError(400, "invalid_cursor", "cursor is not a next_cursor this API returned.") from None
-    if position[0].tzinfo is None:
-        raise ApiError(400, "invalid_cursor", "cursor is not a next_cursor this API returned.")
-    return position
+        if not isinstance(created_at, str) or not isinstance(row_id, str) or not _ROW_ID.fullmatch(row_id):
+            raise invalid
+        at = datetime.fromisoformat(created_at)
+        if at.tzinfo is None:
+            raise invalid
+        # In UTC here: a time PostgreSQL cannot hold (an offset past year 1 or 9999) fails now.
+        return at.astimezone(UTC), row_id
+    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error):
+        raise invalid from None
 
 
 def _page(rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
