@@ -183,9 +183,11 @@ class EventLedger:
 
     async def publish(self, messages: list[OutgoingMessage]) -> None:
         """Publish staged messages in order and mark each as sent once acknowledged."""
-        if messages and self._publish is None:
+        if not messages:
+            return
+        publish = self._publish
+        if publish is None:
             raise RuntimeError(f"ledger {self.consumer} has messages to publish but no publisher")
         for message in messages:
-            assert self._publish is not None
-            await self._publish(message)
+            await publish(message)
             await mark_outbox_published(self._pool, [message.message_id])

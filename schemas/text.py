@@ -7,24 +7,24 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 
-def is_storable(value: str) -> bool:
-    """True if PostgreSQL can store ``value`` and every consumer decode it: no NUL, no lone
-    surrogate (for text that does not pass through a model, e.g. a GHL webhook's fields)."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _storable(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
-    if not is_storable(value):
-        raise ValueError("must be valid Unicode text (no lone surrogates)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
     return value
+
+
+def is_storable(value: str) -> bool:
+    """True if PostgreSQL can store ``value`` and every consumer decode it: no NUL, no lone
+    surrogate (for text that does not pass through a model, e.g. a GHL webhook's fields)."""
+    try:
+        _storable(value)
+    except ValueError:
+        return False
+    return True
 
 
 #: A string PostgreSQL can store and every consumer can decode.

@@ -15,23 +15,21 @@ from schemas.sellers import (
 )
 from services.gateway.outbox import ACCEPT_CTES, Accept
 
-# A pending analysis, with the request's event.
-_OPEN_ANALYSIS = f"""
-WITH accepted AS (
-    INSERT INTO seller_analyses (id, organization_id, seller_id, status, request, correlation_id)
-    VALUES ($10, $11, $12, 'pending', $13, $14)
-    RETURNING id
-), {ACCEPT_CTES}
-SELECT id FROM accepted"""  # noqa: S608  constant SQL, values as $n placeholders
 
-# A consultation request, with the request's event.
-_REQUEST_CONSULTATION = f"""
+def _stored_request(table: str, status: str, returned: str) -> str:
+    """A seller's request row in ``table`` with the request's event: parameters $10-$14 are its
+    id, organisation, seller, request document and correlation id."""
+    return f"""
 WITH accepted AS (
-    INSERT INTO seller_consultations (id, organization_id, seller_id, status, request, correlation_id)
-    VALUES ($10, $11, $12, 'requested', $13, $14)
-    RETURNING created_at
+    INSERT INTO {table} (id, organization_id, seller_id, status, request, correlation_id)
+    VALUES ($10, $11, $12, '{status}', $13, $14)
+    RETURNING {returned}
 ), {ACCEPT_CTES}
-SELECT created_at FROM accepted"""  # noqa: S608  constant SQL, values as $n placeholders
+SELECT {returned} FROM accepted"""  # noqa: S608  constant SQL from the two calls below, values as $n
+
+
+_OPEN_ANALYSIS = _stored_request("seller_analyses", "pending", "id")
+_REQUEST_CONSULTATION = _stored_request("seller_consultations", "requested", "created_at")
 
 
 class SellerRepository:
