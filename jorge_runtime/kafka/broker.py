@@ -59,6 +59,7 @@ def create_broker(settings: Settings, *, client_id: str, producer_only: bool = F
         client_id=client_id,
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
+        linger_ms=settings.kafka_linger_ms,
         logger=None,
         security=kafka_security(settings),
         middlewares=kafka_middlewares(settings, client_id.removeprefix("jorge-")),
