@@ -10,8 +10,9 @@ When on, in each process:
   FastStream's consumer side with a cheaper publish side; ``create_broker`` calls
   ``kafka_middlewares``): a publish injects the W3C ``traceparent`` header and a consumer
   continues that trace, so the gateway's request and the worker's handling share a trace id;
-- PostgreSQL statements (jorge_runtime/observability/db_telemetry.py) and httpx requests (GHL, webhooks,
+- PostgreSQL statements (jorge_runtime/observability/db_telemetry.py) and httpx requests (GHL,
   Anthropic) get client spans, installed once per process, so no adapter knows about tracing;
+  webhook POSTs (aiohttp) get theirs from ``http_client_span``;
 - the gateway's FastAPI app gets server spans named by route template (``instrument_app``,
   a small ASGI middleware: the contrib ASGI instrumentation costs far more per request);
 - work outside a FastStream consumer (crm_sync's delay queue, webhook attempts claimed from
@@ -172,6 +173,35 @@ def continued_span(
         attributes=dict(attributes or {}),
     ) as span:
         yield span
+
+
+@contextmanager
+def http_client_span(
+    method: str, scheme: str, host: str, port: int | None
+) -> Iterator[tuple[Span | None, dict[str, str]]]:
+    """A client span for an HTTP request made without httpx (whose requests are traced by its
+    instrumentation), and the headers that carry its context to the server. Only the origin is
+    recorded: paths and queries can carry a subscriber's token. Yields ``(None, {})``, and
+    costs one check, when tracing is off."""
+    if _provider is None:
+        yield None, {}
+        return
+    from opentelemetry import propagate, trace
+
+    origin = f"{scheme}://{host}" + (f":{port}" if port else "")
+    attributes: dict[str, str | int] = {
+        "http.request.method": method,
+        "url.full": origin,
+        "server.address": host,
+    }
+    if port:
+        attributes["server.port"] = port
+    with _provider.get_tracer("jorge").start_as_current_span(
+        method, kind=trace.SpanKind.CLIENT, attributes=attributes
+    ) as span:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        yield span, carrier
 
 
 def kafka_middlewares(settings: Settings, service: str) -> list[Any]:
