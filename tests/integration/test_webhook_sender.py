@@ -3,6 +3,9 @@ and the addresses it refuses before connecting."""
 
 from __future__ import annotations
 
+import gc
+import warnings
+
 import pytest
 
 from schemas.webhook_urls import parse_subnets
@@ -32,6 +35,21 @@ async def test_posts_the_body_and_headers_and_reads_at_most_20_kb_of_the_answer(
     assert request.headers["webhook-id"] == "msg_1"
     assert request.headers["user-agent"] == USER_AGENT
     assert request.headers["content-type"] == "application/json"
+    assert request.headers["accept-encoding"] == "identity"  # the answer's bytes are kept as sent
+
+
+async def test_a_pool_resized_while_in_use_is_closed_with_the_rest() -> None:
+    engine = sender()
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        async with Receiver() as rx:
+            first = await engine.send(rx.url(), b"{}", {}, pool_key="e1", pool_size=2)
+            second = await engine.send(rx.url(), b"{}", {}, pool_key="e1", pool_size=5)  # retires the first
+            await engine.aclose()
+        del engine
+        gc.collect()
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert [str(w.message) for w in warned if "nclosed" in str(w.message)] == []
 
 
 @pytest.mark.parametrize(

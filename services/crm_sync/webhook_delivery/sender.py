@@ -108,6 +108,7 @@ class WebhookSender:
         self._tls = ssl.create_default_context(cafile=certifi.where())
         self._sessions: OrderedDict[str, tuple[int, aiohttp.ClientSession]] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
+        self._retired: set[aiohttp.ClientSession] = set()
 
     def _session(self, pool_key: str, size: int) -> aiohttp.ClientSession:
         found = self._sessions.get(pool_key)
@@ -121,9 +122,15 @@ class WebhookSender:
                 limit=size, keepalive_timeout=30.0, ssl=self._tls, resolver=GuardedResolver(self._allowed)
             ),
             timeout=self._timeout,
-            headers={"user-agent": USER_AGENT, "content-type": "application/json"},
+            # Never compressed: the 20 KB kept of an answer are its own bytes, and no
+            # decompression bomb can be sent back.
+            headers={
+                "user-agent": USER_AGENT,
+                "content-type": "application/json",
+                "accept-encoding": "identity",
+            },
             trust_env=False,
-            auto_decompress=True,
+            auto_decompress=False,
         )
         self._sessions[pool_key] = (size, session)
         while len(self._sessions) > self._max_pools:
@@ -133,10 +140,12 @@ class WebhookSender:
 
     def _retire(self, session: aiohttp.ClientSession) -> None:
         """Close a pool once requests that may still use it are over."""
+        self._retired.add(session)
 
         async def close_later() -> None:
             await asyncio.sleep(self._attempt_timeout + 1)
             await session.close()
+            self._retired.discard(session)
 
         task = asyncio.create_task(close_later())
         self._closing.add(task)
@@ -203,6 +212,7 @@ class WebhookSender:
         """Close every pool now."""
         for task in list(self._closing):
             task.cancel()
-        sessions = [session for _, session in self._sessions.values()]
+        sessions = [session for _, session in self._sessions.values()] + list(self._retired)
         self._sessions.clear()
+        self._retired.clear()
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
