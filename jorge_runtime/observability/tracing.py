@@ -106,7 +106,7 @@ def _instrument_clients(provider: TracerProvider) -> None:
 
 
 def url_origin(url: object) -> str:
-    """``scheme://host[:port]`` of a transport-level URL (an httpx.URL or a raw tuple)."""
+    """``scheme://host[:port]`` of a URL (an httpx.URL, a raw transport tuple or a string)."""
     if isinstance(url, tuple):
         scheme, host, port, _ = (p.decode() if isinstance(p, bytes) else p for p in url)
     else:
@@ -176,28 +176,20 @@ def continued_span(
 
 
 @contextmanager
-def http_client_span(
-    method: str, scheme: str, host: str, port: int | None
-) -> Iterator[tuple[Span | None, dict[str, str]]]:
+def http_client_span(method: str, url: str) -> Iterator[tuple[Span | None, dict[str, str]]]:
     """A client span for an HTTP request made without httpx (whose requests are traced by its
-    instrumentation), and the headers that carry its context to the server. Only the origin is
-    recorded: paths and queries can carry a subscriber's token. Yields ``(None, {})``, and
-    costs one check, when tracing is off."""
+    instrumentation), and the headers that carry its context to the server. Only the URL's
+    origin is recorded (``url_origin``), as for httpx. Yields ``(None, {})``, and costs one
+    check, when tracing is off."""
     if _provider is None:
         yield None, {}
         return
     from opentelemetry import propagate, trace
 
-    origin = f"{scheme}://{host}" + (f":{port}" if port else "")
-    attributes: dict[str, str | int] = {
-        "http.request.method": method,
-        "url.full": origin,
-        "server.address": host,
-    }
-    if port:
-        attributes["server.port"] = port
     with _provider.get_tracer("jorge").start_as_current_span(
-        method, kind=trace.SpanKind.CLIENT, attributes=attributes
+        method,
+        kind=trace.SpanKind.CLIENT,
+        attributes={"http.request.method": method, "url.full": url_origin(url)},
     ) as span:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)

@@ -107,8 +107,8 @@ class WebhookSender:
         self._max_pools = max_pools
         self._tls = ssl.create_default_context(cafile=certifi.where())
         self._sessions: OrderedDict[str, tuple[int, aiohttp.ClientSession]] = OrderedDict()
-        self._closing: set[asyncio.Task[None]] = set()
-        self._retired: set[aiohttp.ClientSession] = set()
+        #: Pools replaced or evicted, each closed by its task once its requests are over.
+        self._retiring: dict[aiohttp.ClientSession, asyncio.Task[None]] = {}
 
     def _session(self, pool_key: str, size: int) -> aiohttp.ClientSession:
         found = self._sessions.get(pool_key)
@@ -140,25 +140,13 @@ class WebhookSender:
 
     def _retire(self, session: aiohttp.ClientSession) -> None:
         """Close a pool once requests that may still use it are over."""
-        self._retired.add(session)
 
         async def close_later() -> None:
             await asyncio.sleep(self._attempt_timeout + 1)
             await session.close()
-            self._retired.discard(session)
+            del self._retiring[session]
 
-        task = asyncio.create_task(close_later())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
-    def _refused_host(self, host: str | None) -> str | None:
-        """Why a host written as an IP address may not be connected to (aiohttp never resolves
-        those, so the resolver's check does not see them); None for a DNS name or a permitted one."""
-        if not host or not is_ip_address(host):
-            return None
-        if _blocked(host, self._allowed):
-            return _NOT_ALLOWED
-        return None
+        self._retiring[session] = asyncio.create_task(close_later())
 
     async def send(
         self, url: str, body: bytes, headers: Mapping[str, str], *, pool_key: str = "", pool_size: int = 10
@@ -177,12 +165,12 @@ class WebhookSender:
             target = URL(url, encoded=True)
         except ValueError:
             return result(error="refused: the URL cannot be parsed")
-        refused = self._refused_host(target.raw_host)
-        if refused is not None:
-            return result(error=refused)
+        # aiohttp never resolves a host written as an IP address: the resolver would not see it.
+        if is_ip_address(target.raw_host) and _blocked(target.raw_host or "", self._allowed):
+            return result(error=_NOT_ALLOWED)
         session = self._session(pool_key, pool_size)
         try:
-            with http_client_span("POST", target.scheme, target.raw_host or "", target.port) as (span, trace):
+            with http_client_span("POST", url) as (span, trace):
                 async with (
                     asyncio.timeout(self._attempt_timeout),
                     session.post(
@@ -210,9 +198,9 @@ class WebhookSender:
 
     async def aclose(self) -> None:
         """Close every pool now."""
-        for task in list(self._closing):
+        for task in self._retiring.values():
             task.cancel()
-        sessions = [session for _, session in self._sessions.values()] + list(self._retired)
+        sessions = [session for _, session in self._sessions.values()] + list(self._retiring)
         self._sessions.clear()
-        self._retired.clear()
+        self._retiring.clear()
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
