@@ -20,7 +20,10 @@ process subscribes to lead.qualified and verifies every signature (Standard Webh
 
 Printed: the rates and ratio, lead-to-webhook p50/p95/p99 per phase, GHL calls per second
 against the budget and the backlog, the qualifier's mean handling time per lead, and per process
-its CPU (ms per lead of the load phase) and RSS (peak and at the end). Progress on stderr.
+its CPU (ms per lead of the load phase), database round trips per lead (statements; a
+transaction's BEGIN and COMMIT not counted) and RSS (peak and at the end), with PostgreSQL
+(server and backends) and this benchmark's own clients and receiver in the same table: the
+machine is shared by all of them. Progress on stderr.
 
 Services: the embedded stack in a temporary directory unless KAFKA_BOOTSTRAP_SERVERS,
 DATABASE_URL or REDIS_URL is set. Run from the repository root:
@@ -40,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -57,6 +61,7 @@ GHL_BURST, GHL_INTERVAL_MS = 100, 10_000
 CALLS_PER_LEAD = 3
 WORKERS = ("qualifier", "matcher", "seller_analyzer", "crm_sync")
 QUALIFIER_DURATION = "faststream_received_processed_messages_duration_seconds"
+DB_QUERY_DURATION = "jorge_db_query_duration_seconds"
 _PHONES = itertools.count()
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -113,6 +118,35 @@ def stack_processes(exclude: set[int]) -> dict[str, int]:
     return found
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """User + system CPU of the process alone (this benchmark: its clients and receiver)."""
+    _name, fields = _stat(pid)
+    return sum(int(fields[i]) for i in (11, 12)) / _TICKS
+
+
+def postgres_server(database_url: str) -> int | None:
+    """The PostgreSQL server (postmaster) listening on the database URL's port, if it runs here:
+    the embedded one is started detached, so it is no child of this benchmark."""
+    url = urlsplit(database_url)
+    port, socket_dir = url.port or 5432, parse_qs(url.query).get("host", [""])[0]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name, fields = _stat(int(entry.name))
+            if name != "postgres" or _stat(int(fields[1]))[0] == "postgres":
+                continue  # not PostgreSQL, or one of its backends
+            argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+            data_dir = Path(argv[argv.index(b"-D") + 1].decode())
+            # postmaster.pid: line 4 the port, line 5 the socket directory (the embedded one's URL)
+            lines = (data_dir / "postmaster.pid").read_text().splitlines()
+            if lines[3] == str(port) and (not socket_dir.startswith("/") or lines[4] == socket_dir):
+                return int(entry.name)
+        except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError, ValueError):
+            continue
+    return None
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of a process now, MiB (0 once it is gone)."""
     try:
@@ -130,7 +164,10 @@ class ProcessWatch:
     _task: asyncio.Task[None] | None = None
 
     def cpu(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return {
+            name: own_cpu_seconds(pid) if pid == os.getpid() else cpu_seconds(pid)
+            for name, pid in self.pids.items()
+        }
 
     def rss(self) -> dict[str, float]:
         return {name: rss_mib(pid) for name, pid in self.pids.items()}
@@ -287,6 +324,16 @@ async def qualifier_ms_per_lead(base_url: str) -> float | None:
     return round(total / count * 1000, 1) if count else None
 
 
+async def database_units(processes: dict[str, ServiceProcess]) -> dict[str, float]:
+    """Database units of work (a statement, or a transaction as a whole) each service has run so
+    far, from its jorge_db_query_duration_seconds histogram: round trips that cost both sides."""
+    units = {}
+    for name, process in processes.items():
+        samples = await scrape(process.base_url)
+        units[name] = sum(s.value for s in samples if s.name == DB_QUERY_DURATION + "_count")
+    return units
+
+
 async def parked_events(base_url: str, outcome: str = "parked") -> int:
     """How many times crm_sync's GHL side parked an event on the delay topics: on a spent budget
     (``parked``), or again because it came back before its turn (``parked_until_turn``: no
@@ -366,7 +413,10 @@ async def measure(args: argparse.Namespace, env: BenchEnvironment, sandbox: Sand
         await asyncio.gather(*(p.start(timeout=240) for p in processes.values()))
         await wait_ready(processes)
         pids = {name: p.process.pid for name, p in processes.items() if p.process}
-        watch = ProcessWatch(pids | stack_processes(set(pids.values())))
+        others = stack_processes(set(pids.values()))
+        if (postgres := postgres_server(env.database_url)) is not None:
+            others["postgres"] = postgres  # its backends count with it
+        watch = ProcessWatch(pids | others | {"bench (clients, receiver)": os.getpid()})
         watch.start()
         async with Receiver(hooks.answer) as receiver:
             gateway = processes["gateway"].base_url
@@ -383,10 +433,11 @@ async def measure(args: argparse.Namespace, env: BenchEnvironment, sandbox: Sand
             first_ms = round((hooks.arrived["first-lead"] - started) * 1000, 1)
             log(f"first lead: {first_ms} ms; load: {args.leads} leads from {args.clients} clients")
             ghl_since = time.time()
-            cpu_before = watch.cpu()
+            cpu_before, units_before = watch.cpu(), await database_units(processes)
             load, load_start, _ = await load_phase(gateway, api_key, hooks, args.leads, args.clients)
             load_seconds = time.monotonic() - load_start
             cpu_load = {k: v - cpu_before[k] for k, v in watch.cpu().items()}
+            units_load = {k: v - units_before[k] for k, v in (await database_units(processes)).items()}
             ghl_after_load = await ghl_figures(sandbox, location, ghl_since, args.leads + 1)
             log(f"load: {load}; GHL: {ghl_after_load}")
             log(f"gentle: {args.gentle_leads} leads at {args.rate:g}/s")
@@ -421,6 +472,7 @@ async def measure(args: argparse.Namespace, env: BenchEnvironment, sandbox: Sand
             name: {
                 "cpu_ms_per_lead": round(cpu_load[name] * 1000 / args.leads, 2),
                 "cpu_share_of_a_core": round(cpu_load[name] / load_seconds, 2),
+                "db_units_per_lead": round(units_load[name] / args.leads, 2) if name in units_load else None,
                 "rss_peak_mib": round(watch.peak_rss.get(name, 0.0), 1),
                 "rss_end_mib": round(rss_end[name], 1),
             }
@@ -450,10 +502,13 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"GHL side: events parked on the delay topics {report['ghl_parked_events']} times (budget spent), "
           f"{report['ghl_parked_until_turn']} more back before their turn")  # fmt: skip
     print(f"bad signatures: {report['bad_signatures']}")
-    print(f"{'process':<20} {'cpu ms/lead':>12} {'cores':>6} {'rss peak MiB':>13} {'rss end MiB':>12}")
+    print(f"{'process':<26} {'cpu ms/lead':>12} {'cores':>6} {'db/lead':>8} {'rss peak MiB':>13} "
+          f"{'rss end MiB':>12}")  # fmt: skip
     for name, figures in report["processes"].items():
-        print(f"{name:<20} {figures['cpu_ms_per_lead']:>12} {figures['cpu_share_of_a_core']:>6} "
-              f"{figures['rss_peak_mib']:>13} {figures['rss_end_mib']:>12}")  # fmt: skip
+        units = figures["db_units_per_lead"]
+        print(f"{name:<26} {figures['cpu_ms_per_lead']:>12} {figures['cpu_share_of_a_core']:>6} "
+              f"{'' if units is None else units:>8} {figures['rss_peak_mib']:>13} "
+              f"{figures['rss_end_mib']:>12}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
