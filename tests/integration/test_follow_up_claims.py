@@ -83,6 +83,13 @@ async def test_a_new_qualification_restarts_an_ended_plan_but_not_a_running_canc
     repo = FollowUpRepository(pool, f"test-{uuid.uuid4().hex[:8]}.")
     due = datetime.now(UTC) + timedelta(days=1)
     running, completed, replied, opted_out, cancelled = await plans(repo, organization, 5, due)
+    steps = await pool.fetch(
+        """SELECT step_number, offset_days, due_at, status, next_attempt_at FROM follow_up_steps
+            WHERE organization_id = $1 AND lead_id = $2 ORDER BY step_number""",
+        organization,
+        running,
+    )
+    assert [tuple(r) for r in steps] == [(1, 3.0, due, "pending", due), (2, 7.0, due, "pending", due)]
     ended = {completed: "completed", replied: "stopped", opted_out: "stopped", cancelled: "cancelled"}
     for lead, status in ended.items():
         await pool.execute(

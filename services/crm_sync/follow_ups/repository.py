@@ -37,6 +37,25 @@ class ClaimedStep:
     workflow_added: bool
 
 
+#: A plan and its steps (offsets $6, due times $7, numbered from 1) unless the lead has a plan:
+#: true when stored. The steps' CTE reads ``plan``, so it inserts only when the plan was.
+_CREATE_FIRST_PLAN = """
+WITH plan AS (
+    INSERT INTO follow_up_plans (organization_id, lead_id, temperature, status, source_event_id, topic_prefix)
+    VALUES ($1, $2, $3, 'active', $4, $5)
+    ON CONFLICT (organization_id, lead_id) DO NOTHING
+    RETURNING organization_id, lead_id
+), steps AS (
+    INSERT INTO follow_up_steps (id, organization_id, lead_id, step_number, offset_days, due_at, status,
+                                 next_attempt_at)
+    SELECT gen_random_uuid(), plan.organization_id, plan.lead_id, s.step_number, s.offset_days, s.due_at,
+           'pending', s.due_at
+      FROM plan,
+           unnest($6::float8[], $7::timestamptz[]) WITH ORDINALITY AS s(offset_days, due_at, step_number)
+)
+SELECT EXISTS (SELECT 1 FROM plan)"""
+
+
 class FollowUpRepository:
     """Every query of the follow-up engine."""
 
@@ -66,6 +85,19 @@ class FollowUpRepository:
         whose last plan completed or stopped, except on an opt-out; its old steps go, their GHL
         tasks stay in GHL), or None: the same event again, a plan still active or paused, or
         one an operator cancelled or the lead opted out of."""
+        # The usual case, a lead's first plan: the plan and its steps in one statement.
+        if await self._pool.fetchval(
+            _CREATE_FIRST_PLAN,
+            organization_id,
+            lead_id,
+            temperature,
+            source_event_id,
+            self._prefix,
+            [offset for offset, _ in steps],
+            [due for _, due in steps],
+        ):
+            return "created"
+        # The lead has a plan: restart it if it ended, in a transaction (its old steps go).
         async with self._pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
                 """INSERT INTO follow_up_plans
