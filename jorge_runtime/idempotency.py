@@ -5,13 +5,17 @@ unpublished (the gateway's relay, crm_sync's webhook engine sweep, a redelivered
 marking messages published.
 
 A consumer records the event id and the messages it must publish in the same transaction as
-its own writes. Messages are marked once Kafka acknowledges them; if the process dies between
-the commit and the acknowledgement, the redelivery publishes the stored messages again with
-the same event ids (downstream consumers deduplicate on them) instead of recomputing.
+its own writes. Messages are marked once Kafka acknowledges them (by ``PublishedMarks``, many
+per statement, in workers and the gateway); if the process dies between the commit and the
+mark, the redelivery publishes the stored messages again with the same event ids (downstream
+consumers deduplicate on them) instead of recomputing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -19,6 +23,8 @@ import asyncpg
 
 from jorge_runtime.db import DbConnection, Executor
 from jorge_runtime.kafka.broker import OutgoingMessage
+
+log = logging.getLogger(__name__)
 
 Publish = Callable[[OutgoingMessage], Awaitable[None]]
 
@@ -71,6 +77,65 @@ async def mark_outbox_published(db: Executor, message_ids: Sequence[str | uuid.U
     await db.execute(_MARK_PUBLISHED, [m if isinstance(m, uuid.UUID) else uuid.UUID(m) for m in message_ids])
 
 
+class PublishedMarks:
+    """Records Kafka's acknowledgements of staged messages off the handler's path, many per
+    statement: each flush marks everything acknowledged since the last one, and starts as soon
+    as the last one ended, so concurrent handlers share one UPDATE instead of one each.
+
+    A mark that could not be written is tried again at the next flush (at most ``retry_seconds``
+    later); one never written only means a redelivered event, or the gateway's relay, sends the
+    same message again (same event id: consumers drop the copy). ``close`` writes what is left.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, retry_seconds: float = 1.0) -> None:
+        self._pool = pool
+        self._retry = retry_seconds
+        self._pending: list[uuid.UUID] = []
+        self._added = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, message_id: str) -> None:
+        """Kafka acknowledged this staged message: mark it in the next flush."""
+        self._pending.append(uuid.UUID(message_id))
+        self._added.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush_continually(), name="outbox-published-marks")
+
+    async def flush(self) -> None:
+        """Write the pending marks now (put back, to try again, if the statement fails)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            await self.write(pending)
+        except BaseException:
+            self._pending[:0] = pending
+            raise
+
+    async def write(self, message_ids: list[uuid.UUID]) -> None:
+        """One flush's statement."""
+        await mark_outbox_published(self._pool, message_ids)
+
+    async def close(self) -> None:
+        """Stop flushing in the background and write what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def _flush_continually(self) -> None:
+        while True:
+            await self._added.wait()
+            self._added.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.warning("could not mark published messages; trying again", exc_info=True)
+                self._added.set()
+                await asyncio.sleep(self._retry)
+
+
 #: The claim, and the event's messages staged only if the claim succeeded, as CTEs taking
 #: parameters $1-$7 (``EventLedger.claim_parameters``). A consumer that stores its own rows in the
 #: same statement (``EventLedger.claim_and_write``) appends its CTEs, numbers its parameters from
@@ -94,11 +159,20 @@ _CLAIM_AND_STAGE = f"WITH {CLAIM_CTES}\nSELECT EXISTS (SELECT 1 FROM claimed)"  
 class EventLedger:
     """One consumer's record of handled events and of the messages it owes."""
 
-    def __init__(self, pool: asyncpg.Pool, consumer: str, publish: Publish | None = None) -> None:
-        """``publish`` may be left out by a caller that only claims events and stages nothing."""
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        consumer: str,
+        publish: Publish | None = None,
+        marks: PublishedMarks | None = None,
+    ) -> None:
+        """``publish`` may be left out by a caller that only claims events and stages nothing;
+        ``marks`` (the process's) records acknowledgements in batches, else each is written
+        before ``publish`` returns."""
         self._pool = pool
         self.consumer = consumer
         self._publish = publish
+        self._marks = marks
 
     async def handle_once(
         self,
@@ -190,4 +264,7 @@ class EventLedger:
             raise RuntimeError(f"ledger {self.consumer} has messages to publish but no publisher")
         for message in messages:
             await publish(message)
-            await mark_outbox_published(self._pool, [message.message_id])
+            if self._marks is not None:
+                self._marks.add(message.message_id)
+            else:
+                await mark_outbox_published(self._pool, [message.message_id])

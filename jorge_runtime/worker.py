@@ -15,6 +15,7 @@ from faststream.kafka import KafkaBroker
 
 from jorge_runtime.db import create_pool
 from jorge_runtime.heap import freeze_startup_heap
+from jorge_runtime.idempotency import PublishedMarks
 from jorge_runtime.kafka.background_consumers import BackgroundConsumers
 from jorge_runtime.kafka.broker import KafkaPublisher
 from jorge_runtime.kafka.error_policy import dead_letter_middleware
@@ -27,6 +28,8 @@ from jorge_runtime.redis import create_redis
 from jorge_runtime.settings import Settings
 from schemas.topics import DEAD_LETTER, TopicNames
 
+log = logging.getLogger(__name__)
+
 
 class WorkerResources:
     """The pool and Redis client a worker opens at start and closes at stop, and the offsets its
@@ -37,6 +40,7 @@ class WorkerResources:
         self._settings = settings
         self._pool: asyncpg.Pool | None = None
         self._redis: aioredis.Redis | None = None
+        self._published_marks: PublishedMarks | None = None
         self.offset_commits = OffsetCommits(settings.kafka_commit_interval_ms / 1000)
 
     @property
@@ -55,6 +59,13 @@ class WorkerResources:
             raise RuntimeError("worker resources are not open")
         return self._redis
 
+    @property
+    def published_marks(self) -> PublishedMarks:
+        """Where the consumers' ledgers record the messages Kafka acknowledged (in batches)."""
+        if self._published_marks is None:
+            raise RuntimeError("worker resources are not open")
+        return self._published_marks
+
     async def open(self) -> None:
         assert self._settings.database_url and self._settings.redis_url
         self._pool = await create_pool(
@@ -64,8 +75,14 @@ class WorkerResources:
             command_timeout=self._settings.database_command_timeout_seconds,
         )
         self._redis = create_redis(self._settings.redis_url)
+        self._published_marks = PublishedMarks(self._pool)
 
     async def close(self) -> None:
+        if self._published_marks is not None:
+            try:
+                await self._published_marks.close()
+            except Exception:  # a redelivery republishes what stays unmarked; close the rest
+                log.warning("published marks not written at close", exc_info=True)
         if self._pool is not None:
             await self._pool.close()
         if self._redis is not None:

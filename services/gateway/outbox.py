@@ -21,7 +21,12 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from jorge_runtime.db import DbConnection
-from jorge_runtime.idempotency import claim_unpublished_outbox, mark_outbox_published, stage_outbox
+from jorge_runtime.idempotency import (
+    PublishedMarks,
+    claim_unpublished_outbox,
+    mark_outbox_published,
+    stage_outbox,
+)
 from jorge_runtime.kafka.broker import KafkaPublisher, OutgoingMessage, PublishFailed
 from services.gateway.idempotency import Claim
 
@@ -106,8 +111,7 @@ class GatewayOutbox:
         self._grace = grace_seconds
         self._interval = relay_interval_seconds
         self._batch = batch
-        self._acked: list[uuid.UUID] = []
-        self._acked_event = asyncio.Event()
+        self._acked = PublishedMarks(pool, relay_interval_seconds)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def stage(self, conn: DbConnection, message: OutgoingMessage) -> None:
@@ -127,8 +131,7 @@ class GatewayOutbox:
             log.warning("event accepted but not yet published; the relay sends it", extra={"error": str(exc)})
             return False
         self.bus.succeeded()
-        self._acked.append(uuid.UUID(message.message_id))
-        self._acked_event.set()
+        self._acked.add(message.message_id)
         return True
 
     async def relay_once(self) -> int:
@@ -153,9 +156,8 @@ class GatewayOutbox:
         return len(sent)
 
     async def start(self) -> None:
-        """Start the acknowledgement recorder and the relay (stopped by stop())."""
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._flush_acks()), loop.create_task(self._relay())]
+        """Start the relay (stopped by stop())."""
+        self._tasks = [asyncio.get_running_loop().create_task(self._relay())]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -163,22 +165,7 @@ class GatewayOutbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        await self._flush_pending()
-
-    async def _flush_acks(self) -> None:
-        while True:
-            await self._acked_event.wait()
-            self._acked_event.clear()
-            try:
-                await self._flush_pending()
-            except Exception:  # the relay resends what stays unmarked; keep flushing
-                log.warning("could not record acknowledged events; the relay may resend them", exc_info=True)
-                await asyncio.sleep(self._interval)
-
-    async def _flush_pending(self) -> None:
-        pending, self._acked = self._acked, []
-        if pending:
-            await mark_outbox_published(self._pool, pending)
+        await self._acked.close()
 
     async def _relay(self) -> None:
         while True:

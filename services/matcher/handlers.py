@@ -67,7 +67,9 @@ class MatchHandler:
     async def _once(
         self, event: EventEnvelope, request: BuyerMatchRequestedPayload, qualification_id: str | None
     ) -> None:
-        ledger = EventLedger(self._resources.pool, SERVICE, self._publisher.publish)
+        ledger = EventLedger(
+            self._resources.pool, SERVICE, self._publisher.publish, self._resources.published_marks
+        )
         # A match is one catalog query: cheaper to redo on a rare redelivery than to look first.
         await ledger.handle_once(
             event.event_id,

@@ -39,7 +39,9 @@ class QualifyLeadHandler:
 
     async def handle(self, event: LeadQualificationRequested) -> None:
         """Qualify the lead once; store the result and LeadQualified in one statement."""
-        ledger = EventLedger(self._resources.pool, SERVICE, self._publisher.publish)
+        ledger = EventLedger(
+            self._resources.pool, SERVICE, self._publisher.publish, self._resources.published_marks
+        )
         await ledger.handle_once(
             event.event_id, lambda: self._qualify_and_store(event, ledger), look_first=self._engine.costly
         )

@@ -71,7 +71,9 @@ class AnalyzeHandler:
 
     async def handle(self, event: SellerAnalysisRequested) -> None:
         """Price the home once; store the outcome and SellerAnalyzed in one statement."""
-        ledger = EventLedger(self._resources.pool, SERVICE, self._publisher.publish)
+        ledger = EventLedger(
+            self._resources.pool, SERVICE, self._publisher.publish, self._resources.published_marks
+        )
         await ledger.handle_once(event.event_id, lambda: self._analyze_and_store(event, ledger))
 
     async def _market(self, organization_id: str, subject: Subject, since: date) -> Market:

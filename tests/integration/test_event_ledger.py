@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
 import pytest
 
-from jorge_runtime.idempotency import EventLedger
+from jorge_runtime.idempotency import EventLedger, PublishedMarks
 from jorge_runtime.kafka.broker import OutgoingMessage
 
 
@@ -79,3 +80,47 @@ async def test_handle_once_publishes_what_is_owed_and_nothing_twice(
     await handle(fresh)
     await handle(fresh)
     assert len(published) == 2 and published[1].message_id != first.message_id
+
+
+class CountedMarks(PublishedMarks):
+    """The process's marks, counting statements; the first ``failures`` statements fail."""
+
+    def __init__(self, pool: asyncpg.Pool, failures: int = 0) -> None:
+        super().__init__(pool, retry_seconds=0.01)
+        self.statements: list[int] = []
+        self._failures = failures
+
+    async def write(self, message_ids: list[uuid.UUID]) -> None:
+        if self._failures:
+            self._failures -= 1
+            raise asyncpg.exceptions.ConnectionDoesNotExistError("PostgreSQL went away")
+        await super().write(message_ids)
+        self.statements.append(len(message_ids))
+
+
+async def test_concurrent_handlers_share_their_published_marks_and_a_failed_mark_is_written_later(
+    pool: asyncpg.Pool,
+) -> None:
+    marks = CountedMarks(pool, failures=1)
+    consumer = f"test-{uuid.uuid4().hex[:8]}"
+
+    async def publish(message: OutgoingMessage) -> None:
+        await asyncio.sleep(0)
+
+    async def handle(event_id: uuid.UUID) -> None:
+        ledger = EventLedger(pool, consumer, publish, marks)
+
+        async def store() -> list[OutgoingMessage] | None:
+            staged = [message(1), message(2)]
+            async with pool.acquire() as conn, conn.transaction():
+                return staged if await ledger.record(conn, event_id, staged) else None
+
+        await ledger.handle_once(event_id, store)
+
+    events = [uuid.uuid4() for _ in range(40)]
+    await asyncio.gather(*(handle(e) for e in events))
+    await marks.close()
+    ledger = EventLedger(pool, consumer)
+    assert [await ledger.outstanding(e) for e in events] == [[]] * 40  # every message marked
+    assert sum(marks.statements) == 80
+    assert len(marks.statements) < 40  # shared statements, not one per message
