@@ -119,7 +119,7 @@ class Dispatcher:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            claimed = 0
+            claimed, free = 0, self._max_in_flight - len(self._in_flight)
             try:
                 claimed = await self.dispatch_once()
                 await self._sweep_outbox()
@@ -127,8 +127,11 @@ class Dispatcher:
                 raise
             except Exception:
                 log.exception("webhook dispatcher could not claim deliveries; retrying")
-            if claimed and len(self._in_flight) < self._max_in_flight:
-                continue  # there may be more due work right now
+            full = claimed == free or claimed >= _MAX_ENDPOINTS_PER_CLAIM
+            if claimed and full and len(self._in_flight) < self._max_in_flight:
+                # A full claim may have left due work behind; a smaller one took all there was
+                # (fan-out and finished attempts wake the loop for more).
+                continue
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancel that lands
             # as the event is set, and stop() would then wait for this loop forever.
             with contextlib.suppress(TimeoutError):

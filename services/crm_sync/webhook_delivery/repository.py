@@ -21,52 +21,10 @@ from schemas.webhooks import DELIVERY_ID_SQL, RESPONSE_BODY_MAX_BYTES, new_attem
 
 # Endpoints with due work and a free slot, oldest due first; locked so that two replicas never
 # count the same endpoint's requests in flight at once (the count is exact, not a guess).
-_LOCK_ENDPOINTS = """
-SELECT e.id FROM webhook_endpoints e
- WHERE e.id IN (
-        SELECT d.endpoint_id FROM webhook_deliveries d
-          JOIN webhook_endpoints a ON a.id = d.endpoint_id AND a.status = 'active'
-         WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-           AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= now())
-           -- A secret still in plain text never signs: it waits until encrypted (migration 0023).
-           AND a.secret_encrypted IS NOT NULL
-         GROUP BY d.endpoint_id, a.max_concurrency
-        HAVING a.max_concurrency > (SELECT count(*) FROM webhook_deliveries f
-                                     WHERE f.endpoint_id = d.endpoint_id AND f.lease_expires_at > now())
-         ORDER BY min(d.next_attempt_at) LIMIT $1)
-   AND e.status = 'active'
- FOR NO KEY UPDATE OF e SKIP LOCKED"""
-
-# Runs after _LOCK_ENDPOINTS in the same transaction, with a snapshot taken once the locks are
-# held, so every other claim on these endpoints is either committed and counted, or waiting.
-_CLAIM = """
-WITH ep AS (
-    SELECT e.id, e.max_concurrency - (SELECT count(*) FROM webhook_deliveries f
-                                       WHERE f.endpoint_id = e.id AND f.lease_expires_at > now()) AS free
-      FROM webhook_endpoints e WHERE e.id = ANY($1::text[])
-), picked AS (
-    SELECT p.id, p.lease_token AS old_token, p.claimed_at AS old_claimed_at, p.next_trigger AS trigger,
-           p.next_attempt_at
-      FROM ep CROSS JOIN LATERAL (
-            SELECT d.id, d.lease_token, d.claimed_at, d.next_trigger, d.next_attempt_at
-              FROM webhook_deliveries d
-             WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= now()
-               AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= now())
-             ORDER BY d.next_attempt_at LIMIT greatest(ep.free, 0)
-               FOR UPDATE SKIP LOCKED) p
-     ORDER BY p.next_attempt_at LIMIT $2
-)
-UPDATE webhook_deliveries d
-   SET attempts = d.attempts + 1, next_trigger = 'scheduled', lease_token = $3,
-       lease_expires_at = now() + make_interval(secs => $4::float8), claimed_at = now(),
-       updated_at = now()
-  FROM picked, webhook_endpoints e, webhook_messages m
- WHERE d.id = picked.id AND e.id = d.endpoint_id AND m.id = d.message_id
-RETURNING d.id, d.endpoint_id, d.message_id, d.attempts, picked.trigger,
-          picked.old_token IS NOT NULL AS interrupted, picked.old_claimed_at,
-          e.organization_id, e.url, e.max_concurrency, e.secret_encrypted, e.previous_secret_encrypted,
-          e.previous_secret_expires_at,
-          m.event_type, m.payload, m.trace_context"""
+#: Due deliveries within each endpoint's free slots, leased to the caller, an attempt a dead
+#: process left interrupted recorded as failed: the function of migration 0027 (two statements
+#: in their own snapshots, one round trip).
+_CLAIM = "SELECT * FROM claim_webhook_deliveries($1, $2, $3, $4)"
 
 _FINISH_DELIVERY = """
 UPDATE webhook_deliveries
@@ -210,33 +168,8 @@ class DeliveryRepository:
     ) -> tuple[uuid.UUID, list[Claimed]]:
         """Claim up to ``limit`` due deliveries within each endpoint's free slots."""
         token = uuid.uuid4()
-        async with pool.acquire() as conn, conn.transaction():
-            locked = [r["id"] for r in await conn.fetch(_LOCK_ENDPOINTS, max_endpoints)]
-            if not locked:
-                return token, []
-            rows = await conn.fetch(_CLAIM, locked, limit, token, lease_seconds)
-            claimed = [Claimed.from_row(r) for r in rows]
-            interrupted = [c for c in claimed if c.interrupted]
-            if interrupted:
-                await self._record_interrupted(conn, interrupted)
-        return token, claimed
-
-    async def _record_interrupted(self, conn: DbConnection, claims: list[Claimed]) -> None:
-        """The attempt a dead process was making when it stopped: failed, answer unknown."""
-        await conn.executemany(
-            """INSERT INTO webhook_attempts (id, delivery_id, attempt_number, trigger, status, url,
-                                             started_at, error)
-               VALUES ($1, $2, $3, 'scheduled', 'failed', $4, COALESCE($5, now()), $6)
-               ON CONFLICT (delivery_id, attempt_number) DO NOTHING""",
-            [
-                (
-                    new_attempt_id(), c.delivery_id, c.attempt_number - 1, c.url, c.previous_claimed_at,
-                    "interrupted: the delivery worker stopped before recording the answer",
-                )
-                for c in claims
-                if c.attempt_number > 1
-            ],
-        )  # fmt: skip
+        rows = await pool.fetch(_CLAIM, max_endpoints, limit, token, lease_seconds)
+        return token, [Claimed.from_row(r) for r in rows]
 
     async def lock_endpoint(self, conn: DbConnection, endpoint_id: str) -> EndpointState | None:
         """The endpoint's status and failure run, locked until the transaction ends."""
