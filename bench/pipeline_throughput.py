@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -145,6 +147,32 @@ def postgres_server(database_url: str) -> int | None:
         except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError, ValueError):
             continue
     return None
+
+
+#: PostgreSQL backends by pid: (the service holding it, its CPU seconds so far).
+Backends = dict[int, tuple[str, float]]
+
+
+async def backend_cpu(pool: asyncpg.Pool) -> Backends:
+    """CPU so far of each PostgreSQL backend a service holds, by pid: (service, seconds). The
+    services name their connections (application_name jorge-<service>); a server on another
+    machine has no /proc here and shows none."""
+    rows = await pool.fetch(
+        "SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE 'jorge-%'"
+    )
+    found = {}
+    for row in rows:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, PermissionError):
+            found[row["pid"]] = (row["application_name"].removeprefix("jorge-"), own_cpu_seconds(row["pid"]))
+    return found
+
+
+def backend_cpu_by_service(before: Backends, after: Backends) -> dict[str, float]:
+    """PostgreSQL CPU (seconds) spent between two ``backend_cpu`` readings, per service."""
+    spent: dict[str, float] = {}
+    for pid, (service, seconds) in after.items():
+        spent[service] = spent.get(service, 0.0) + seconds - before.get(pid, (service, 0.0))[1]
+    return spent
 
 
 def rss_mib(pid: int) -> float:
@@ -434,10 +462,12 @@ async def measure(args: argparse.Namespace, env: BenchEnvironment, sandbox: Sand
             log(f"first lead: {first_ms} ms; load: {args.leads} leads from {args.clients} clients")
             ghl_since = time.time()
             cpu_before, units_before = watch.cpu(), await database_units(processes)
+            backends_before = await backend_cpu(env.pool)
             load, load_start, _ = await load_phase(gateway, api_key, hooks, args.leads, args.clients)
             load_seconds = time.monotonic() - load_start
             cpu_load = {k: v - cpu_before[k] for k, v in watch.cpu().items()}
             units_load = {k: v - units_before[k] for k, v in (await database_units(processes)).items()}
+            postgres_load = backend_cpu_by_service(backends_before, await backend_cpu(env.pool))
             ghl_after_load = await ghl_figures(sandbox, location, ghl_since, args.leads + 1)
             log(f"load: {load}; GHL: {ghl_after_load}")
             log(f"gentle: {args.gentle_leads} leads at {args.rate:g}/s")
@@ -468,6 +498,9 @@ async def measure(args: argparse.Namespace, env: BenchEnvironment, sandbox: Sand
         "qualifier_ms_per_lead": qualifier_ms,
         "ghl_parked_events": parked,
         "ghl_parked_until_turn": parked_until_turn,
+        "postgres_cpu_ms_per_lead_by_service": {
+            name: round(seconds * 1000 / args.leads, 2) for name, seconds in sorted(postgres_load.items())
+        },
         "processes": {
             name: {
                 "cpu_ms_per_lead": round(cpu_load[name] * 1000 / args.leads, 2),
@@ -509,6 +542,10 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"{name:<26} {figures['cpu_ms_per_lead']:>12} {figures['cpu_share_of_a_core']:>6} "
               f"{'' if units is None else units:>8} {figures['rss_peak_mib']:>13} "
               f"{figures['rss_end_mib']:>12}")  # fmt: skip
+    by_service = report["postgres_cpu_ms_per_lead_by_service"]
+    if by_service:
+        print("postgres backends, cpu ms/lead by service: "
+              + ", ".join(f"{name} {ms}" for name, ms in by_service.items()))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

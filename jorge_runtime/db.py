@@ -46,13 +46,16 @@ async def create_pool(
     min_size: int = 1,
     max_size: int = 10,
     command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT_SECONDS,
+    application_name: str | None = None,
 ) -> asyncpg.Pool:
     """Open a pool whose connections speak jsonb as Python objects. DSNs may use a socket dir.
 
     Each statement fails with TimeoutError after ``command_timeout`` seconds and each new
-    connection after CONNECT_TIMEOUT_SECONDS; None lifts the statement bound (a bulk import)."""
+    connection after CONNECT_TIMEOUT_SECONDS; None lifts the statement bound (a bulk import).
+    ``application_name`` names the connections in pg_stat_activity (which service holds them)."""
     pool = await asyncpg.create_pool(
         dsn,
+        server_settings={"application_name": application_name} if application_name else None,
         min_size=min_size,
         max_size=max_size,
         command_timeout=command_timeout,

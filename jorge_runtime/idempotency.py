@@ -52,7 +52,8 @@ _CLAIM_UNPUBLISHED = """SELECT message_id, topic, message_key, headers, body FRO
                          WHERE consumer = $1 AND published_at IS NULL
                            AND created_at < now() - make_interval(secs => $2::float8)
                          ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED"""
-_MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE message_id = ANY($1::uuid[])"
+# A function of migration 0027, planned once per connection (see there).
+_MARK_PUBLISHED = "SELECT mark_outbox_published($1::uuid[])"
 
 
 def _staged_message(row: asyncpg.Record) -> OutgoingMessage:

@@ -35,9 +35,11 @@ class WorkerResources:
     """The pool and Redis client a worker opens at start and closes at stop, and the offsets its
     consumers handled but have not committed yet."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, service: str | None = None) -> None:
+        """``service`` names the pool's connections in PostgreSQL (jorge-<service>)."""
         settings.require("database_url", "redis_url")
         self._settings = settings
+        self._service = service
         self._pool: asyncpg.Pool | None = None
         self._redis: aioredis.Redis | None = None
         self._published_marks: PublishedMarks | None = None
@@ -73,6 +75,7 @@ class WorkerResources:
             min_size=self._settings.database_pool_min_size,
             max_size=self._settings.database_pool_size,
             command_timeout=self._settings.database_command_timeout_seconds,
+            application_name=f"jorge-{self._service}" if self._service else None,
         )
         self._redis = create_redis(self._settings.redis_url)
         self._published_marks = PublishedMarks(self._pool)

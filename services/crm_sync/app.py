@@ -102,7 +102,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     """Wire broker, resources and the role's halves; nothing connects until the app starts."""
     role = settings.crm_sync_role
     broker = create_broker(settings, client_id=f"jorge-{SERVICE}")
-    resources = WorkerResources(settings)
+    resources = WorkerResources(settings, SERVICE if role == "all" else f"{SERVICE}.{role}")
     install_dead_letter_policy(broker, settings, SERVICE, resources)
     side_consumers: dict[str, BackgroundConsumers] = {}
     ghl = install_ghl_sync(settings, resources) if role in ("all", "ghl") else None

@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
             min_size=settings.database_pool_min_size,
             max_size=settings.database_pool_size,
             command_timeout=settings.database_command_timeout_seconds,
+            application_name="jorge-gateway",
         )
         redis = create_redis(settings.redis_url)
         results = ResultWaiter(settings.database_url, pool)

@@ -18,7 +18,7 @@ from services.matcher.repository import MatchSessionRepository
 def create_app(settings: Settings) -> AsgiFastStream:
     """Wire broker, resources, catalog and handlers; nothing connects until the app starts."""
     broker = create_broker(settings, client_id=f"jorge-{SERVICE}")
-    resources = WorkerResources(settings)
+    resources = WorkerResources(settings, SERVICE)
     install_dead_letter_policy(broker, settings, SERVICE, resources)
     topics = TopicNames(settings.kafka_topic_prefix)
     handler = MatchHandler(

@@ -33,7 +33,7 @@ def configured_engine(settings: Settings, flags: FeatureFlags) -> QualificationE
 def create_app(settings: Settings, engine: QualificationEngine | None = None) -> AsgiFastStream:
     """Wire broker, resources, engine and handler; nothing connects until the app starts."""
     broker = create_broker(settings, client_id=f"jorge-{SERVICE}")
-    resources = WorkerResources(settings)
+    resources = WorkerResources(settings, SERVICE)
     install_dead_letter_policy(broker, settings, SERVICE, resources)
     topics = TopicNames(settings.kafka_topic_prefix)
     flags = FeatureFlags.from_settings(settings)

@@ -17,7 +17,7 @@ from services.seller_analyzer.repository import SellerAnalysisRepository
 def create_app(settings: Settings) -> AsgiFastStream:
     """Wire broker, resources, catalog and handler; nothing connects until the app starts."""
     broker = create_broker(settings, client_id=f"jorge-{SERVICE}")
-    resources = WorkerResources(settings)
+    resources = WorkerResources(settings, SERVICE)
     install_dead_letter_policy(broker, settings, SERVICE, resources)
     topics = TopicNames(settings.kafka_topic_prefix)
     handler = AnalyzeHandler(

@@ -1,3 +1,5 @@
+-- Two statements run at every event as functions, each planned once per connection.
+--
 -- The webhook dispatcher's claim in one round trip instead of four (BEGIN, two statements,
 -- COMMIT) at every wake of every crm_sync replica. It must stay two statements: the first locks
 -- the endpoints that have due work and free slots (skipping those another replica holds); the
@@ -12,7 +14,11 @@ CREATE FUNCTION claim_webhook_deliveries(
     old_claimed_at timestamptz, organization_id text, url text, max_concurrency integer,
     secret_encrypted bytea, previous_secret_encrypted bytea, previous_secret_expires_at timestamptz,
     event_type text, payload jsonb, trace_context jsonb
-) LANGUAGE plpgsql VOLATILE AS $$
+) LANGUAGE plpgsql VOLATILE
+-- Planned once per connection: with its arrays and limits as parameters, PostgreSQL would
+-- otherwise plan the claim afresh at every call (0.65 ms, three times its execution).
+SET plan_cache_mode = force_generic_plan
+AS $$
 #variable_conflict use_column
 DECLARE
     locked text[];
@@ -76,5 +82,16 @@ BEGIN
         ON CONFLICT (delivery_id, attempt_number) DO NOTHING
     )
     SELECT * FROM claimed;
+END
+$$;
+
+-- Messages Kafka acknowledged (jorge_runtime.idempotency.mark_outbox_published): as a plain
+-- statement with the ids as an array parameter, PostgreSQL planned it at every call (about as
+-- long as running it); here it is planned once per connection.
+CREATE FUNCTION mark_outbox_published(message_ids uuid[]) RETURNS void LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_generic_plan
+AS $$
+BEGIN
+    UPDATE outbox SET published_at = now() WHERE message_id = ANY(message_ids);
 END
 $$;
