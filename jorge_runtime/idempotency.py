@@ -92,12 +92,14 @@ class PublishedMarks:
         self._pool = pool
         self._retry = retry_seconds
         self._pending: list[uuid.UUID] = []
+        self._unwritten: set[uuid.UUID] = set()  # pending, or in the statement under way
         self._added = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def add(self, message_id: str) -> None:
         """Kafka acknowledged this staged message: mark it in the next flush."""
         self._pending.append(uuid.UUID(message_id))
+        self._unwritten.add(self._pending[-1])
         self._added.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush_continually(), name="outbox-published-marks")
@@ -112,6 +114,12 @@ class PublishedMarks:
         except BaseException:
             self._pending[:0] = pending
             raise
+        self._unwritten.difference_update(pending)
+
+    def acknowledged(self, message_id: str | uuid.UUID) -> bool:
+        """Whether Kafka acknowledged the message and its mark is not written yet: a redelivered
+        event must not publish it again because the row still says unpublished."""
+        return (message_id if isinstance(message_id, uuid.UUID) else uuid.UUID(message_id)) in self._unwritten
 
     async def write(self, message_ids: list[uuid.UUID]) -> None:
         """One flush's statement."""
@@ -217,7 +225,12 @@ class EventLedger:
         )
         if not rows:
             return None
-        return [_staged_message(r) for r in rows if r["message_id"] is not None]
+        marks = self._marks
+        return [
+            _staged_message(r)
+            for r in rows
+            if r["message_id"] is not None and not (marks is not None and marks.acknowledged(r["message_id"]))
+        ]
 
     def claim_parameters(self, event_id: uuid.UUID, messages: list[OutgoingMessage]) -> tuple[object, ...]:
         """Parameters $1-$7 of ``CLAIM_CTES``: this consumer, the event, the messages to stage."""

@@ -124,3 +124,34 @@ async def test_concurrent_handlers_share_their_published_marks_and_a_failed_mark
     assert [await ledger.outstanding(e) for e in events] == [[]] * 40  # every message marked
     assert sum(marks.statements) == 80
     assert len(marks.statements) < 40  # shared statements, not one per message
+
+
+async def test_a_redelivery_before_the_mark_is_written_publishes_nothing_again(pool: asyncpg.Pool) -> None:
+    held = asyncio.Event()
+
+    class HeldMarks(PublishedMarks):
+        async def write(self, message_ids: list[uuid.UUID]) -> None:
+            await held.wait()  # the mark's statement is slow to land
+            await super().write(message_ids)
+
+    marks = HeldMarks(pool)
+    published: list[OutgoingMessage] = []
+
+    async def publish(message: OutgoingMessage) -> None:
+        published.append(message)
+
+    ledger = EventLedger(pool, f"test-{uuid.uuid4().hex[:8]}", publish, marks)
+    event_id = uuid.uuid4()
+
+    async def store() -> list[OutgoingMessage] | None:
+        staged = [message(1)]
+        async with pool.acquire() as conn, conn.transaction():
+            return staged if await ledger.record(conn, event_id, staged) else None
+
+    for look_first in (True, False, True):  # the event, then two redeliveries
+        await ledger.handle_once(event_id, store, look_first=look_first)
+        await asyncio.sleep(0.01)
+    assert len(published) == 1
+    held.set()
+    await marks.close()
+    assert await ledger.outstanding(event_id) == []
