@@ -23,7 +23,9 @@ against the budget and the backlog, the qualifier's mean handling time per lead,
 its CPU (ms per lead of the load phase), database round trips per lead (statements; a
 transaction's BEGIN and COMMIT not counted) and RSS (peak and at the end), with PostgreSQL
 (server and backends) and this benchmark's own clients and receiver in the same table: the
-machine is shared by all of them. Progress on stderr.
+machine is shared by all of them; then the workers' and PostgreSQL's CPU per lead over the
+gateway's (steadier between runs than either) and PostgreSQL's backend CPU by the service it
+serves. Progress on stderr.
 
 Services: the embedded stack in a temporary directory unless KAFKA_BOOTSTRAP_SERVERS,
 DATABASE_URL or REDIS_URL is set. Run from the repository root:
@@ -64,6 +66,10 @@ CALLS_PER_LEAD = 3
 WORKERS = ("qualifier", "matcher", "seller_analyzer", "crm_sync")
 QUALIFIER_DURATION = "faststream_received_processed_messages_duration_seconds"
 DB_QUERY_DURATION = "jorge_db_query_duration_seconds"
+#: The processes behind the gateway whose CPU per lead the pipeline's changes aim at.
+PIPELINE = (
+    "qualifier", "matcher", "seller_analyzer", "crm_sync", "crm_sync.ghl", "crm_sync.webhooks", "postgres",
+)  # fmt: skip
 _PHONES = itertools.count()
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -542,6 +548,11 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"{name:<26} {figures['cpu_ms_per_lead']:>12} {figures['cpu_share_of_a_core']:>6} "
               f"{'' if units is None else units:>8} {figures['rss_peak_mib']:>13} "
               f"{figures['rss_end_mib']:>12}")  # fmt: skip
+    cpu = {name: figures["cpu_ms_per_lead"] for name, figures in report["processes"].items()}
+    behind = sum(ms for name, ms in cpu.items() if name in PIPELINE)
+    print(f"workers and PostgreSQL: {round(behind, 2)} ms of CPU per lead, "
+          f"{round(behind / cpu['gateway'], 2)} per ms of the gateway's (steadier than either when "
+          "the machine's speed drifts)")  # fmt: skip
     by_service = report["postgres_cpu_ms_per_lead_by_service"]
     if by_service:
         print("postgres backends, cpu ms/lead by service: "
