@@ -116,10 +116,10 @@ class PublishedMarks:
             raise
         self._unwritten.difference_update(pending)
 
-    def acknowledged(self, message_id: str | uuid.UUID) -> bool:
+    def acknowledged(self, message_id: uuid.UUID) -> bool:
         """Whether Kafka acknowledged the message and its mark is not written yet: a redelivered
         event must not publish it again because the row still says unpublished."""
-        return (message_id if isinstance(message_id, uuid.UUID) else uuid.UUID(message_id)) in self._unwritten
+        return message_id in self._unwritten
 
     async def write(self, message_ids: list[uuid.UUID]) -> None:
         """One flush's statement."""
@@ -225,12 +225,10 @@ class EventLedger:
         )
         if not rows:
             return None
-        marks = self._marks
-        return [
-            _staged_message(r)
-            for r in rows
-            if r["message_id"] is not None and not (marks is not None and marks.acknowledged(r["message_id"]))
-        ]
+        owed = [r for r in rows if r["message_id"] is not None]
+        if self._marks is not None:  # sent already, only its mark is still on its way
+            owed = [r for r in owed if not self._marks.acknowledged(r["message_id"])]
+        return [_staged_message(r) for r in owed]
 
     def claim_parameters(self, event_id: uuid.UUID, messages: list[OutgoingMessage]) -> tuple[object, ...]:
         """Parameters $1-$7 of ``CLAIM_CTES``: this consumer, the event, the messages to stage."""
