@@ -31,7 +31,8 @@ from schemas.webhooks import generate_secret, new_endpoint_id, new_message_id
 from services.crm_sync.webhook_delivery.dispatcher import Dispatcher
 from services.crm_sync.webhook_delivery.fanout import FanOut
 from services.crm_sync.webhook_delivery.install import build_dispatcher
-from services.crm_sync.webhook_delivery.repository import DeliveryRepository
+from services.crm_sync.webhook_delivery.repository import AttemptRecord, DeliveryRepository, Succeeded
+from services.crm_sync.webhook_delivery.success_records import SuccessRecords
 from tests.support.credentials import CREDENTIALS_KEY
 from tests.support.services import read_topic
 from tests.support.waiting import eventually
@@ -420,3 +421,35 @@ async def test_an_endpoint_failing_for_the_whole_period_is_disabled(
     [message] = published.messages
     assert json.loads(message.body)["payload"]["reason"] == "failing_too_long"
     assert len(rx.requests) == 1  # a disabled endpoint gets no more attempts
+
+
+async def test_successes_finishing_together_share_one_statement_and_a_lost_lease_is_left_alone(
+    pool: asyncpg.Pool, organization: str
+) -> None:
+    endpoint_id, _ = await add_endpoint(pool, organization, "http://127.0.0.1:9/hook")
+    await publish_messages(pool, organization, 3)
+    repository = DeliveryRepository()
+    token, claims = await repository.claim(pool, max_endpoints=10, limit=10, lease_seconds=30)
+    assert len(claims) == 3
+    taken_over = claims[2].delivery_id  # its lease expired and another replica claimed it
+    await pool.execute(
+        "UPDATE webhook_deliveries SET lease_token = $2 WHERE id = $1", taken_over, uuid.uuid4()
+    )
+    statements: list[int] = []
+
+    async def write(batch: list[Succeeded]) -> None:
+        statements.append(len(batch))
+        await repository.record_successes(pool, batch)
+
+    records = SuccessRecords(write)
+    attempt = AttemptRecord(1, "scheduled", True, "http://127.0.0.1:9/hook", utc_now(), 12, 204, None, None)
+    await asyncio.gather(*(records.record(Succeeded(claim, token, attempt)) for claim in claims))
+    await records.close()
+    assert statements == [3]
+    rows = await pool.fetch(
+        "SELECT id, status, lease_token FROM webhook_deliveries WHERE endpoint_id = $1", endpoint_id
+    )
+    finished = {r["id"]: (r["status"], r["lease_token"]) for r in rows}
+    assert finished[claims[0].delivery_id] == ("succeeded", None)
+    assert finished[claims[1].delivery_id] == ("succeeded", None)
+    assert finished[taken_over][0] == "pending" and finished[taken_over][1] is not None

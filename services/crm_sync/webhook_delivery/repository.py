@@ -8,6 +8,7 @@ expired belongs to a dead process and is taken over by the next claim (same webh
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -100,6 +101,33 @@ class Claimed:
         )
 
 
+# Successful attempts ($1-$11 are arrays, one element per attempt): stored, their deliveries
+# finished if still leased to the caller, their endpoints' failure runs ended. One commit for all.
+_RECORD_SUCCESSES = """
+WITH done AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::timestamptz[],
+                         $7::integer[], $8::integer[], $9::text[], $10::text[], $11::uuid[])
+        AS d(attempt_id, delivery_id, attempt_number, trigger, url, started_at, duration_ms,
+             response_status, response_body, endpoint_id, lease_token)
+), attempt AS (
+    INSERT INTO webhook_attempts (id, delivery_id, attempt_number, trigger, status, url, started_at,
+           duration_ms, response_status, response_body, error)
+    SELECT attempt_id, delivery_id, attempt_number, trigger, 'succeeded', url, started_at,
+           duration_ms, response_status, response_body, NULL FROM done
+    ON CONFLICT (delivery_id, attempt_number) DO NOTHING
+), endpoint AS (
+    UPDATE webhook_endpoints e SET failing_since = NULL, updated_at = now()
+      FROM (SELECT DISTINCT endpoint_id FROM done) d
+     WHERE e.id = d.endpoint_id AND e.failing_since IS NOT NULL
+)
+UPDATE webhook_deliveries w
+   SET status = CASE WHEN w.next_trigger = 'manual' THEN 'pending' ELSE 'succeeded' END,
+       next_attempt_at = CASE WHEN w.next_trigger = 'manual' THEN now() END,
+       last_response_code = d.response_status, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+  FROM done d
+ WHERE w.id = d.delivery_id AND w.lease_token = d.lease_token"""
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
     """One HTTP request of a delivery, as shown in the delivery's history."""
@@ -113,6 +141,23 @@ class AttemptRecord:
     response_status: int | None
     response_body: str | None
     error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    """A successful attempt of a claimed delivery, to be recorded (``record_successes``)."""
+
+    claim: Claimed
+    token: uuid.UUID
+    attempt: AttemptRecord
+
+    def columns(self) -> tuple[object, ...]:
+        """The values of ``_RECORD_SUCCESSES``'s arrays $2-$11, in order."""
+        a = self.attempt
+        return (
+            self.claim.delivery_id, a.attempt_number, a.trigger, a.url, a.started_at, a.duration_ms,
+            a.response_status, cap_body(a.response_body), self.claim.endpoint_id, self.token,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,30 +255,15 @@ class DeliveryRepository:
         )
         return result != "UPDATE 0"
 
-    async def record_success(
-        self, pool: asyncpg.Pool, claim: Claimed, token: uuid.UUID, attempt: AttemptRecord
-    ) -> None:
-        """The common case in one statement: store the attempt, mark the delivery succeeded
-        (unless a redelivery was asked meanwhile) and end the endpoint's failure run."""
+    async def record_successes(self, pool: asyncpg.Pool, successes: Sequence[Succeeded]) -> None:
+        """The common case, many attempts in one statement: store each attempt, mark its delivery
+        succeeded (unless a redelivery was asked meanwhile; not if its lease was lost) and end
+        the endpoints' failure runs."""
         await pool.execute(
-            """WITH attempt AS (
-                   INSERT INTO webhook_attempts (id, delivery_id, attempt_number, trigger, status, url,
-                          started_at, duration_ms, response_status, response_body, error)
-                   VALUES ($1, $2, $3, $4, 'succeeded', $5, $6, $7, $8, $9, NULL)
-                   ON CONFLICT (delivery_id, attempt_number) DO NOTHING
-               ), endpoint AS (
-                   UPDATE webhook_endpoints SET failing_since = NULL, updated_at = now()
-                    WHERE id = $10 AND failing_since IS NOT NULL
-               )
-               UPDATE webhook_deliveries
-                  SET status = CASE WHEN next_trigger = 'manual' THEN 'pending' ELSE 'succeeded' END,
-                      next_attempt_at = CASE WHEN next_trigger = 'manual' THEN now() END,
-                      last_response_code = $8, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
-                WHERE id = $2 AND lease_token = $11""",
-            new_attempt_id(), claim.delivery_id, attempt.attempt_number, attempt.trigger, attempt.url,
-            attempt.started_at, attempt.duration_ms, attempt.response_status,
-            cap_body(attempt.response_body), claim.endpoint_id, token,
-        )  # fmt: skip
+            _RECORD_SUCCESSES,
+            [new_attempt_id() for _ in successes],
+            *(list(column) for column in zip(*(s.columns() for s in successes), strict=True)),
+        )
 
     async def update_endpoint(
         self,
