@@ -1,7 +1,8 @@
 """The whole pipeline against the gateway: does everything behind it keep up, and do webhooks
 stay fast while GoHighLevel is slow?
 
-It starts what `jorge up` starts, as separate processes on loopback: the gateway, the qualifier
+It starts what `jorge up` starts, as `jorge up` runs it (the gateway at a lower CPU priority,
+``--gateway-niceness``), as separate processes on loopback: the gateway, the qualifier
 (rules), matcher, seller analyzer and crm_sync (its GHL sync and its webhook engine, one process
 each; ``--combined`` runs both halves in one process, as before they were split), plus the GHL
 sandbox with GHL's real limit (100 calls per 10 s per location). A webhook receiver in this
@@ -30,7 +31,7 @@ serves. Progress on stderr.
 Services: the embedded stack in a temporary directory unless KAFKA_BOOTSTRAP_SERVERS,
 DATABASE_URL or REDIS_URL is set. Run from the repository root:
     .venv/bin/python -m bench.pipeline_throughput [--leads 600] [--clients 16] [--gentle-leads 150]
-        [--rate 10] [--combined] [--json]
+        [--rate 10] [--combined] [--gateway-niceness 10] [--json]
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from pydantic import SecretStr
 from standardwebhooks import Webhook
 
 from bench.environment import BenchEnvironment, bench_environment, log, run_main
-from jorge_cli.service_process import ServiceProcess
+from jorge_cli.service_process import GATEWAY_NICENESS, ServiceProcess
 from jorge_runtime.settings import Settings
 from tests.support.ghl import Sandbox
 from tests.support.webhook_receiver import Answer, Received, Receiver
@@ -381,9 +382,11 @@ async def parked_events(base_url: str, outcome: str = "parked") -> int:
     )
 
 
-def pipeline_processes(settings: Settings, work: Path, combined: bool) -> dict[str, ServiceProcess]:
+def pipeline_processes(
+    settings: Settings, work: Path, combined: bool, gateway_niceness: int = GATEWAY_NICENESS
+) -> dict[str, ServiceProcess]:
     """The gateway and every worker as `jorge up` runs them, by process name."""
-    processes = {"gateway": ServiceProcess.gateway(settings, work)}
+    processes = {"gateway": ServiceProcess.gateway(settings, work, niceness=gateway_niceness)}
     for name in WORKERS:
         process = ServiceProcess.worker(name, settings, work)
         if name != "crm_sync":
@@ -440,7 +443,7 @@ async def measure(args: argparse.Namespace, env: BenchEnvironment, sandbox: Sand
             "ghl_pipeline_id": "pipeline-bench",
         }
     )
-    processes = pipeline_processes(settings, env.work_dir, args.combined)
+    processes = pipeline_processes(settings, env.work_dir, args.combined, args.gateway_niceness)
     hooks = Hooks()
     try:
         log(f"starting {', '.join(processes)}")
@@ -495,6 +498,7 @@ async def measure(args: argparse.Namespace, env: BenchEnvironment, sandbox: Sand
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "crm_sync": "one process (both halves)" if args.combined else "two processes (ghl, webhooks)",
         "consumers_per_subscriber": 1 if args.baseline else env.settings.kafka_consumer_concurrency,
+        "gateway_niceness": args.gateway_niceness,
         "cpus": os.cpu_count(),
         "first_lead_to_webhook_ms": first_ms,
         "load": load,
@@ -523,7 +527,8 @@ async def measure(args: argparse.Namespace, env: BenchEnvironment, sandbox: Sand
 def print_report(report: dict[str, Any]) -> None:
     load, gentle, ghl = report["load"], report["gentle"], report["ghl_during_load"]
     print(f"crm_sync: {report['crm_sync']}; hot-path consumers per subscriber: "
-          f"{report['consumers_per_subscriber']}; {report['cpus']} CPUs")  # fmt: skip
+          f"{report['consumers_per_subscriber']}; gateway niceness +{report['gateway_niceness']}; "
+          f"{report['cpus']} CPUs")  # fmt: skip
     print(f"first lead after ready -> webhook: {report['first_lead_to_webhook_ms']} ms")
     print(f"load: {load['leads']} leads, {load['clients']} clients")
     print(f"  accept rate        {load['accept_rate']:>8} leads/s")
@@ -571,11 +576,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--baseline",
         action="store_true",
-        help="as before this benchmark's changes: --combined and one consumer per subscriber",
+        help="as before this benchmark's changes: --combined, one consumer per subscriber, the "
+        "gateway at the workers' priority",
+    )
+    parser.add_argument(
+        "--gateway-niceness",
+        type=int,
+        default=GATEWAY_NICENESS,
+        help=f"added to the gateway's CPU niceness, as `jorge up` does ({GATEWAY_NICENESS}); 0: the "
+        "gateway competes for the cores at the workers' priority",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     args.combined = args.combined or args.baseline
+    args.gateway_niceness = 0 if args.baseline else args.gateway_niceness
     report = asyncio.run(run(args))
     if args.json:
         print(json.dumps(report))

@@ -19,7 +19,7 @@ import httpx
 from cryptography.fernet import Fernet
 
 from jorge_cli.demo_catalog import load_demo_catalog
-from jorge_cli.service_process import worker_processes
+from jorge_cli.service_process import GATEWAY_NICENESS, lower_priority, worker_processes
 from jorge_cli.stack import EmbeddedStack, free_port
 from jorge_cli.state import clear_state, read_running_state, write_state
 from jorge_runtime.db import create_pool, migrate
@@ -49,6 +49,7 @@ class Child:
     # What "up" waits for: readiness (a worker's consumers hold their partitions), if not health_url.
     ready_url: str | None = None
     admin_url: str | None = None
+    niceness: int = 0
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = field(default=0.0)
@@ -58,6 +59,7 @@ class Child:
             self.process = subprocess.Popen(  # noqa: S603  argv list of our own commands, no shell
                 self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
+        lower_priority(self.process.pid, self.niceness)
         self.started_at = time.monotonic()
 
     def stop(self) -> None:
@@ -134,6 +136,8 @@ def _children(settings: Settings, env: dict[str, str], home: Path) -> list[Child
             ready_url=f"{gateway_url}/health/ready",
             admin_url=admin_url,
             log_path=home / "logs" / "gateway.log",
+            # The workers first when the cores are short: leads are accepted as fast as they finish.
+            niceness=GATEWAY_NICENESS,
         )
     ]
     for worker in WORKERS:

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from jorge_cli.service_process import GATEWAY_NICENESS
 from jorge_cli.stack import StackUrls, free_port
 from jorge_runtime.settings import Settings
 from tests.support.ghl import contract_problems
@@ -139,6 +140,12 @@ async def test_up_runs_everything_embedded_and_keeps_demo_data(stack_dir: Path) 
         }
         key = first["demo"]["api_key"]
         assert key in output
+        # Short of cores, the workers come first: the gateway accepts leads as fast as they finish.
+        niceness = {
+            name: os.getpriority(os.PRIO_PROCESS, first["components"][name]["pid"])
+            for name in ("gateway", "qualifier")
+        }
+        assert niceness["gateway"] == min(19, niceness["qualifier"] + GATEWAY_NICENESS)
         # "up" means every consumer already holds its partitions: the first lead waits for nothing.
         async with httpx.AsyncClient(timeout=5) as client:
             for name in ("qualifier", "matcher", "seller_analyzer", "crm_sync.ghl", "crm_sync.webhooks"):
