@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: The gateway's CPU niceness when every service shares one machine (`jorge up`; docker compose
 #: gives it a smaller cpu_shares). A flood of leads saturates the cores; at equal priority the
-#: gateway accepted about 1.3 leads for each one the workers finished, so a backlog grew and
+#: gateway accepted about 1.2 leads for each one the workers finished, so a backlog grew and
 #: leads waited seconds for their webhook. Niced, the gateway takes the CPU the workers leave
 #: and accepts at the pace they finish (bench/README.md: pipeline_throughput). Alone on a
 #: machine, or idle cores anywhere, it changes nothing.
