@@ -80,19 +80,17 @@ async def mark_outbox_published(db: Executor, message_ids: Sequence[str | uuid.U
 
 class PublishedMarks:
     """Records Kafka's acknowledgements of staged messages off the handler's path, many per
-    statement: each flush marks everything acknowledged since the last one, and the next starts
-    ``linger_seconds`` after it ended, so under load one UPDATE covers many handlers' messages
-    (at 100 events/s, about five per flush instead of one or two, each flush a commit).
+    statement: each flush marks everything acknowledged since the last one, and starts as soon
+    as the last one ended, so concurrent handlers share one UPDATE instead of one each.
 
     A mark that could not be written is tried again at the next flush (at most ``retry_seconds``
     later); one never written only means a redelivered event, or the gateway's relay, sends the
     same message again (same event id: consumers drop the copy). ``close`` writes what is left.
     """
 
-    def __init__(self, pool: asyncpg.Pool, retry_seconds: float = 1.0, linger_seconds: float = 0.05) -> None:
+    def __init__(self, pool: asyncpg.Pool, retry_seconds: float = 1.0) -> None:
         self._pool = pool
         self._retry = retry_seconds
-        self._linger = linger_seconds
         self._pending: list[uuid.UUID] = []
         self._unwritten: set[uuid.UUID] = set()  # pending, or in the statement under way
         self._added = asyncio.Event()
@@ -145,9 +143,6 @@ class PublishedMarks:
                 log.warning("could not mark published messages; trying again", exc_info=True)
                 self._added.set()
                 await asyncio.sleep(self._retry)
-            else:
-                # A mark only spares a redelivery or the relay a resend: it can wait to be shared.
-                await asyncio.sleep(self._linger)
 
 
 #: The claim, and the event's messages staged only if the claim succeeded, as CTEs taking
