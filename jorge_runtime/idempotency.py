@@ -14,7 +14,6 @@ consumers deduplicate on them) instead of recomputing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,6 +22,7 @@ import asyncpg
 
 from jorge_runtime.db import DbConnection, Executor
 from jorge_runtime.kafka.broker import OutgoingMessage
+from jorge_runtime.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +127,7 @@ class PublishedMarks:
 
     async def close(self) -> None:
         """Stop flushing in the background and write what is left."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self.flush()
 
     async def _flush_continually(self) -> None:

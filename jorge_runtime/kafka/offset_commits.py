@@ -17,7 +17,6 @@ An interval of 0 commits every message at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
@@ -25,6 +24,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from faststream.message import StreamMessage
+
+from jorge_runtime.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +98,7 @@ class OffsetCommits:
     async def close(self) -> None:
         """Commit everything recorded and commit each later message at once (shutdown)."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self.flush()
 
     async def _commit_periodically(self) -> None:

@@ -12,7 +12,6 @@ already knows Kafka is unreachable (a publish or probe failed and none succeeded
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -28,6 +27,7 @@ from jorge_runtime.idempotency import (
     stage_outbox,
 )
 from jorge_runtime.kafka.broker import KafkaPublisher, OutgoingMessage, PublishFailed
+from jorge_runtime.tasks import cancel_and_wait
 from services.gateway.idempotency import Claim
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class GatewayOutbox:
         self._interval = relay_interval_seconds
         self._batch = batch
         self._acked = PublishedMarks(pool, relay_interval_seconds)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._relay_task: asyncio.Task[None] | None = None
 
     async def stage(self, conn: DbConnection, message: OutgoingMessage) -> None:
         """Record the event in the caller's transaction: committed means accepted."""
@@ -157,14 +157,11 @@ class GatewayOutbox:
 
     async def start(self) -> None:
         """Start the relay (stopped by stop())."""
-        self._tasks = [asyncio.get_running_loop().create_task(self._relay())]
+        self._relay_task = asyncio.get_running_loop().create_task(self._relay())
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await cancel_and_wait(self._relay_task)
+        self._relay_task = None
         await self._acked.close()
 
     async def _relay(self) -> None:

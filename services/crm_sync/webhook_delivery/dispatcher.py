@@ -28,6 +28,7 @@ from jorge_runtime.credential_cipher import CredentialCipher
 from jorge_runtime.kafka.broker import OutgoingMessage, event_message
 from jorge_runtime.observability.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DURATION, WEBHOOK_FAILURES
 from jorge_runtime.observability.tracing import continued_span
+from jorge_runtime.tasks import cancel_and_wait
 from jorge_runtime.webhook_secrets import encrypt_plaintext_at_start, unseal
 from schemas.webhooks import WebhookEndpointDisabled, WebhookEndpointDisabledPayload
 from services.crm_sync.names import SERVICE, WEBHOOK_CONSUMER
@@ -115,10 +116,7 @@ class Dispatcher:
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
         """Stop claiming; give attempts in flight a moment, then abandon them to their leases."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        await cancel_and_wait(self._loop_task)
         if self._in_flight:
             _, pending = await asyncio.wait(self._in_flight, timeout=grace_seconds)
             for task in pending:

@@ -7,9 +7,9 @@ its slot stays taken until the delivery is finished in the database, as before.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
+from jorge_runtime.tasks import cancel_and_wait
 from services.crm_sync.webhook_delivery.repository import Succeeded
 
 Write = Callable[[list[Succeeded]], Awaitable[None]]
@@ -36,10 +36,7 @@ class SuccessRecords:
 
     async def close(self) -> None:
         """Stop writing in the background; write what is left (its attempts were abandoned)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self._write_pending()
 
     async def _write_continually(self) -> None:
